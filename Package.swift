@@ -1,0 +1,60 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "vtictl",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "vti-updown", targets: ["vti-updown"]),
+        .executable(name: "vtid", targets: ["vtid"]),
+        .executable(name: "vtictl", targets: ["vtictl"]),
+        .library(name: "Netlink", targets: ["Netlink"]),
+        .library(name: "VTIModel", targets: ["VTIModel"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // libmnl, found through pkg-config; Debian package libmnl-dev.
+        .systemLibrary(
+            name: "CLibmnl",
+            pkgConfig: "libmnl",
+            providers: [.apt(["libmnl-dev"])]
+        ),
+        // The only module with unsafe pointer code: typed rtnetlink and XFRM over libmnl.
+        .target(
+            name: "Netlink",
+            dependencies: [
+                "CLibmnl",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
+        ),
+        // Pure values and planning: no I/O, no Foundation.
+        .target(name: "VTIModel"),
+        .executableTarget(
+            name: "vti-updown",
+            dependencies: ["VTIModel", "Netlink"],
+            linkerSettings: [.unsafeFlags(["-static-stdlib"])]
+        ),
+        .executableTarget(
+            name: "vtid",
+            dependencies: ["VTIModel", "Netlink"]
+        ),
+        .executableTarget(
+            name: "vtictl",
+            dependencies: [
+                "VTIModel", "Netlink",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "NetlinkTests",
+            dependencies: ["Netlink"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(name: "VTIModelTests", dependencies: ["VTIModel"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,2 @@
+internal import CLibmnl
+public enum NetlinkPlaceholder { public static func portidZero() -> Bool { true } }

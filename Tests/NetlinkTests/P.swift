@@ -1,0 +1,3 @@
+import XCTest
+@testable import Netlink
+final class P: XCTestCase { func testX() {} }

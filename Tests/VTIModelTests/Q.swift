@@ -1,0 +1,2 @@
+import XCTest
+final class Q: XCTestCase { func testX() {} }
