@@ -54,7 +54,9 @@ let package = Package(
             dependencies: ["Netlink"],
             resources: [.copy("Fixtures")]
         ),
-        .testTarget(name: "VTIModelTests", dependencies: ["VTIModel"]),
+        .testTarget(name: "VTIModelTests", dependencies: ["VTIModel"], resources: [.copy("Fixtures")]),
+        // Boots the User-Mode Linux test bed (Scripts/testbed) and checks its scenarios.
+        .testTarget(name: "TestbedTests"),
     ],
     swiftLanguageModes: [.v6]
 )
