@@ -3,6 +3,10 @@
 #ifndef VTICTL_CLIBMNL_SHIM_H
 #define VTICTL_CLIBMNL_SHIM_H
 
+// glibc's netinet/in.h first: linux/libc-compat.h then skips its own in6_addr, which would
+// clash with Glibc's in Swift.
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <libmnl/libmnl.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>

@@ -1,0 +1,277 @@
+internal import CLibmnl
+
+/// A network interface as the kernel reports it (`RTM_NEWLINK`).
+public struct Link: Hashable, Sendable {
+    public var index: Int32
+    public var name: String
+    /// `IFLA_INFO_KIND`: "vti", "veth", "bridge", ...; nil for devices without link info (lo, eth).
+    public var kind: String?
+    public var mtu: UInt32
+    /// Administratively up (`IFF_UP`).
+    public var isUp: Bool
+    /// Carrier and operational state say it passes traffic (`IFF_LOWER_UP`).
+    public var hasCarrier: Bool
+    /// `IFLA_LINK`: the parent device index, 0 if none.
+    public var parentIndex: Int32
+    /// Present for VTI devices.
+    public var vti: VTIParameters?
+    public var statistics: LinkStatistics?
+}
+
+/// A VTI device's tunnel end points and keys. The keys are the XFRM marks the device matches.
+public struct VTIParameters: Hashable, Sendable {
+    public var local: InetAddress
+    public var remote: InetAddress
+    public var inputKey: UInt32
+    public var outputKey: UInt32
+    /// Index of the underlying device the tunnel is bound to; 0 for none.
+    public var underlyingIndex: UInt32
+
+    public init(local: InetAddress, remote: InetAddress, inputKey: UInt32, outputKey: UInt32, underlyingIndex: UInt32 = 0) {
+        self.local = local
+        self.remote = remote
+        self.inputKey = inputKey
+        self.outputKey = outputKey
+        self.underlyingIndex = underlyingIndex
+    }
+}
+
+/// Packet and byte counters of a link (`IFLA_STATS64`).
+public struct LinkStatistics: Hashable, Sendable {
+    public var receivedPackets: UInt64
+    public var transmittedPackets: UInt64
+    public var receivedBytes: UInt64
+    public var transmittedBytes: UInt64
+    public var receiveErrors: UInt64
+    public var transmitErrors: UInt64
+}
+
+extension NetlinkSocket {
+    /// All links. Equivalent to `ip -d -s link show`.
+    public func links() throws(NetlinkError) -> [Link] {
+        let messages = try dump(Request(type: UInt16(RTM_GETLINK), flags: 0, operation: "list links") { writer throws(NetlinkError) in
+            try writer.putFixed(ifinfomsg())
+        })
+        return try decodeAll(messages, type: RTM_NEWLINK, operation: "list links", Link.init(decoding:))
+    }
+
+    /// The link called `name`, or nil if there is none. Equivalent to `ip -d link show NAME`.
+    public func link(named name: String) throws(NetlinkError) -> Link? {
+        let operation = "get link \(name)"
+        do {
+            let replies = try query(Request(type: UInt16(RTM_GETLINK), flags: 0, operation: operation) { writer throws(NetlinkError) in
+                try writer.putFixed(ifinfomsg())
+                try writer.put(UInt16(IFLA_IFNAME), string: name)
+            })
+            guard let reply = replies.first(where: { $0.type == UInt16(RTM_NEWLINK) }) else { return nil }
+            return try decodeOrThrow(operation) { () throws(NetlinkDecodingError) in try Link(decoding: reply.payload) }
+        } catch where error.errno == .operationNotSupportedByDevice {
+            return nil
+        }
+    }
+
+    /// Creates a VTI device. Equivalent to
+    /// `ip link add NAME type vti local L remote R ikey I okey O`; fails with `.fileExists` if taken.
+    public func createVTI(named name: String, _ parameters: VTIParameters) throws(NetlinkError) {
+        try execute(.createVTI(named: name, parameters))
+    }
+
+    /// Creates a veth pair; both ends start down. Equivalent to `ip link add NAME type veth peer name PEER`.
+    public func createVethPair(named name: String, peer: String) throws(NetlinkError) {
+        try execute(.createVethPair(named: name, peer: peer))
+    }
+
+    /// Creates a device of a kind that needs no parameters (`dummy`, `bridge`).
+    /// Equivalent to `ip link add NAME type KIND`; the kernel says "Unknown device type" for kinds it lacks.
+    public func createLink(named name: String, kind: String) throws(NetlinkError) {
+        try execute(.createLink(named: name, kind: kind))
+    }
+
+    /// Sets a link up or down. Equivalent to `ip link set dev NAME up|down`.
+    public func setLink(index: Int32, up: Bool) throws(NetlinkError) {
+        try execute(.setLink(index: index, up: up))
+    }
+
+    /// Sets a link's MTU. Equivalent to `ip link set dev NAME mtu MTU`.
+    public func setLink(index: Int32, mtu: UInt32) throws(NetlinkError) {
+        try execute(.setLink(index: index, mtu: mtu))
+    }
+
+    /// Deletes a link. Equivalent to `ip link del dev NAME`.
+    public func deleteLink(index: Int32) throws(NetlinkError) {
+        try execute(.deleteLink(index: index))
+    }
+}
+
+extension NetlinkSocket.Request {
+    static func createVTI(named name: String, _ parameters: VTIParameters) -> Self {
+        let operation = "create VTI device \(name) (local \(parameters.local) remote \(parameters.remote) ikey \(parameters.inputKey) okey \(parameters.outputKey))"
+        return Self(type: UInt16(RTM_NEWLINK), flags: UInt16(NLM_F_CREATE | NLM_F_EXCL), operation: operation) { writer throws(NetlinkError) in
+            try writer.putFixed(ifinfomsg())
+            try writer.put(UInt16(IFLA_IFNAME), string: name)
+            try writer.nest(UInt16(IFLA_LINKINFO)) { info throws(NetlinkError) in
+                try info.put(UInt16(IFLA_INFO_KIND), bytes: Array("vti".utf8))
+                try info.nest(UInt16(IFLA_INFO_DATA)) { data throws(NetlinkError) in
+                    try encodeVTI(parameters, into: &data)
+                }
+            }
+        }
+    }
+
+    static func createVethPair(named name: String, peer: String) -> Self {
+        Self(type: UInt16(RTM_NEWLINK), flags: UInt16(NLM_F_CREATE | NLM_F_EXCL), operation: "create veth pair \(name)/\(peer)") { writer throws(NetlinkError) in
+            try writer.putFixed(ifinfomsg())
+            try writer.put(UInt16(IFLA_IFNAME), string: name)
+            try writer.nest(UInt16(IFLA_LINKINFO)) { info throws(NetlinkError) in
+                try info.put(UInt16(IFLA_INFO_KIND), bytes: Array("veth".utf8))
+                try info.nest(UInt16(IFLA_INFO_DATA)) { data throws(NetlinkError) in
+                    try data.nest(UInt16(VETH_INFO_PEER)) { peerInfo throws(NetlinkError) in
+                        try peerInfo.putFixed(ifinfomsg())
+                        try peerInfo.put(UInt16(IFLA_IFNAME), string: peer)
+                    }
+                }
+            }
+        }
+    }
+
+    static func createLink(named name: String, kind: String) -> Self {
+        Self(type: UInt16(RTM_NEWLINK), flags: UInt16(NLM_F_CREATE | NLM_F_EXCL), operation: "create \(kind) device \(name)") { writer throws(NetlinkError) in
+            try writer.putFixed(ifinfomsg())
+            try writer.put(UInt16(IFLA_IFNAME), string: name)
+            try writer.nest(UInt16(IFLA_LINKINFO)) { info throws(NetlinkError) in
+                try info.put(UInt16(IFLA_INFO_KIND), bytes: Array(kind.utf8))
+            }
+        }
+    }
+
+    static func setLink(index: Int32, up: Bool) -> Self {
+        Self(type: UInt16(RTM_NEWLINK), flags: 0, operation: "set link \(index) \(up ? "up" : "down")") { writer throws(NetlinkError) in
+            var header = ifinfomsg()
+            header.ifi_index = index
+            header.ifi_change = UInt32(IFF_UP.rawValue)
+            header.ifi_flags = up ? UInt32(IFF_UP.rawValue) : 0
+            try writer.putFixed(header)
+        }
+    }
+
+    static func setLink(index: Int32, mtu: UInt32) -> Self {
+        Self(type: UInt16(RTM_NEWLINK), flags: 0, operation: "set link \(index) mtu \(mtu)") { writer throws(NetlinkError) in
+            var header = ifinfomsg()
+            header.ifi_index = index
+            try writer.putFixed(header)
+            try writer.put(UInt16(IFLA_MTU), mtu)
+        }
+    }
+
+    static func deleteLink(index: Int32) -> Self {
+        Self(type: UInt16(RTM_DELLINK), flags: 0, operation: "delete link \(index)") { writer throws(NetlinkError) in
+            var header = ifinfomsg()
+            header.ifi_index = index
+            try writer.putFixed(header)
+        }
+    }
+}
+
+private func encodeVTI(_ parameters: VTIParameters, into data: inout MessageWriter) throws(NetlinkError) {
+    if parameters.underlyingIndex != 0 { try data.put(UInt16(IFLA_VTI_LINK), parameters.underlyingIndex) }
+    // Keys travel in network byte order, as iproute2 sends them.
+    try data.put(UInt16(IFLA_VTI_IKEY), parameters.inputKey.bigEndian)
+    try data.put(UInt16(IFLA_VTI_OKEY), parameters.outputKey.bigEndian)
+    try data.put(UInt16(IFLA_VTI_LOCAL), bytes: parameters.local.bytes)
+    try data.put(UInt16(IFLA_VTI_REMOTE), bytes: parameters.remote.bytes)
+    try data.put(UInt16(IFLA_VTI_FWMARK), UInt32(0))
+}
+
+extension Link {
+    init(decoding payload: [UInt8]) throws(NetlinkDecodingError) {
+        let header = try loadFixed(ifinfomsg.self, from: payload, what: "ifinfomsg")
+        index = header.ifi_index
+        isUp = header.ifi_flags & UInt32(IFF_UP.rawValue) != 0
+        hasCarrier = header.ifi_flags & UInt32(IFF_LOWER_UP.rawValue) != 0
+        name = ""
+        mtu = 0
+        parentIndex = 0
+        var decoder = AttributeDecoder(payload, from: alignedSize(of: ifinfomsg.self))
+        var vtiData: [UInt8]?
+        while let attribute = decoder.next() {
+            switch Int(attribute.type) {
+            case Int(IFLA_IFNAME): name = attribute.string
+            case Int(IFLA_MTU): mtu = try attribute.uint32()
+            case Int(IFLA_LINK): parentIndex = Int32(bitPattern: try attribute.uint32())
+            case Int(IFLA_STATS64):
+                let stats = try loadFixed(rtnl_link_stats64.self, from: attribute.bytes, what: "IFLA_STATS64")
+                statistics = LinkStatistics(
+                    receivedPackets: stats.rx_packets, transmittedPackets: stats.tx_packets,
+                    receivedBytes: stats.rx_bytes, transmittedBytes: stats.tx_bytes,
+                    receiveErrors: stats.rx_errors, transmitErrors: stats.tx_errors)
+            case Int(IFLA_LINKINFO):
+                var info = attribute.nested()
+                while let item = info.next() {
+                    switch Int(item.type) {
+                    case Int(IFLA_INFO_KIND): kind = item.string
+                    case Int(IFLA_INFO_DATA): vtiData = item.bytes
+                    default: break
+                    }
+                }
+                try info.finish()
+            default: break
+            }
+        }
+        try decoder.finish()
+        if kind == "vti", let vtiData { vti = try VTIParameters(decoding: vtiData, family: .ipv4) }
+        if kind == "vti6", let vtiData { vti = try VTIParameters(decoding: vtiData, family: .ipv6) }
+    }
+}
+
+extension VTIParameters {
+    init(decoding data: [UInt8], family: AddressFamily) throws(NetlinkDecodingError) {
+        var local = InetAddress.any(family)
+        var remote = InetAddress.any(family)
+        var inputKey: UInt32 = 0
+        var outputKey: UInt32 = 0
+        var underlying: UInt32 = 0
+        var decoder = AttributeDecoder(data)
+        while let attribute = decoder.next() {
+            switch Int(attribute.type) {
+            case Int(IFLA_VTI_LINK): underlying = try attribute.uint32()
+            case Int(IFLA_VTI_IKEY): inputKey = UInt32(bigEndian: try attribute.uint32())
+            case Int(IFLA_VTI_OKEY): outputKey = UInt32(bigEndian: try attribute.uint32())
+            case Int(IFLA_VTI_LOCAL): local = try decodeAddress(attribute, family: family)
+            case Int(IFLA_VTI_REMOTE): remote = try decodeAddress(attribute, family: family)
+            default: break
+            }
+        }
+        try decoder.finish()
+        self.init(local: local, remote: remote, inputKey: inputKey, outputKey: outputKey, underlyingIndex: underlying)
+    }
+}
+
+/// An address attribute of a known family; wrong lengths are a decoding error.
+func decodeAddress(_ attribute: AttributeDecoder.Attribute, family: AddressFamily) throws(NetlinkDecodingError) -> InetAddress {
+    guard let address = InetAddress(family: family, bytes: attribute.bytes) else {
+        throw NetlinkDecodingError(what: "address attribute \(attribute.type) of \(attribute.value.count) bytes for \(family)", offset: attribute.value.startIndex)
+    }
+    return address
+}
+
+/// Turns a decoding failure of a kernel reply into the operation's error.
+func decodeOrThrow<Value>(_ operation: String, _ decode: () throws(NetlinkDecodingError) -> Value) throws(NetlinkError) -> Value {
+    do {
+        return try decode()
+    } catch {
+        throw NetlinkError(operation: operation, errno: .badMessage, kernelMessage: error.description)
+    }
+}
+
+/// Decodes every message of one type from a dump, failing on the first malformed one.
+func decodeAll<Value, MessageType: BinaryInteger>(
+    _ messages: [RawMessage], type: MessageType, operation: String,
+    _ decode: ([UInt8]) throws(NetlinkDecodingError) -> Value
+) throws(NetlinkError) -> [Value] {
+    var values: [Value] = []
+    values.reserveCapacity(messages.count)
+    for message in messages where message.type == UInt16(type) {
+        values.append(try decodeOrThrow(operation) { () throws(NetlinkDecodingError) in try decode(message.payload) })
+    }
+    return values
+}

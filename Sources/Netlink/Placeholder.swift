@@ -1,2 +1,0 @@
-internal import CLibmnl
-public enum NetlinkPlaceholder { public static func portidZero() -> Bool { true } }

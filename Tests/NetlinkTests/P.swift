@@ -1,3 +1,0 @@
-import XCTest
-@testable import Netlink
-final class P: XCTestCase { func testX() {} }
