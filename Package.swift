@@ -49,6 +49,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Scripts/bench-routes: batched route installs through the Netlink module.
+        .executableTarget(
+            name: "vtictl-bench-routes",
+            dependencies: ["Netlink"],
+            path: "Benchmarks/RouteBatch"
+        ),
         .testTarget(
             name: "NetlinkTests",
             dependencies: ["Netlink"],
