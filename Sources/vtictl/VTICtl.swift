@@ -1,0 +1,31 @@
+import ArgumentParser
+
+/// The operator's view of route-based IPsec on this host.
+@main
+struct VTICtl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vtictl",
+        abstract: "Show and check route-based IPsec (VTI) state on this host.",
+        version: VTICtlVersion.current,
+        subcommands: [Status.self, Version.self],
+        defaultSubcommand: Status.self)
+}
+
+enum VTICtlVersion {
+    static let current = "0.1.0"
+}
+
+/// Flags every subcommand shares.
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Print JSON for scripts instead of a table.")
+    var json = false
+}
+
+extension VTICtl {
+    struct Version: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the version.")
+        func run() {
+            print("vtictl \(VTICtlVersion.current)")
+        }
+    }
+}
