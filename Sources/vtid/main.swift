@@ -15,6 +15,7 @@ case ["--version"]:
 case [], ["--help"], ["-h"]:
     print(usage)
 default:
-    fputs("vtid: unknown arguments \(arguments)\n\(usage)\n", stderr)
+    let message = "vtid: unknown arguments \(arguments)\n\(usage)\n"
+    _ = message.withCString { write(2, $0, strlen($0)) }
     exit(2)
 }
