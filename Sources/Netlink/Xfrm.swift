@@ -105,7 +105,8 @@ extension NetlinkSocket {
     /// All SAs with counters. Equivalent to `ip -s xfrm state`. Needs a socket on `.xfrm`.
     public func securityAssociations() throws(NetlinkError) -> [SecurityAssociation] {
         let messages = try dump(Request(type: UInt16(XFRM_MSG_GETSA), flags: 0, operation: "list XFRM SAs") { writer throws(NetlinkError) in
-            try writer.putFixed(xfrm_usersa_id())
+            // No fixed header: the kernel reads a dump request's payload as filter attributes only.
+            _ = writer
         })
         return try decodeAll(messages, type: XFRM_MSG_NEWSA, operation: "list XFRM SAs") { payload throws(NetlinkDecodingError) in
             try SecurityAssociation(decodingInfoAt: 0, of: payload)
@@ -115,7 +116,8 @@ extension NetlinkSocket {
     /// All policies. Equivalent to `ip -s xfrm policy`. Needs a socket on `.xfrm`.
     public func securityPolicies() throws(NetlinkError) -> [SecurityPolicy] {
         let messages = try dump(Request(type: UInt16(XFRM_MSG_GETPOLICY), flags: 0, operation: "list XFRM policies") { writer throws(NetlinkError) in
-            try writer.putFixed(xfrm_userpolicy_id())
+            // No fixed header, as for SAs.
+            _ = writer
         })
         return try decodeAll(messages, type: XFRM_MSG_NEWPOLICY, operation: "list XFRM policies") { payload throws(NetlinkDecodingError) in
             try SecurityPolicy(decodingInfoAt: 0, of: payload)
