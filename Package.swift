@@ -33,9 +33,11 @@ let package = Package(
         ),
         // Pure values and planning: no I/O, no Foundation.
         .target(name: "VTIModel"),
+        // Effects: makes the kernel hold what the planner decided, through Netlink.
+        .target(name: "VTIKernel", dependencies: ["Netlink", "VTIModel"]),
         .executableTarget(
             name: "vti-updown",
-            dependencies: ["VTIModel", "Netlink"],
+            dependencies: ["VTIModel", "VTIKernel", "Netlink"],
             linkerSettings: [.unsafeFlags(["-static-stdlib"])]
         ),
         .executableTarget(
@@ -55,9 +57,11 @@ let package = Package(
             dependencies: ["Netlink"],
             path: "Benchmarks/RouteBatch"
         ),
+        // Runs a test in a throwaway network namespace (a child process under `unshare -n`).
+        .target(name: "KernelTestSupport", path: "Tests/KernelTestSupport"),
         .testTarget(
             name: "NetlinkTests",
-            dependencies: ["Netlink"],
+            dependencies: ["Netlink", "KernelTestSupport"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "VTIModelTests", dependencies: ["VTIModel"], resources: [.copy("Fixtures")]),

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Netlink
+import KernelTestSupport
 
 /// What the host kernel cannot do (VTI devices, ESP SAs) against a real kernel that can: these
 /// tests run inside the User-Mode Linux test bed, started by `UMLNetlinkTests` below, which fails

@@ -2,6 +2,7 @@ import Foundation
 import SystemPackage
 import XCTest
 @testable import Netlink
+import KernelTestSupport
 
 /// The Netlink module against the host's real kernel, each test in its own network namespace.
 /// What the host kernel lacks (VTI, ESP) is in GuestKernelTests, run inside User-Mode Linux.

@@ -8,7 +8,7 @@ import XCTest
 /// The child sees `VTICTL_TEST_NETNS=1` and runs the body for real.
 ///
 /// Kernel tests need root (CI runs as root); without it they fail saying so, they never skip.
-func inFreshNetworkNamespace(
+public func inFreshNetworkNamespace(
     _ test: XCTestCase, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void
 ) rethrows {
     if ProcessInfo.processInfo.environment["VTICTL_TEST_NETNS"] == "1" {
@@ -39,28 +39,26 @@ func inFreshNetworkNamespace(
 
 /// `Module.Class/testMethod`, the form swift-corelibs-xctest takes on its command line.
 func xctestFilter(for test: XCTestCase) -> String {
-    // On Linux `name` reads "Class.testMethod".
-    let parts = test.name.split(separator: ".")
-    let className = parts.dropLast().joined(separator: ".")
-    let method = parts.last.map(String.init) ?? test.name
-    return "NetlinkTests.\(className)/\(method)"
+    // On Linux `name` reads "Class.testMethod"; the module comes from the type.
+    let method = test.name.split(separator: ".").last.map(String.init) ?? test.name
+    return "\(String(reflecting: type(of: test)))/\(method)"
 }
 
-func currentExecutable() -> String {
+public func currentExecutable() -> String {
     (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
 }
 
-struct ChildResult {
-    var launched: Bool
-    var status: Int32
-    var output: String
+public struct ChildResult {
+    public var launched: Bool
+    public var status: Int32
+    public var output: String
 }
 
 /// Runs a program to completion, stdout and stderr together.
 ///
 /// posix_spawn and waitpid directly: Foundation's Process can miss a child's exit when the test
 /// binary itself runs under `unshare`, and then waits forever.
-func runChild(_ arguments: [String], environment extra: [String: String] = [:]) -> ChildResult {
+public func runChild(_ arguments: [String], environment extra: [String: String] = [:]) -> ChildResult {
     var pipeEnds: [Int32] = [0, 0]
     guard pipe(&pipeEnds) == 0 else { return ChildResult(launched: false, status: -1, output: "pipe failed") }
     var actions = posix_spawn_file_actions_t()
@@ -97,11 +95,17 @@ func runChild(_ arguments: [String], environment extra: [String: String] = [:]) 
 
 /// Runs `ip ARGS...` (tests only, to cross-check what the kernel holds) and returns its stdout.
 @discardableResult
-func ip(_ arguments: String...) throws -> String {
+public func ip(_ arguments: String...) throws -> String {
     let result = runChild(["/usr/sbin/ip"] + arguments)
-    guard result.launched else { throw FixtureError(message: "ip is missing: apt-get install iproute2") }
+    guard result.launched else { throw CommandError(message: "ip is missing: apt-get install iproute2") }
     guard result.status == 0 else {
-        throw FixtureError(message: "ip \(arguments.joined(separator: " ")) failed: \(result.output)")
+        throw CommandError(message: "ip \(arguments.joined(separator: " ")) failed: \(result.output)")
     }
     return result.output
+}
+
+/// A test's helper command failed.
+public struct CommandError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
 }

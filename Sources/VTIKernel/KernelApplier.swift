@@ -1,0 +1,189 @@
+public import Netlink
+
+/// Makes the kernel hold one piece of desired state, idempotently: applying the same thing twice
+/// changes nothing the second time, removing something already gone succeeds, and nothing this
+/// project did not create (other route protocols, devices with other parameters) is touched.
+///
+/// Pure planning decides *what*; this type only does it, through the Netlink module.
+public final class KernelApplier {
+    private let route: NetlinkSocket
+    private var xfrmSocket: NetlinkSocket?
+
+    public init() throws(NetlinkError) {
+        route = try NetlinkSocket(.route)
+    }
+
+    /// What `ensureVTI` found.
+    public enum DeviceOutcome: Equatable, Sendable {
+        case created
+        /// A device with exactly these parameters was there already (an earlier run, the stock script).
+        case adopted
+    }
+
+    /// Creates the VTI device if missing, adopts it if it has these parameters, and brings it up.
+    /// A device of that name with other parameters is an error, never modified.
+    @discardableResult
+    public func ensureVTI(named name: String, _ wanted: VTIParameters) throws(ApplyError) -> DeviceOutcome {
+        var outcome = DeviceOutcome.adopted
+        var link = try netlink("read device \(name)") { () throws(NetlinkError) in try route.link(named: name) }
+        if link == nil {
+            do {
+                try route.createVTI(named: name, wanted)
+                outcome = .created
+            } catch where error.errno == .fileExists {
+                // Another hook created it between our read and our create: judge what is there.
+            } catch {
+                throw ApplyError(error)
+            }
+            link = try netlink("read device \(name)") { () throws(NetlinkError) in try route.link(named: name) }
+        }
+        guard let link else { throw ApplyError("device \(name) vanished while it was being created") }
+        guard link.kind == "vti", let actual = link.vti else {
+            throw ApplyError("device \(name) exists but is a \(link.kind ?? "non-tunnel") device, not a VTI; rename it or choose another vti-interface")
+        }
+        guard actual.sameTunnel(as: wanted) else {
+            throw ApplyError("device \(name) exists with other parameters (\(actual.summary)); wanted \(wanted.summary); delete it or fix the conn's mark or addresses")
+        }
+        if !link.isUp {
+            try netlink("bring \(name) up") { () throws(NetlinkError) in try route.setLink(index: link.index, up: true) }
+        }
+        return outcome
+    }
+
+    /// Deletes the VTI device only if it still has these parameters; a missing device is fine.
+    /// Returns whether it deleted something.
+    @discardableResult
+    public func removeVTI(named name: String, _ expected: VTIParameters) throws(ApplyError) -> Bool {
+        guard let link = try netlink("read device \(name)", { () throws(NetlinkError) in try route.link(named: name) }) else { return false }
+        guard let actual = link.vti, actual.sameTunnel(as: expected) else { return false }
+        do {
+            try route.deleteLink(index: link.index)
+        } catch where error.errno == .operationNotSupportedByDevice {
+            return false
+        } catch {
+            throw ApplyError(error)
+        }
+        return true
+    }
+
+    /// Sets the device's MTU if it differs. Returns whether it changed.
+    @discardableResult
+    public func ensureMTU(device name: String, _ mtu: UInt32) throws(ApplyError) -> Bool {
+        let link = try existingLink(name)
+        guard link.mtu != mtu else { return false }
+        try netlink("set \(name) mtu \(mtu)") { () throws(NetlinkError) in try route.setLink(index: link.index, mtu: mtu) }
+        return true
+    }
+
+    /// Adds an address to a device unless it has it.
+    public func ensureAddress(device name: String, _ prefix: InetPrefix) throws(ApplyError) {
+        let link = try existingLink(name)
+        do {
+            try route.addAddress(InterfaceAddress(interfaceIndex: link.index, prefix: prefix))
+        } catch where error.errno == .fileExists {
+            return
+        } catch {
+            throw ApplyError(error)
+        }
+    }
+
+    /// Installs or updates routes (replace semantics); one result per route.
+    public func ensureRoutes(_ routes: [Route]) -> [ApplyError?] {
+        route.changeRoutes(.replace, routes).map { $0.map(ApplyError.init) }
+    }
+
+    /// Removes routes; one already gone is a success. The delete names the route protocol, so the
+    /// kernel only removes a route of that protocol: another daemon's route to the same prefix stays.
+    public func removeRoutes(_ routes: [Route]) -> [ApplyError?] {
+        route.changeRoutes(.delete, routes).map { failure in
+            guard let failure else { return nil }
+            // ESRCH (IPv4) or ENOENT: not there, which is what we wanted.
+            return [.noSuchProcess, .noSuchFileOrDirectory].contains(failure.errno) ? nil : ApplyError(failure)
+        }
+    }
+
+    /// Routes of one protocol, to find our own.
+    public func routes(_ filter: RouteFilter) throws(ApplyError) -> [Route] {
+        try netlink("list routes") { () throws(NetlinkError) in try route.routes(filter) }
+    }
+
+    /// The index of a device that must exist.
+    public func interfaceIndex(of name: String) throws(ApplyError) -> Int32 {
+        try existingLink(name).index
+    }
+
+    /// The device that holds `address`, e.g. the uplink a tunnel's local end lives on.
+    public func link(holding address: InetAddress) throws(ApplyError) -> Link? {
+        let addresses = try netlink("list addresses") { () throws(NetlinkError) in try route.addresses(family: address.family) }
+        guard let owner = addresses.first(where: { $0.prefix.address == address }) else { return nil }
+        return try netlink("list links") { () throws(NetlinkError) in try route.links() }.first { $0.index == owner.interfaceIndex }
+    }
+
+    public func link(named name: String) throws(ApplyError) -> Link? {
+        try netlink("read device \(name)") { () throws(NetlinkError) in try route.link(named: name) }
+    }
+
+    /// The SA with this SPI (host order), if the kernel has it.
+    public func securityAssociation(spi: UInt32) throws(ApplyError) -> SecurityAssociation? {
+        let xfrm: NetlinkSocket
+        if let existing = xfrmSocket {
+            xfrm = existing
+        } else {
+            xfrm = try netlink("open XFRM socket") { () throws(NetlinkError) in try NetlinkSocket(.xfrm) }
+            xfrmSocket = xfrm
+        }
+        return try netlink("list XFRM SAs") { () throws(NetlinkError) in try xfrm.securityAssociations() }.first { $0.spi == spi }
+    }
+
+    /// Writes a sysctl if it differs. Returns whether it changed.
+    @discardableResult
+    public func ensureSysctl(_ key: SysctlKey, _ value: Int) throws(ApplyError) -> Bool {
+        do {
+            return try Sysctl.ensure(key, value)
+        } catch {
+            throw ApplyError(error.description)
+        }
+    }
+
+    private func existingLink(_ name: String) throws(ApplyError) -> Link {
+        guard let link = try netlink("read device \(name)", { () throws(NetlinkError) in try route.link(named: name) }) else {
+            throw ApplyError("device \(name) does not exist")
+        }
+        return link
+    }
+
+    private func netlink<Value>(_ what: String, _ body: () throws(NetlinkError) -> Value) throws(ApplyError) -> Value {
+        do {
+            return try body()
+        } catch {
+            throw ApplyError(error)
+        }
+    }
+}
+
+/// Why the kernel could not be made to hold what was wanted, in one sentence for pluto's log.
+public struct ApplyError: Error, Hashable, Sendable, CustomStringConvertible {
+    public var message: String
+    /// The kernel's errno when the failure came from netlink.
+    public var netlink: NetlinkError?
+
+    public init(_ message: String) {
+        self.message = message
+    }
+
+    public init(_ error: NetlinkError) {
+        message = error.description
+        netlink = error
+    }
+
+    public var description: String { message }
+}
+
+extension VTIParameters {
+    /// Same end points and keys; the underlying device is not compared (the kernel fills it in).
+    func sameTunnel(as other: VTIParameters) -> Bool {
+        local == other.local && remote == other.remote && inputKey == other.inputKey && outputKey == other.outputKey
+    }
+
+    var summary: String { "local \(local) remote \(remote) ikey \(inputKey) okey \(outputKey)" }
+}
