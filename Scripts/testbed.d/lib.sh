@@ -1,0 +1,181 @@
+# Guest-side helpers for test-bed scenarios: hosts as network namespaces on one bridge, one pluto
+# per host, and assertions that say what did not happen. Sourced by run-scenarios.
+# Processes start 15-60 times slower in UML than on the host: keep loops short.
+
+TB_RUN=/run/tb
+: "${UPDOWN:=/usr/libexec/ipsec/_updown}"
+: "${TB_SCENARIO:=scenario}"
+
+ok() { echo "ok - $TB_SCENARIO: $*"; }
+note() { echo "note - $TB_SCENARIO: $*"; }
+
+# fail MESSAGE: says what did not happen, shows the evidence, and ends the scenario.
+fail() {
+  echo "FAIL - $TB_SCENARIO: $*"
+  for host in $TB_HOSTS; do
+    echo "--- $host: pluto log (tail)"; tail -n 15 "$TB_RUN/$host/pluto.log" 2>/dev/null | sed 's/^/    /'
+    echo "--- $host: ip -d link, routes, xfrm state"
+    ip -n "$host" -br -d link 2>/dev/null | sed 's/^/    /'
+    ip -n "$host" route 2>/dev/null | sed 's/^/    /'
+    ip -n "$host" -s xfrm state 2>/dev/null | grep -E '^src|lifetime current|bytes' | sed 's/^/    /'
+  done
+  exit 1
+}
+
+# The switch: a namespace with a bridge that every host's uplink plugs into.
+tb_switch() {
+  TB_HOSTS=""
+  mkdir -p "$TB_RUN"
+  ip netns add sw
+  ip -n sw link add br0 type bridge
+  ip -n sw link set br0 up
+}
+
+# tb_host NAME UPLINK_CIDR [LAN_CIDR]: a namespace with eth0 on the switch and a dummy LAN device.
+tb_host() {
+  local name=$1 uplink=$2 lan=${3:-}
+  ip netns add "$name"
+  ip link add eth0 netns "$name" type veth peer name "p-$name" netns sw
+  ip -n sw link set "p-$name" master br0 up
+  ip -n "$name" link set lo up
+  ip -n "$name" addr add "$uplink" dev eth0
+  ip -n "$name" link set eth0 up
+  if [ -n "$lan" ]; then
+    ip -n "$name" link add lan0 type dummy
+    ip -n "$name" addr add "$lan" dev lan0
+    ip -n "$name" link set lan0 up
+  fi
+  TB_HOSTS="$TB_HOSTS $name"
+  mkdir -p "$TB_RUN/$name"
+}
+
+# The updown program pluto runs; with TESTBED_RECORD=1 a wrapper saves each call's environment.
+tb_updown() {
+  if [ "${TESTBED_RECORD:-}" = 1 ]; then
+    local wrapper="$TB_RUN/record-updown"
+    mkdir -p "$TB_RUN"
+    mkdir -p "$TESTBED_OUT/fixtures"
+    cat >"$wrapper" <<WRAP
+#!/bin/sh
+# Records the environment pluto gives the hook, then runs the real one.
+counter="$TB_RUN/\${PLUTO_MY_ID#@}.count"
+n=\$(( \$(cat "\$counter" 2>/dev/null || echo 0) + 1 )); echo \$n >"\$counter"
+env | grep -E '^(PLUTO_|VTI_|CONNMARK_|SPI_|XAUTH_)' | sort >"$TESTBED_OUT/fixtures/$TB_SCENARIO-\${PLUTO_MY_ID#@}-\$(printf %02d \$n)-\$PLUTO_VERB.env"
+exec "$UPDOWN" "\$@"
+WRAP
+    chmod +x "$wrapper"
+    echo "$wrapper"
+  else
+    echo "$UPDOWN"
+  fi
+}
+
+# tb_pluto NAME CONFIG_TEXT SECRETS_TEXT: starts pluto in NAME with its own NSS, files and socket.
+tb_pluto() {
+  local name=$1 dir="$TB_RUN/$1"
+  printf '%s\n' "$2" >"$dir/ipsec.conf"
+  printf '%s\n' "$3" >"$dir/ipsec.secrets"
+  chmod 600 "$dir/ipsec.secrets"
+  mkdir -p "$dir/nss"
+  ipsec initnss --nssdir "$dir/nss" >/dev/null 2>&1 || fail "$name: ipsec initnss failed"
+  ip netns exec "$name" /usr/libexec/ipsec/pluto --nofork --config "$dir/ipsec.conf" --rundir "$dir" \
+    --nssdir "$dir/nss" --secretsfile "$dir/ipsec.secrets" --ipsecdir "$dir" --dumpdir "$dir" \
+    --logfile "$dir/pluto.log" >/dev/null 2>&1 &
+  echo $! >"$dir/pluto.pid"
+  disown
+  local waited=0
+  until [ -S "$dir/pluto.ctl" ]; do
+    sleep 0.2; waited=$((waited + 1))
+    [ $waited -lt 50 ] || fail "$name: pluto did not open its control socket within 10 s"
+  done
+}
+
+tb_whack() { local name=$1; shift; ip netns exec "$name" ipsec whack --ctlsocket "$TB_RUN/$name/pluto.ctl" "$@"; }
+
+# tb_add NAME CONN: loads a conn from the host's config.
+tb_add() {
+  ip netns exec "$1" ipsec auto --config "$TB_RUN/$1/ipsec.conf" --ctlsocket "$TB_RUN/$1/pluto.ctl" --add "$2" >/dev/null \
+    || fail "$1: could not add conn $2"
+}
+
+# tb_up NAME CONN PEER [SECONDS]: initiates and waits for the Child SA, or fails saying so.
+tb_up() {
+  local name=$1 conn=$2 peer=$3 limit=${4:-30}
+  timeout "$limit" ip netns exec "$name" ipsec whack --ctlsocket "$TB_RUN/$name/pluto.ctl" --name "$conn" --initiate \
+    >"$TB_RUN/$name/initiate.log" 2>&1 || true
+  if ! tb_whack "$name" --trafficstatus 2>/dev/null | grep -q "\"$conn\""; then
+    local why
+    why=$(grep -hoE 'AUTHENTICATION_FAILED|authentication failed|NO_PROPOSAL_CHOSEN|TS_UNACCEPTABLE|INTERNAL_ADDRESS_FAILURE' \
+      "$TB_RUN/$name/initiate.log" "$TB_RUN/$name/pluto.log" 2>/dev/null | tail -n 1)
+    fail "$name: IKE and IPsec SAs with $peer were not established within $limit s (pluto says: ${why:-no reason given})"
+  fi
+  ok "$name: tunnel $conn to $peer established"
+}
+
+# tb_down NAME CONN: deletes the conn (down-client, then unroute-client).
+tb_down() { tb_whack "$1" --name "$2" --delete >/dev/null 2>&1 || true; }
+
+# expect_ping HOST SOURCE DESTINATION WHAT
+expect_ping() {
+  ip netns exec "$1" ping -c 2 -i 0.3 -W 2 -I "$2" "$3" >/dev/null 2>&1 \
+    || fail "$1: no answer from $3 (source $2): $4 does not work"
+  ok "$1: $2 reaches $3 ($4)"
+}
+
+expect_no_ping() {
+  if ip netns exec "$1" ping -c 1 -W 1 -I "$2" "$3" >/dev/null 2>&1; then fail "$1: $3 still answers $2: $4"; fi
+  ok "$1: $2 no longer reaches $3 ($4)"
+}
+
+# expect_vti HOST DEV LOCAL REMOTE KEY: the device exists, is up, and has these end points and keys.
+expect_vti() {
+  local host=$1 dev=$2 local_addr=$3 remote=$4 key=$5 shown shown_remote=$4
+  shown=$(ip -n "$host" -d link show "$dev" 2>/dev/null) || fail "$host: VTI device $dev does not exist"
+  [ "$remote" = 0.0.0.0 ] && shown_remote=any  # how iproute2 prints a shared device's remote
+  echo "$shown" | grep -q "vti remote $shown_remote local $local_addr ikey 0.0.0.$key okey 0.0.0.$key" \
+    || fail "$host: $dev has other parameters than remote $remote local $local_addr key $key: $(echo "$shown" | grep vti)"
+  echo "$shown" | head -n 1 | grep -q "[<,]UP[,>]" || fail "$host: $dev is not up"
+  ok "$host: $dev is up, remote $remote local $local_addr, ikey/okey $key"
+}
+
+# expect_route HOST PREFIX DEV
+expect_route() {
+  ip -n "$1" route show "$2" | grep -q "dev $3" || fail "$1: no route $2 dev $3 (routes: $(ip -n "$1" route | tr '\n' ';'))"
+  ok "$1: route $2 dev $3"
+}
+
+# sa_bytes HOST: total bytes over the host's SAs.
+sa_bytes() {
+  ip -n "$1" -s xfrm state | awk '/lifetime current:/ { getline; sum += $1 } END { print sum + 0 }'
+}
+
+# expect_sa_counters_moved HOST BEFORE: the SAs carried traffic since BEFORE bytes.
+expect_sa_counters_moved() {
+  local now
+  now=$(sa_bytes "$1")
+  [ "$now" -gt "$2" ] || fail "$1: SA byte counters did not move ($2 before, $now after): traffic did not go through IPsec"
+  ok "$1: SA byte counters moved ($2 -> $now bytes)"
+}
+
+# expect_device_counters_moved HOST DEV BEFORE_TX_PACKETS
+dev_tx_packets() { ip -n "$1" -s link show "$2" | awk '/TX:/ { getline; print $2; exit }'; }
+expect_device_counters_moved() {
+  local now
+  now=$(dev_tx_packets "$1" "$2")
+  [ "${now:-0}" -gt "$3" ] || fail "$1: $2 sent no packets ($3 before, ${now:-0} after): traffic did not go through the VTI"
+  ok "$1: $2 carried traffic ($3 -> $now packets sent)"
+}
+
+# Stops every pluto and removes every namespace, so the next scenario starts clean.
+tb_cleanup() {
+  local pids
+  pids=$(cat "$TB_RUN"/*/pluto.pid 2>/dev/null || true)
+  if [ -n "$pids" ]; then
+    kill $pids 2>/dev/null || true
+    sleep 0.3
+    kill -9 $pids 2>/dev/null || true
+  fi
+  for ns in $(ip netns list | awk '{print $1}'); do ip netns del "$ns"; done
+  rm -rf "$TB_RUN"
+  TB_HOSTS=""
+}

@@ -1,2 +1,0 @@
-import XCTest
-final class TestbedPlaceholder: XCTestCase { func testPlaceholder() {} }
