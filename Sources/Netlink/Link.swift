@@ -110,7 +110,8 @@ extension NetlinkSocket.Request {
             try writer.putFixed(ifinfomsg())
             try writer.put(UInt16(IFLA_IFNAME), string: name)
             try writer.nest(UInt16(IFLA_LINKINFO)) { info throws(NetlinkError) in
-                try info.put(UInt16(IFLA_INFO_KIND), bytes: Array("vti".utf8))
+                // IPv6 end points need the vti6 driver (ip6_vti); the attributes are the same.
+                try info.put(UInt16(IFLA_INFO_KIND), bytes: Array((parameters.local.family == .ipv6 ? "vti6" : "vti").utf8))
                 try info.nest(UInt16(IFLA_INFO_DATA)) { data throws(NetlinkError) in
                     try encodeVTI(parameters, into: &data)
                 }

@@ -38,7 +38,7 @@ public final class KernelApplier {
             link = try netlink("read device \(name)") { () throws(NetlinkError) in try route.link(named: name) }
         }
         guard let link else { throw ApplyError("device \(name) vanished while it was being created") }
-        guard link.kind == "vti", let actual = link.vti else {
+        guard link.kind == "vti" || link.kind == "vti6", let actual = link.vti else {
             throw ApplyError("device \(name) exists but is a \(link.kind ?? "non-tunnel") device, not a VTI; rename it or choose another vti-interface")
         }
         guard actual.sameTunnel(as: wanted) else {

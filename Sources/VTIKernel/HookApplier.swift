@@ -1,0 +1,117 @@
+internal import Netlink
+public import VTIModel
+
+/// Carries out a hook plan step by step through `KernelApplier`, and says what it did.
+///
+/// It stops at the first step that fails: every step is idempotent, so the next event (or pluto's
+/// retry) picks up from there and nothing is applied twice.
+public struct HookApplier {
+    private let kernel: KernelApplier
+
+    public init(kernel: KernelApplier) {
+        self.kernel = kernel
+    }
+
+    /// Applies the plan; returns one line per step that changed or decided something.
+    public func apply(_ plan: [HookAction]) throws(ApplyError) -> [String] {
+        var log: [String] = []
+        for action in plan {
+            if let line = try apply(action) { log.append(line) }
+        }
+        return log
+    }
+
+    private func apply(_ action: HookAction) throws(ApplyError) -> String? {
+        switch action {
+        case .ensureVTI(let spec):
+            let outcome = try kernel.ensureVTI(named: spec.name.rawValue, spec.parameters)
+            return outcome == .created ? "created \(spec)" : nil
+        case .ensureMTU(let device, let policy, let inputs):
+            let mtu = try tunnelMTU(for: device, policy: policy, inputs: inputs)
+            return try kernel.ensureMTU(device: device.rawValue, UInt32(mtu)) ? "set \(device) mtu \(mtu) (\(policy))" : nil
+        case .ensureAddress(let device, let prefix):
+            try kernel.ensureAddress(device: device.rawValue, prefix.inet)
+            return nil
+        case .setSysctl(let setting):
+            guard let key = setting.key else { throw ApplyError("no such sysctl: \(setting)") }
+            return try kernel.ensureSysctl(key, setting.value) ? "set \(setting)" : nil
+        case .addRoute(let planned):
+            let route = try kernelRoute(planned)
+            if let failure = kernel.ensureRoutes([route])[0] { throw failure }
+            return "route \(planned)"
+        case .deleteRoute(let planned):
+            // With the device gone its routes are gone too.
+            guard let route = try? kernelRoute(planned) else { return nil }
+            if let failure = kernel.removeRoutes([route])[0] { throw failure }
+            return "removed route \(planned)"
+        case .deleteVTI(let spec):
+            return try kernel.removeVTI(named: spec.name.rawValue, spec.parameters) ? "deleted \(spec)" : nil
+        case .notice(let text):
+            return text
+        }
+    }
+
+    /// The MTU for a VTI device: fixed, or from the path MTU of the device that holds the local
+    /// address and the SA's algorithms and encapsulation.
+    func tunnelMTU(for device: InterfaceName, policy: TunnelMTUPolicy, inputs: MTUInputs) throws(ApplyError) -> Int {
+        let fallback: ESPSuite
+        switch policy {
+        case .fixed(let mtu): return mtu
+        case .derived(let suite): fallback = suite
+        }
+        var pathMTU = 1500
+        if let vti = try kernel.link(named: device.rawValue)?.vti, !vti.local.isUnspecified,
+           let uplink = try kernel.link(holding: vti.local) {
+            pathMTU = Int(uplink.mtu)
+        }
+        var suite = fallback
+        var natTraversal = true
+        if !inputs.shared {
+            for spi in inputs.spis {
+                guard let sa = try kernel.securityAssociation(spi: spi) else { continue }
+                if let known = ESPSuite(aead: sa.algorithms.aead?.name, aeadICVBits: sa.algorithms.aead?.icvBits ?? 0,
+                                        encryption: sa.algorithms.encryption,
+                                        authenticationTruncationBits: sa.algorithms.authentication?.truncationBits) {
+                    suite = known
+                    natTraversal = sa.encapsulation != nil
+                }
+                break
+            }
+        }
+        return VTIModel.tunnelMTU(pathMTU: pathMTU, outerFamily: inputs.outerFamily, natTraversal: natTraversal, suite: suite)
+    }
+
+    private func kernelRoute(_ planned: PlannedRoute) throws(ApplyError) -> Route {
+        Route(destination: planned.destination.inet, table: RouteTable(rawValue: planned.table),
+              protocol: RouteProtocol(rawValue: planned.routeProtocol),
+              outputInterface: try kernel.interfaceIndex(of: planned.device.rawValue),
+              gateway: planned.gateway?.inet, preferredSource: planned.preferredSource?.inet, metric: planned.metric)
+    }
+}
+
+extension IPAddress {
+    var inet: InetAddress { InetAddress(family: family == .ipv4 ? .ipv4 : .ipv6, bytes: bytes)! }
+}
+
+extension IPPrefix {
+    var inet: InetPrefix { InetPrefix(address.inet, length: UInt8(length))! }
+}
+
+extension VTIDeviceSpec {
+    var parameters: VTIParameters {
+        VTIParameters(local: local.inet, remote: remote.inet, inputKey: inputKey, outputKey: outputKey)
+    }
+}
+
+extension SysctlSetting {
+    var key: SysctlKey? {
+        switch (family, scope) {
+        case (.ipv4, .global): return name == "ip_forward" ? .ipv4Forwarding : nil
+        case (.ipv6, .global): return nil
+        case (.ipv4, .all): return .ipv4(.all, .init(rawValue: name))
+        case (.ipv6, .all): return .ipv6(.all, .init(rawValue: name))
+        case (.ipv4, .interface(let device)): return .ipv4(.interface(device.rawValue), .init(rawValue: name))
+        case (.ipv6, .interface(let device)): return .ipv6(.interface(device.rawValue), .init(rawValue: name))
+        }
+    }
+}
