@@ -103,11 +103,14 @@ tb_up() {
   local name=$1 conn=$2 peer=$3 limit=${4:-30}
   timeout "$limit" ip netns exec "$name" ipsec whack --ctlsocket "$TB_RUN/$name/pluto.ctl" --name "$conn" --initiate \
     >"$TB_RUN/$name/initiate.log" 2>&1 || true
-  if ! tb_whack "$name" --trafficstatus 2>/dev/null | grep -q "\"$conn\""; then
+  # Into a file first: `grep -q` quitting early would SIGPIPE whack and, with pipefail, fail.
+  tb_whack "$name" --trafficstatus >"$TB_RUN/$name/traffic.log" 2>&1 || true
+  if ! grep -q "\"$conn\"" "$TB_RUN/$name/traffic.log"; then
     local why
     why=$(grep -hoE 'AUTHENTICATION_FAILED|authentication failed|NO_PROPOSAL_CHOSEN|TS_UNACCEPTABLE|INTERNAL_ADDRESS_FAILURE' \
-      "$TB_RUN/$name/initiate.log" "$TB_RUN/$name/pluto.log" 2>/dev/null | tail -n 1)
-    fail "$name: IKE and IPsec SAs with $peer were not established within $limit s (pluto says: ${why:-no reason given})"
+      "$TB_RUN/$name/initiate.log" "$TB_RUN/$name/pluto.log" 2>/dev/null | tail -n 1 || true)
+    [ -n "$why" ] || why="no reason given; whack said: $(tail -n 2 "$TB_RUN/$name/initiate.log" | tr '\n' ' ')"
+    fail "$name: IKE and IPsec SAs with $peer were not established within $limit s (pluto says: $why)"
   fi
   ok "$name: tunnel $conn to $peer established"
 }
@@ -132,15 +135,15 @@ expect_vti() {
   local host=$1 dev=$2 local_addr=$3 remote=$4 key=$5 shown shown_remote=$4
   shown=$(ip -n "$host" -d link show "$dev" 2>/dev/null) || fail "$host: VTI device $dev does not exist"
   [ "$remote" = 0.0.0.0 ] && shown_remote=any  # how iproute2 prints a shared device's remote
-  echo "$shown" | grep -q "vti remote $shown_remote local $local_addr ikey 0.0.0.$key okey 0.0.0.$key" \
+  grep -q "vti remote $shown_remote local $local_addr ikey 0.0.0.$key okey 0.0.0.$key" <<<"$shown" \
     || fail "$host: $dev has other parameters than remote $remote local $local_addr key $key: $(echo "$shown" | grep vti)"
-  echo "$shown" | head -n 1 | grep -q "[<,]UP[,>]" || fail "$host: $dev is not up"
+  grep -q "[<,]UP[,>]" <<<"${shown%%$'\n'*}" || fail "$host: $dev is not up"
   ok "$host: $dev is up, remote $remote local $local_addr, ikey/okey $key"
 }
 
 # expect_route HOST PREFIX DEV
 expect_route() {
-  ip -n "$1" route show "$2" | grep -q "dev $3" || fail "$1: no route $2 dev $3 (routes: $(ip -n "$1" route | tr '\n' ';'))"
+  grep -q "dev $3" <<<"$(ip -n "$1" route show "$2")" || fail "$1: no route $2 dev $3 (routes: $(ip -n "$1" route | tr '\n' ';'))"
   ok "$1: route $2 dev $3"
 }
 
@@ -178,4 +181,38 @@ tb_cleanup() {
   for ns in $(ip netns list | awk '{print $1}'); do ip netns del "$ns"; done
   rm -rf "$TB_RUN"
   TB_HOSTS=""
+}
+
+# expect_no_route HOST PREFIX WHAT
+expect_no_route() {
+  if [ -n "$(ip -n "$1" route show "$2")" ]; then fail "$1: route $2 is still there: $3"; fi
+  ok "$1: no route $2 ($3)"
+}
+
+# expect_mtu HOST DEV MTU WHY
+expect_mtu() {
+  local mtu
+  mtu=$(ip -n "$1" -o link show "$2" 2>/dev/null | sed -n 's/.* mtu \([0-9]*\) .*/\1/p')
+  [ "$mtu" = "$3" ] || fail "$1: $2 has MTU ${mtu:-none}, expected $3 ($4)"
+  ok "$1: $2 MTU $3 ($4)"
+}
+
+# expect_sysctl HOST KEY VALUE
+expect_sysctl() {
+  local value
+  value=$(ip netns exec "$1" cat "/proc/sys/$(echo "$2" | tr . /)" 2>/dev/null)
+  [ "$value" = "$3" ] || fail "$1: $2 is ${value:-missing}, expected $3"
+  ok "$1: $2 = $3"
+}
+
+# expect_no_link HOST DEV WHY
+expect_no_link() {
+  if ip -n "$1" link show "$2" >/dev/null 2>&1; then fail "$1: $2 still exists: $3"; fi
+  ok "$1: $2 is gone ($3)"
+}
+
+# expect_route_protocol HOST PREFIX PROTO: our hook tags its routes.
+expect_route_protocol() {
+  grep -q "proto $3" <<<"$(ip -n "$1" route show "$2")" || fail "$1: route $2 is not tagged proto $3: $(ip -n "$1" route show "$2")"
+  ok "$1: route $2 carries proto $3"
 }

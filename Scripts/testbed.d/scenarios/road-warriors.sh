@@ -71,7 +71,7 @@ expect_device_counters_moved gw vti02 "$tx"
 tb_down road1 rw
 sleep 1
 expect_ping road2 "$pool2" 10.3.0.1 "road2 after road1 disconnected"
-if ip -n gw route show "$pool1" | grep -q vti02; then
+if grep -q vti02 <<<"$(ip -n gw route show "$pool1")"; then
   note "gw: the /32 route of road1 ($pool1) is still there after it disconnected (the updown under test left it)"
 else
   ok "gw: the /32 route of road1 ($pool1) is gone"

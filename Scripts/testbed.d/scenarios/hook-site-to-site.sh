@@ -1,0 +1,62 @@
+# Site-to-site with vti-updown as the hook: vti-routing=yes installs the LAN routes itself (tagged
+# with our protocol), sets MTU and sysctls; a conn deleted takes its own device with it; a
+# reconnect finds everything in place.
+[ -x "$UPDOWN" ] && [ "$UPDOWN" != /usr/libexec/ipsec/_updown ] || fail "this scenario tests vti-updown: set UPDOWN to its path"
+updown=$(tb_updown)
+tb_switch
+tb_host west 192.0.2.1/24 10.1.0.1/24
+tb_host east 192.0.2.2/24 10.2.0.1/24
+conf="config setup
+conn s2s
+    left=192.0.2.1
+    leftid=@west
+    leftsubnet=10.1.0.0/24
+    right=192.0.2.2
+    rightid=@east
+    rightsubnet=10.2.0.0/24
+    authby=secret
+    ikev2=insist
+    esp=aes_gcm256
+    mark=5/0xffffffff
+    vti-interface=vti01
+    vti-routing=yes
+    leftupdown=$updown
+    rightupdown=$updown"
+secrets='@west @east : PSK "testbed-hook-site-to-site-secret"'
+tb_pluto west "$conf" "$secrets"
+tb_pluto east "$conf" "$secrets"
+tb_add west s2s
+tb_add east s2s
+tb_up west s2s east
+expect_vti west vti01 192.0.2.1 192.0.2.2 5
+expect_vti east vti01 192.0.2.2 192.0.2.1 5
+expect_route west 10.2.0.0/24 vti01
+expect_route_protocol west 10.2.0.0/24 157
+expect_route east 10.1.0.0/24 vti01
+# AES-GCM-16 (ICV 16, IV 8), IPv4, no NAT-T, 1500-byte uplink: 1446, as design.md's table says.
+expect_mtu west vti01 1446 "AES-GCM-16 over IPv4 without NAT-T"
+expect_mtu east vti01 1446 "AES-GCM-16 over IPv4 without NAT-T"
+expect_sysctl west net.ipv4.conf.vti01.disable_policy 1
+expect_sysctl west net.ipv4.conf.vti01.rp_filter 2
+expect_sysctl west net.ipv4.conf.vti01.forwarding 1
+expect_sysctl west net.ipv4.conf.vti01.send_redirects 0
+expect_sysctl west net.ipv4.ip_forward 1
+before=$(sa_bytes west)
+expect_ping west 10.1.0.1 10.2.0.1 "west LAN to east LAN, routed by the hook"
+expect_ping east 10.2.0.1 10.1.0.1 "east LAN to west LAN, routed by the hook"
+expect_sa_counters_moved west "$before"
+# A mere disconnect (the Child SA goes, the conn stays): the device stays for the reconnect.
+tb_whack west --name s2s --down >/dev/null 2>&1 || true
+tb_whack east --name s2s --down >/dev/null 2>&1 || true
+sleep 1
+ip -n west link show vti01 >/dev/null 2>&1 || fail "west: vti01 vanished on a mere disconnect"
+ok "west: vti01 stays while the conn is only down"
+tb_up west s2s east
+expect_ping west 10.1.0.1 10.2.0.1 "after the reconnect"
+# Deleting the conn removes its own (non-shared) device.
+tb_down west s2s
+tb_down east s2s
+sleep 1
+expect_no_link west vti01 "the conn was deleted"
+expect_no_link east vti01 "the conn was deleted"
+expect_no_route west 10.2.0.0/24 "the conn was deleted"
