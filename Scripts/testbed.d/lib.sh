@@ -216,3 +216,23 @@ expect_route_protocol() {
   grep -q "proto $3" <<<"$(ip -n "$1" route show "$2")" || fail "$1: route $2 is not tagged proto $3: $(ip -n "$1" route show "$2")"
   ok "$1: route $2 carries proto $3"
 }
+
+# run_hook HOST FIXTURE [NAME=VALUE...]: runs $UPDOWN in HOST with exactly the environment of a
+# recorded pluto call (Tests/VTIModelTests/Fixtures/...), changed by the NAME=VALUE arguments.
+# Prints the hook's output; returns its status.
+TB_FIXTURES=${TB_FIXTURES:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/Tests/VTIModelTests/Fixtures/libreswan-4.10-updown}
+run_hook() {
+  local host=$1 fixture=$2 variables=()
+  shift 2
+  mapfile -t variables <"$TB_FIXTURES/$fixture.env"
+  ip netns exec "$host" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "${variables[@]}" "$@" "$UPDOWN" 2>&1
+}
+
+# kernel_state HOST: links, addresses, routes and VTI sysctls, for before/after comparisons.
+# IPv4 only: IPv6 link-local addresses come and go (DAD) on their own.
+kernel_state() {
+  ip -n "$1" -d -o link show | sed 's/ link\/.*//' | sort
+  ip -n "$1" -4 -o addr show | sort
+  ip -n "$1" -4 route show table all | sort
+  ip netns exec "$1" sh -c 'for f in /proc/sys/net/ipv4/conf/vti*/*; do [ -f "$f" ] && echo "$f=$(cat "$f")"; done' 2>/dev/null
+}

@@ -31,7 +31,7 @@ final class TestbedScenarioTests: XCTestCase {
     func testVTIUpdownWithRealPlutoPeers() throws {
         let hook = URL(fileURLWithPath: productsDirectory()).appendingPathComponent("vti-updown").path
         XCTAssertTrue(FileManager.default.isExecutableFile(atPath: hook), "build vti-updown first (swift build): \(hook)")
-        let result = try testbed(["scenario", "site-to-site", "road-warriors", "hook-site-to-site", "hook-road-warriors"], updown: hook)
+        let result = try testbed(["scenario", "site-to-site", "road-warriors", "hook-site-to-site", "hook-road-warriors", "hook-events"], updown: hook)
         XCTAssertEqual(result.status, 0, "scenarios failed with vti-updown:\n\(result.output.suffix(6000))")
         for expected in [
             "=== site-to-site: passed", "=== road-warriors: passed",
@@ -46,7 +46,13 @@ final class TestbedScenarioTests: XCTestCase {
             "ok - hook-road-warriors: gw: vti02 MTU 1406 (shared device: worst common suite with NAT-T)",
             "ok - hook-road-warriors: road2: 10.0.1.11 reaches 10.3.0.1 (road2 untouched by road1 leaving)",
             "ok - hook-road-warriors: road1: 10.0.1.10 reaches 10.3.0.1 (road1 after reconnecting)",
-            "=== hook-site-to-site: passed", "=== hook-road-warriors: passed",
+            "ok - hook-events: gw: the same up-client twice leaves the kernel as the first left it",
+            "ok - hook-events: gw: repeated down and unroute are harmless",
+            "ok - hook-events: gw: a foreign route to the same prefix survives our down-client",
+            "ok - hook-events: gw: a vti01 with other parameters is refused and untouched",
+            "ok - hook-events: gw: rejected input changed nothing",
+            "ok - hook-events: gw: a hostile peer ID is data",
+            "=== hook-site-to-site: passed", "=== hook-road-warriors: passed", "=== hook-events: passed",
         ] {
             XCTAssertTrue(result.output.contains(expected), "missing from the test bed's output: \(expected)")
         }
