@@ -59,6 +59,12 @@ let package = Package(
         ),
         // Runs a test in a throwaway network namespace (a child process under `unshare -n`).
         .target(name: "KernelTestSupport", path: "Tests/KernelTestSupport"),
+        // Scripts/bench-hook: the start-up floor of a static Swift program.
+        .executableTarget(
+            name: "vtictl-bench-noop",
+            path: "Benchmarks/Noop",
+            linkerSettings: [.unsafeFlags(["-static-stdlib"])]
+        ),
         .testTarget(
             name: "NetlinkTests",
             dependencies: ["Netlink", "KernelTestSupport"],
