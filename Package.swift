@@ -71,6 +71,7 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "VTIModelTests", dependencies: ["VTIModel"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "VTIKernelTests", dependencies: ["VTIKernel", "VTIModel", "Netlink", "KernelTestSupport"]),
         // Boots the User-Mode Linux test bed (Scripts/testbed) and checks its scenarios.
         .testTarget(name: "TestbedTests"),
     ],

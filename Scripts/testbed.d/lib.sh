@@ -236,3 +236,31 @@ kernel_state() {
   ip -n "$1" -4 route show table all | sort
   ip netns exec "$1" sh -c 'for f in /proc/sys/net/ipv4/conf/vti*/*; do [ -f "$f" ] && echo "$f=$(cat "$f")"; done' 2>/dev/null
 }
+
+# s2s_conf UPDOWN LEFT_SUBNET RIGHT_SUBNET ROUTING: the ipsec.conf both gateways (west 192.0.2.1,
+# east 192.0.2.2) of the site-to-site scenarios load: IKEv2 PSK, AES-GCM, mark 5, vti01.
+s2s_conf() {
+  echo "config setup
+conn s2s
+    left=192.0.2.1
+    leftid=@west
+    leftsubnet=$2
+    right=192.0.2.2
+    rightid=@east
+    rightsubnet=$3
+    authby=secret
+    ikev2=insist
+    esp=aes_gcm256
+    mark=5/0xffffffff
+    vti-interface=vti01
+    vti-routing=$4
+    leftupdown=$1
+    rightupdown=$1"
+}
+
+# s2s_hosts: west and east, each with its LAN (10.1.0.0/24, 10.2.0.0/24), on the switch.
+s2s_hosts() {
+  tb_switch
+  tb_host west 192.0.2.1/24 10.1.0.1/24
+  tb_host east 192.0.2.2/24 10.2.0.1/24
+}

@@ -126,45 +126,27 @@ public final class NetlinkSocket {
 
     /// Sends a single GET request and returns the kernel's reply messages (before its ACK).
     func query(_ request: Request) throws(NetlinkError) -> [RawMessage] {
-        requestBuffer.reset()
-        let sequence = takeSequence()
-        try requestBuffer.append(
-            type: request.type, flags: request.flags | UInt16(NLM_F_REQUEST | NLM_F_ACK),
-            sequence: sequence, request.build)
-        try socket.send(requestBuffer, operation: request.operation)
-        var replies: [RawMessage] = []
-        while true {
-            for message in try socket.receive(into: receiveBuffer, operation: request.operation)
-            where message.sequence == sequence {
-                guard message.type == UInt16(NLMSG_ERROR) else {
-                    replies.append(message)
-                    continue
-                }
-                let ack = try decodeAck(message)
-                if ack.errno == 0 { return replies }
-                throw NetlinkError(operation: request.operation, errno: Errno(rawValue: ack.errno),
-                                   kernelMessage: ack.message, offset: ack.offset)
-            }
-        }
+        try exchange(request, flags: UInt16(NLM_F_ACK)).messages
     }
 
     /// Sends a dump request and returns every reply message, retrying if the kernel says the dump
     /// was interrupted by a concurrent change (`NLM_F_DUMP_INTR`).
     func dump(_ request: Request) throws(NetlinkError) -> [RawMessage] {
         for _ in 0..<5 {
-            let (messages, interrupted) = try dumpOnce(request)
-            if !interrupted { return messages }
+            let reply = try exchange(request, flags: UInt16(NLM_F_DUMP))
+            if !reply.interrupted { return reply.messages }
         }
         throw NetlinkError(operation: request.operation, errno: .resourceTemporarilyUnavailable,
                            kernelMessage: "dump kept being interrupted by concurrent changes")
     }
 
-    private func dumpOnce(_ request: Request) throws(NetlinkError) -> ([RawMessage], Bool) {
+    /// Sends one request and collects the replies to it until NLMSG_DONE or the ACK; a kernel
+    /// error becomes a thrown `NetlinkError`.
+    private func exchange(_ request: Request, flags: UInt16) throws(NetlinkError) -> (messages: [RawMessage], interrupted: Bool) {
         requestBuffer.reset()
         let sequence = takeSequence()
-        try requestBuffer.append(
-            type: request.type, flags: request.flags | UInt16(NLM_F_REQUEST | NLM_F_DUMP),
-            sequence: sequence, request.build)
+        try requestBuffer.append(type: request.type, flags: request.flags | UInt16(NLM_F_REQUEST) | flags,
+                                 sequence: sequence, request.build)
         try socket.send(requestBuffer, operation: request.operation)
         var collected: [RawMessage] = []
         var interrupted = false

@@ -12,6 +12,13 @@ public struct XfrmMark: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(value)/0x\(String(mask, radix: 16))" }
 }
 
+extension XfrmMark {
+    init(decoding attribute: AttributeDecoder.Attribute) throws(NetlinkDecodingError) {
+        let value = try loadFixed(xfrm_mark.self, from: attribute.bytes, what: "XFRMA_MARK")
+        self.init(value: value.v, mask: value.m)
+    }
+}
+
 /// Traffic selector of an SA or policy.
 public struct XfrmSelector: Hashable, Sendable {
     public var source: InetPrefix
@@ -159,9 +166,7 @@ extension SecurityAssociation {
         var decoder = AttributeDecoder(payload, from: attributesStart ?? offset + alignedSize(of: xfrm_usersa_info.self))
         while let attribute = decoder.next() {
             switch Int(attribute.type) {
-            case Int(XFRMA_MARK.rawValue):
-                let value = try loadFixed(xfrm_mark.self, from: attribute.bytes, what: "XFRMA_MARK")
-                mark = XfrmMark(value: value.v, mask: value.m)
+            case Int(XFRMA_MARK.rawValue): mark = try XfrmMark(decoding: attribute)
             case Int(XFRMA_IF_ID.rawValue): interfaceID = try attribute.uint32()
             case Int(XFRMA_ALG_AEAD.rawValue):
                 let aead = try loadFixed(xfrm_algo_aead.self, from: attribute.bytes, what: "XFRMA_ALG_AEAD")
@@ -201,9 +206,7 @@ extension SecurityPolicy {
         var decoder = AttributeDecoder(payload, from: attributesStart ?? offset + alignedSize(of: xfrm_userpolicy_info.self))
         while let attribute = decoder.next() {
             switch Int(attribute.type) {
-            case Int(XFRMA_MARK.rawValue):
-                let value = try loadFixed(xfrm_mark.self, from: attribute.bytes, what: "XFRMA_MARK")
-                mark = XfrmMark(value: value.v, mask: value.m)
+            case Int(XFRMA_MARK.rawValue): mark = try XfrmMark(decoding: attribute)
             case Int(XFRMA_IF_ID.rawValue): interfaceID = try attribute.uint32()
             case Int(XFRMA_TMPL.rawValue):
                 let size = MemoryLayout<xfrm_user_tmpl>.size

@@ -32,6 +32,8 @@ public final class KernelApplier {
                 outcome = .created
             } catch where error.errno == .fileExists {
                 // Another hook created it between our read and our create: judge what is there.
+            } catch where error.errno == .notSupportedOnSocket {
+                throw ApplyError("\(error); this kernel has no VTI support: load the ip_vti module (ip6_vti for IPv6)")
             } catch {
                 throw ApplyError(error)
             }

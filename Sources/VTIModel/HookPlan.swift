@@ -7,6 +7,14 @@ public struct VTIDeviceSpec: Sendable, Hashable, CustomStringConvertible {
     public var inputKey: UInt32
     public var outputKey: UInt32
 
+    public init(name: InterfaceName, local: IPAddress, remote: IPAddress, inputKey: UInt32, outputKey: UInt32) {
+        self.name = name
+        self.local = local
+        self.remote = remote
+        self.inputKey = inputKey
+        self.outputKey = outputKey
+    }
+
     public var description: String { "\(name) local \(local) remote \(remote) ikey \(inputKey) okey \(outputKey)" }
 }
 
@@ -24,6 +32,13 @@ public struct SysctlSetting: Sendable, Hashable, CustomStringConvertible {
     public var scope: Scope
     public var name: String
     public var value: Int
+
+    public init(family: IPFamily, scope: Scope, name: String, value: Int) {
+        self.family = family
+        self.scope = scope
+        self.name = name
+        self.value = value
+    }
 
     public var description: String {
         let base = family == .ipv4 ? "net.ipv4" : "net.ipv6"
@@ -44,6 +59,17 @@ public struct PlannedRoute: Sendable, Hashable, CustomStringConvertible {
     public var table: UInt32
     public var metric: UInt32?
     public var routeProtocol: UInt8
+
+    public init(destination: IPPrefix, device: InterfaceName, gateway: IPAddress? = nil, preferredSource: IPAddress? = nil,
+                table: UInt32 = 254, metric: UInt32? = nil, routeProtocol: UInt8) {
+        self.destination = destination
+        self.device = device
+        self.gateway = gateway
+        self.preferredSource = preferredSource
+        self.table = table
+        self.metric = metric
+        self.routeProtocol = routeProtocol
+    }
 
     public var description: String {
         var text = "\(destination)"

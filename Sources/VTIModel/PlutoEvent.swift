@@ -170,8 +170,7 @@ private struct EnvironmentReader {
     }
 
     func address(_ name: String) throws(PlutoEventError) -> IPAddress {
-        guard let raw = value(name) else { throw PlutoEventError(variable: name, problem: "missing") }
-        guard let address = IPAddress(raw) else { throw PlutoEventError(variable: name, problem: "\(quoted(raw)) is not an IPv4 or IPv6 address") }
+        guard let address = try optionalAddress(name) else { throw PlutoEventError(variable: name, problem: "missing") }
         return address
     }
 
@@ -182,8 +181,7 @@ private struct EnvironmentReader {
     }
 
     func prefix(_ name: String) throws(PlutoEventError) -> IPPrefix {
-        guard let raw = value(name) else { throw PlutoEventError(variable: name, problem: "missing") }
-        guard let prefix = IPPrefix(raw) else { throw PlutoEventError(variable: name, problem: "\(quoted(raw)) is not an IPv4 or IPv6 prefix") }
+        guard let prefix = try optionalPrefix(name) else { throw PlutoEventError(variable: name, problem: "missing") }
         return prefix
     }
 

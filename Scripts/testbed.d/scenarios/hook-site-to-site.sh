@@ -3,25 +3,8 @@
 # reconnect finds everything in place.
 [ -x "$UPDOWN" ] && [ "$UPDOWN" != /usr/libexec/ipsec/_updown ] || fail "this scenario tests vti-updown: set UPDOWN to its path"
 updown=$(tb_updown)
-tb_switch
-tb_host west 192.0.2.1/24 10.1.0.1/24
-tb_host east 192.0.2.2/24 10.2.0.1/24
-conf="config setup
-conn s2s
-    left=192.0.2.1
-    leftid=@west
-    leftsubnet=10.1.0.0/24
-    right=192.0.2.2
-    rightid=@east
-    rightsubnet=10.2.0.0/24
-    authby=secret
-    ikev2=insist
-    esp=aes_gcm256
-    mark=5/0xffffffff
-    vti-interface=vti01
-    vti-routing=yes
-    leftupdown=$updown
-    rightupdown=$updown"
+s2s_hosts
+conf=$(s2s_conf "$updown" 10.1.0.0/24 10.2.0.0/24 yes)
 secrets='@west @east : PSK "testbed-hook-site-to-site-secret"'
 tb_pluto west "$conf" "$secrets"
 tb_pluto east "$conf" "$secrets"

@@ -1,25 +1,8 @@
 # Two gateways, IKEv2 PSK, one VTI each (mark 5), routes to the other LAN added by hand
 # (vti-routing=no); LAN-to-LAN traffic must flow through the VTI devices and the SAs.
 updown=$(tb_updown)
-tb_switch
-tb_host west 192.0.2.1/24 10.1.0.1/24
-tb_host east 192.0.2.2/24 10.2.0.1/24
-conf="config setup
-conn s2s
-    left=192.0.2.1
-    leftid=@west
-    right=192.0.2.2
-    rightid=@east
-    authby=secret
-    ikev2=insist
-    esp=aes_gcm256
-    leftsubnet=0.0.0.0/0
-    rightsubnet=0.0.0.0/0
-    mark=5/0xffffffff
-    vti-interface=vti01
-    vti-routing=no
-    leftupdown=$updown
-    rightupdown=$updown"
+s2s_hosts
+conf=$(s2s_conf "$updown" 0.0.0.0/0 0.0.0.0/0 no)
 secrets='@west @east : PSK "testbed-site-to-site-secret"'
 tb_pluto west "$conf" "$secrets"
 tb_pluto east "$conf" "$secrets"
