@@ -36,10 +36,24 @@ final class GuestKernelTests: XCTestCase {
             let shared = VTIParameters(local: address("192.0.2.1"), remote: .any(.ipv4), inputKey: 20, outputKey: 20)
             try socket.createVTI(named: "vti02", shared)
             XCTAssertEqual(try socket.link(named: "vti02")?.vti, shared)
-            // ip_vti0 is the fallback device the kernel puts in every namespace once ip_vti is loaded.
-            XCTAssertEqual(Set(try socket.links().compactMap { $0.vti == nil ? nil : $0.name }), ["ip_vti0", "vti01", "vti02"])
+            // ip_vti0 and ip6_vti0 are the fallback devices the kernel puts in every namespace once
+            // ip_vti and ip6_vti are loaded.
+            XCTAssertEqual(Set(try socket.links().compactMap { $0.vti == nil ? nil : $0.name }), ["ip_vti0", "ip6_vti0", "vti01", "vti02"])
             try socket.deleteLink(index: link.index)
             XCTAssertNil(try socket.link(named: "vti01"))
+        }
+    }
+
+    func testCreateAnIPv6VTI() throws {
+        try inFreshNetworkNamespace(self) {
+            let socket = try NetlinkSocket(.route)
+            let parameters = VTIParameters(local: address("2001:db8::1"), remote: address("2001:db8::2"), inputKey: 7, outputKey: 8)
+            try socket.createVTI(named: "vti6a", parameters)
+            let link = try XCTUnwrap(socket.link(named: "vti6a"))
+            XCTAssertEqual(link.kind, "vti6")
+            XCTAssertEqual(link.vti, parameters)
+            let shown = try ip("-d", "link", "show", "vti6a")
+            XCTAssertTrue(shown.contains("vti6 remote 2001:db8::2 local 2001:db8::1"), shown)
         }
     }
 
@@ -132,7 +146,7 @@ final class UMLNetlinkTests: XCTestCase {
                                currentExecutable(), "NetlinkTests.GuestKernelTests"])
         let summary = result.output.split(separator: "\n").filter { $0.contains("Executed") || $0.contains("error") || $0.contains("skipped") }
         XCTAssertEqual(result.status, 0, "GuestKernelTests in UML:\n\(result.output.suffix(4000))")
-        XCTAssertTrue(result.output.contains("Executed 3 tests, with 0 failures"), "all three guest tests ran:\n\(summary.joined(separator: "\n"))")
+        XCTAssertTrue(result.output.contains("Executed 4 tests, with 0 failures"), "all four guest tests ran:\n\(summary.joined(separator: "\n"))")
         XCTAssertFalse(result.output.contains("skipped"), "nothing skipped inside the guest:\n\(summary.joined(separator: "\n"))")
     }
 }
