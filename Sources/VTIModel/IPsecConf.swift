@@ -1,0 +1,255 @@
+/// libreswan's own configuration (`ipsec.conf` and what it includes), read so that vtid and
+/// `vtictl check` learn marks, devices, subnets and pools from it instead of duplicating them.
+/// Parsing is pure: reading files (and expanding include globs) is the caller's job.
+
+/// Where a setting or section was written, for messages an operator can act on.
+public struct ConfigLocation: Sendable, Hashable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var description: String { "\(file):\(line)" }
+}
+
+/// A line of libreswan's configuration that cannot be understood.
+public struct IPsecConfigError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var location: ConfigLocation
+    public var problem: String
+    public var description: String { "\(location): \(problem)" }
+}
+
+/// One `key=value` with where it was written.
+public struct ConfigSetting: Sendable, Hashable {
+    public var value: String
+    public var location: ConfigLocation
+}
+
+/// A `conn NAME` (or `config setup`) section as written.
+public struct ConfigSection: Sendable, Hashable {
+    public var name: String
+    public var location: ConfigLocation
+    public var settings: [String: ConfigSetting]
+}
+
+/// The sections of an ipsec.conf and its includes, in order.
+public struct IPsecConfig: Sendable, Hashable {
+    public var setup: ConfigSection?
+    public var conns: [ConfigSection]
+
+    /// A file of the configuration: its name and text.
+    public struct Source: Sendable {
+        public var file: String
+        public var text: String
+        public init(file: String, text: String) {
+            self.file = file
+            self.text = text
+        }
+    }
+
+    /// Parses `main`; `include` lines call `resolveInclude(pattern, location)` for the files a
+    /// pattern names (in order). Includes nest up to 10 deep.
+    public init(
+        main: Source,
+        resolveInclude: (String, ConfigLocation) throws(IPsecConfigError) -> [Source] = { _, _ in [] }
+    ) throws(IPsecConfigError) {
+        conns = []
+        try parse(main, depth: 0, resolveInclude: resolveInclude)
+    }
+
+    private mutating func parse(
+        _ source: Source, depth: Int,
+        resolveInclude: (String, ConfigLocation) throws(IPsecConfigError) -> [Source]
+    ) throws(IPsecConfigError) {
+        var current: ConfigSection?
+        func finish() {
+            guard let section = current else { return }
+            if section.name == "%setup" { setup = section } else { conns.append(section) }
+            current = nil
+        }
+        for (index, rawLine) in source.text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let location = ConfigLocation(file: source.file, line: index + 1)
+            let line = stripComment(rawLine)
+            if line.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
+            let indented = line.first == " " || line.first == "\t"
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            if !indented {
+                finish()
+                switch words.first {
+                case "conn":
+                    guard words.count == 2 else { throw IPsecConfigError(location: location, problem: "expected 'conn NAME'") }
+                    guard words[1].utf8.count <= 64, words[1].allSatisfy({ $0.isLetter || $0.isNumber || "-_.%".contains($0) }) else {
+                        throw IPsecConfigError(location: location, problem: "invalid conn name \(quoted(words[1]))")
+                    }
+                    current = ConfigSection(name: words[1], location: location, settings: [:])
+                case "config":
+                    guard words == ["config", "setup"] else { throw IPsecConfigError(location: location, problem: "expected 'config setup'") }
+                    current = ConfigSection(name: "%setup", location: location, settings: [:])
+                case "include":
+                    guard words.count == 2 else { throw IPsecConfigError(location: location, problem: "expected 'include PATTERN'") }
+                    guard depth < 10 else { throw IPsecConfigError(location: location, problem: "includes nested more than 10 deep") }
+                    for included in try resolveInclude(words[1], location) {
+                        try parse(included, depth: depth + 1, resolveInclude: resolveInclude)
+                    }
+                case "version":
+                    continue
+                default:
+                    throw IPsecConfigError(location: location, problem: "expected 'conn', 'config setup' or 'include' at the start of a line, found \(quoted(words.first ?? ""))")
+                }
+                continue
+            }
+            guard current != nil else {
+                throw IPsecConfigError(location: location, problem: "indented setting outside any 'conn' or 'config setup' section")
+            }
+            let trimmed = line.drop { $0 == " " || $0 == "\t" }
+            guard let equals = trimmed.firstIndex(of: "=") else {
+                throw IPsecConfigError(location: location, problem: "expected key=value, found \(quoted(String(trimmed)))")
+            }
+            let key = String(trimmed[..<equals]).trimmingSpaces
+            var value = String(trimmed[trimmed.index(after: equals)...]).trimmingSpaces
+            guard !key.isEmpty, key.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+                throw IPsecConfigError(location: location, problem: "invalid key \(quoted(key))")
+            }
+            if value.hasPrefix("\"") {
+                guard value.count >= 2, value.hasSuffix("\"") else {
+                    throw IPsecConfigError(location: location, problem: "\(key): unterminated quote")
+                }
+                value = String(value.dropFirst().dropLast())
+            }
+            if let earlier = current?.settings[key] {
+                throw IPsecConfigError(location: location, problem: "\(key) set twice in this section (first at line \(earlier.location.line))")
+            }
+            current?.settings[key] = ConfigSetting(value: value, location: location)
+        }
+        finish()
+    }
+
+    /// A conn's settings with `conn %default` and `also=` merged in (its own win), as pluto sees them.
+    public func resolved(_ name: String) throws(IPsecConfigError) -> ConfigSection? {
+        guard let conn = conns.first(where: { $0.name == name }) else { return nil }
+        var merged = conns.first(where: { $0.name == "%default" })?.settings ?? [:]
+        var visiting: [String] = []
+        func apply(_ section: ConfigSection) throws(IPsecConfigError) {
+            guard !visiting.contains(section.name) else {
+                throw IPsecConfigError(location: section.location, problem: "also= loop: \((visiting + [section.name]).joined(separator: " -> "))")
+            }
+            visiting.append(section.name)
+            if let also = section.settings["also"] {
+                for target in also.value.split(separator: " ").map(String.init) {
+                    guard let included = conns.first(where: { $0.name == target }) else {
+                        throw IPsecConfigError(location: also.location, problem: "also=\(target): no conn of that name")
+                    }
+                    try apply(included)
+                }
+            }
+            for (key, setting) in section.settings where key != "also" { merged[key] = setting }
+            visiting.removeLast()
+        }
+        try apply(conn)
+        return ConfigSection(name: conn.name, location: conn.location, settings: merged)
+    }
+}
+
+/// Drops a `#` comment: at the start of a line, or after whitespace outside quotes.
+private func stripComment(_ line: Substring) -> Substring {
+    var inQuotes = false
+    var previous: Character = " "
+    for index in line.indices {
+        let character = line[index]
+        if character == "\"" { inQuotes.toggle() }
+        if character == "#", !inQuotes, previous == " " || previous == "\t" { return line[..<index] }
+        previous = character
+    }
+    return line
+}
+
+extension String {
+    var trimmingSpaces: String { Substring(self).trimmingSpaces }
+}
+
+/// What vtid and `vtictl check` need of a route-based conn, every value typed and located.
+public struct RouteBasedConn: Sendable, Hashable {
+    public var name: String
+    public var location: ConfigLocation
+    public var markIn: FirewallMark
+    public var markOut: FirewallMark
+    public var vtiInterface: InterfaceName
+    public var vtiRouting: Bool
+    public var vtiShared: Bool
+    public var leftSubnets: [IPPrefix]
+    public var rightSubnets: [IPPrefix]
+    /// `rightaddresspool=FIRST-LAST`.
+    public var addressPool: ClosedRange<IPAddress>?
+    public var leftUpdown: String?
+    public var leftVTI: IPPrefix?
+
+    /// The route-based conns of a configuration (those with `vti-interface=`), resolved.
+    public static func all(in config: IPsecConfig) throws(IPsecConfigError) -> [RouteBasedConn] {
+        var result: [RouteBasedConn] = []
+        for section in config.conns where section.name != "%default" {
+            guard let resolved = try config.resolved(section.name), resolved.settings["vti-interface"] != nil else { continue }
+            result.append(try RouteBasedConn(resolved))
+        }
+        return result
+    }
+
+    init(_ section: ConfigSection) throws(IPsecConfigError) {
+        let settings = section.settings
+        func value(_ key: String) -> ConfigSetting? { settings[key] }
+        func mark(_ key: String) throws(IPsecConfigError) -> FirewallMark? {
+            guard let setting = value(key) else { return nil }
+            guard let mark = FirewallMark(setting.value) else {
+                throw IPsecConfigError(location: setting.location, problem: "\(key)=\(quoted(setting.value)) is not a mark (VALUE/MASK)")
+            }
+            return mark
+        }
+        func flag(_ key: String) throws(IPsecConfigError) -> Bool {
+            guard let setting = value(key) else { return false }
+            switch setting.value {
+            case "yes": return true
+            case "no": return false
+            default: throw IPsecConfigError(location: setting.location, problem: "\(key)=\(quoted(setting.value)) is neither yes nor no")
+            }
+        }
+        func subnets(_ key: String) throws(IPsecConfigError) -> [IPPrefix] {
+            guard let setting = value(key) else { return [] }
+            var prefixes: [IPPrefix] = []
+            for part in setting.value.split(whereSeparator: { $0 == "," || $0 == " " }) {
+                guard let prefix = IPPrefix(part) else {
+                    throw IPsecConfigError(location: setting.location, problem: "\(key): \(quoted(String(part))) is not a subnet")
+                }
+                prefixes.append(prefix)
+            }
+            return prefixes
+        }
+        name = section.name
+        location = section.location
+        guard let device = value("vti-interface"), let interface = InterfaceName(device.value) else {
+            let setting = value("vti-interface")
+            throw IPsecConfigError(location: setting?.location ?? section.location,
+                                   problem: "vti-interface=\(quoted(setting?.value ?? "")) is not a valid interface name (1-15 letters, digits, '.', '-' or '_')")
+        }
+        vtiInterface = interface
+        let both = try mark("mark")
+        guard let markIn = try mark("mark-in") ?? both, let markOut = try mark("mark-out") ?? both else {
+            throw IPsecConfigError(location: section.location, problem: "conn \(section.name) has vti-interface= but no mark= (the VTI's keys)")
+        }
+        self.markIn = markIn
+        self.markOut = markOut
+        vtiRouting = try flag("vti-routing")
+        vtiShared = try flag("vti-shared")
+        leftSubnets = try subnets("leftsubnet")
+        rightSubnets = try subnets("rightsubnet")
+        if let pool = value("rightaddresspool") {
+            let ends = pool.value.split(separator: "-", maxSplits: 1)
+            guard ends.count == 2, let first = IPAddress(ends[0]), let last = IPAddress(ends[1]), first.family == last.family, first <= last else {
+                throw IPsecConfigError(location: pool.location, problem: "rightaddresspool=\(quoted(pool.value)) is not FIRST-LAST")
+            }
+            addressPool = first...last
+        }
+        leftUpdown = value("leftupdown")?.value
+        if let vti = value("leftvti") {
+            guard let prefix = IPPrefix(vti.value) else {
+                throw IPsecConfigError(location: vti.location, problem: "leftvti=\(quoted(vti.value)) is not an address with prefix length")
+            }
+            leftVTI = prefix
+        }
+    }
+}
