@@ -56,9 +56,9 @@ public struct InetAddress: Hashable, Sendable, CustomStringConvertible, Comparab
         return String(decoding: output.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// IPv4 before IPv6, then by value.
     public static func < (a: InetAddress, b: InetAddress) -> Bool {
-        (a.family.rawValue, a.bytes.lexicographicallyPrecedes(b.bytes) ? 0 : 1) < (b.family.rawValue, 1)
-            || (a.family == b.family && a.bytes.lexicographicallyPrecedes(b.bytes))
+        a.family != b.family ? a.family == .ipv4 : a.bytes.lexicographicallyPrecedes(b.bytes)
     }
 }
 
