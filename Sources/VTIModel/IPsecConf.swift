@@ -6,6 +6,10 @@
 public struct ConfigLocation: Sendable, Hashable, CustomStringConvertible {
     public var file: String
     public var line: Int
+    public init(file: String, line: Int) {
+        self.file = file
+        self.line = line
+    }
     public var description: String { "\(file):\(line)" }
 }
 
@@ -13,6 +17,10 @@ public struct ConfigLocation: Sendable, Hashable, CustomStringConvertible {
 public struct IPsecConfigError: Error, Sendable, Hashable, CustomStringConvertible {
     public var location: ConfigLocation
     public var problem: String
+    public init(location: ConfigLocation, problem: String) {
+        self.location = location
+        self.problem = problem
+    }
     public var description: String { "\(location): \(problem)" }
 }
 

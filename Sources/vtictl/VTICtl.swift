@@ -7,7 +7,7 @@ struct VTICtl: ParsableCommand {
         commandName: "vtictl",
         abstract: "Show and check route-based IPsec (VTI) state on this host.",
         version: VTICtlVersion.current,
-        subcommands: [Status.self, Version.self],
+        subcommands: [Status.self, Check.self, Version.self],
         defaultSubcommand: Status.self)
 }
 

@@ -1,0 +1,84 @@
+import XCTest
+@testable import VTIModel
+
+/// One deliberately broken configuration per mistake `vtictl check` knows, with its message and line.
+final class ConfigCheckTests: XCTestCase {
+    private func findings(_ text: String) throws -> [String] {
+        let config = try IPsecConfig(main: .init(file: "ipsec.conf", text: text))
+        return checkRouteBasedConns(try RouteBasedConn.all(in: config)).map(\.description)
+    }
+
+    private let updown = "    leftupdown=/usr/local/libexec/vtictl/vti-updown\n"
+
+    func testACleanConfigurationHasNoFindings() throws {
+        XCTAssertEqual(try findings("""
+            conn a
+                leftsubnet=10.1.0.0/24
+                rightsubnet=10.2.0.0/24
+                mark=5/0xffffffff
+                vti-interface=vti01
+                vti-routing=yes
+            \(updown)
+            conn rw
+                leftsubnet=10.3.0.0/24
+                rightaddresspool=10.0.1.10-10.0.1.50
+                mark=12/0xffffffff
+                vti-interface=vti02
+                vti-shared=yes
+            \(updown)
+            """), [])
+    }
+
+    func testOneMarkForTwoDevices() throws {
+        XCTAssertEqual(try findings("conn a\n    mark=5\n    vti-interface=vti01\n\(updown)conn b\n    mark=5\n    vti-interface=vti02\n\(updown)"), [
+            "ipsec.conf:5: error: conn b uses mark 5 like conn a (ipsec.conf:1) but another device (vti02, not vti01): each VTI device needs its own mark",
+        ])
+    }
+
+    func testOneDeviceWithTwoMarksOrUnshared() throws {
+        XCTAssertEqual(try findings("conn a\n    mark=5\n    vti-interface=vti01\n\(updown)conn b\n    mark=6\n    vti-interface=vti01\n\(updown)"), [
+            "ipsec.conf:5: error: conn b puts vti01 on mark 6, conn a (ipsec.conf:1) on mark 5: one device has one key",
+        ])
+        XCTAssertEqual(try findings("conn a\n    mark=5\n    vti-interface=vti01\n\(updown)conn b\n    mark=5\n    vti-interface=vti01\n\(updown)"), [
+            "ipsec.conf:5: error: conns a (ipsec.conf:1) and b share vti01 without vti-shared=yes on both",
+        ])
+    }
+
+    func testOverlappingPools() throws {
+        XCTAssertEqual(try findings("""
+            conn a
+                mark=5
+                vti-interface=vti01
+                rightaddresspool=10.0.1.10-10.0.1.50
+            \(updown)conn b
+                mark=6
+                vti-interface=vti02
+                rightaddresspool=10.0.1.40-10.0.1.90
+            \(updown)
+            """), ["ipsec.conf:6: error: address pool 10.0.1.40-10.0.1.90 overlaps conn a's 10.0.1.10-10.0.1.50 (ipsec.conf:1)"])
+    }
+
+    func testPoolInsideTheLocalSubnet() throws {
+        XCTAssertEqual(try findings("conn a\n    mark=5\n    vti-interface=vti01\n    leftsubnet=10.0.0.0/16\n    rightaddresspool=10.0.1.10-10.0.1.50\n\(updown)"), [
+            "ipsec.conf:1: error: address pool 10.0.1.10-10.0.1.50 lies in the local subnet 10.0.0.0/16: clients' routes would shadow it (use a separate range, or proxy ARP)",
+        ])
+    }
+
+    func testRoutingALocalNetworkIntoTheTunnel() throws {
+        XCTAssertEqual(try findings("conn a\n    mark=5\n    vti-interface=vti01\n    vti-routing=yes\n    leftsubnet=10.1.0.0/24\n    rightsubnet=10.0.0.0/8\n\(updown)"), [
+            "ipsec.conf:1: error: conn a: vti-routing=yes would route the local network 10.1.0.0/24 into vti01 (rightsubnet=10.0.0.0/8)",
+        ])
+        XCTAssertEqual(try findings("conn a\n    mark=5\n    vti-interface=vti01\n    vti-routing=yes\n    rightsubnet=0.0.0.0/0\n\(updown)"), [
+            "ipsec.conf:1: warning: conn a: vti-routing=yes with rightsubnet=0.0.0.0/0 installs no route (route_default = no)",
+        ])
+    }
+
+    func testUpdownNotPointingAtTheHook() throws {
+        XCTAssertEqual(try findings("conn a\n    mark=5\n    vti-interface=vti01\n    leftupdown=/usr/libexec/ipsec/_updown\n"), [
+            "ipsec.conf:1: warning: conn a runs leftupdown=/usr/libexec/ipsec/_updown, not vti-updown: devices, routes and MTU are left to it",
+        ])
+        XCTAssertEqual(try findings("conn a\n    mark=5\n    vti-interface=vti01\n"), [
+            "ipsec.conf:1: warning: conn a has no leftupdown=: libreswan's stock script handles its VTI",
+        ])
+    }
+}
