@@ -264,3 +264,18 @@ s2s_hosts() {
   tb_host west 192.0.2.1/24 10.1.0.1/24
   tb_host east 192.0.2.2/24 10.2.0.1/24
 }
+
+# s2s_start CONF WEST_SECRET [EAST_SECRET]: both plutos with CONF, conn s2s loaded on each.
+s2s_start() {
+  tb_pluto west "$1" "@west @east : PSK \"$2\""
+  tb_pluto east "$1" "@west @east : PSK \"${3:-$2}\""
+  tb_add west s2s
+  tb_add east s2s
+}
+
+# s2s_up: west initiates; both vti01 devices must be up with the right end points and key 5.
+s2s_up() {
+  tb_up west s2s east
+  expect_vti west vti01 192.0.2.1 192.0.2.2 5
+  expect_vti east vti01 192.0.2.2 192.0.2.1 5
+}

@@ -3,8 +3,5 @@
 updown=$(tb_updown)
 s2s_hosts
 conf=$(s2s_conf "$updown" 0.0.0.0/0 0.0.0.0/0 no)
-tb_pluto west "$conf" '@west @east : PSK "one secret"'
-tb_pluto east "$conf" '@west @east : PSK "another secret"'
-tb_add west s2s
-tb_add east s2s
+s2s_start "$conf" "one secret" "another secret"
 tb_up west s2s east 20

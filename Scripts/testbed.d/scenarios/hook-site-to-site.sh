@@ -5,14 +5,8 @@
 updown=$(tb_updown)
 s2s_hosts
 conf=$(s2s_conf "$updown" 10.1.0.0/24 10.2.0.0/24 yes)
-secrets='@west @east : PSK "testbed-hook-site-to-site-secret"'
-tb_pluto west "$conf" "$secrets"
-tb_pluto east "$conf" "$secrets"
-tb_add west s2s
-tb_add east s2s
-tb_up west s2s east
-expect_vti west vti01 192.0.2.1 192.0.2.2 5
-expect_vti east vti01 192.0.2.2 192.0.2.1 5
+s2s_start "$conf" testbed-hook-site-to-site-secret
+s2s_up
 expect_route west 10.2.0.0/24 vti01
 expect_route_protocol west 10.2.0.0/24 157
 expect_route east 10.1.0.0/24 vti01

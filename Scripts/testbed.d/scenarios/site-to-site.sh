@@ -3,14 +3,8 @@
 updown=$(tb_updown)
 s2s_hosts
 conf=$(s2s_conf "$updown" 0.0.0.0/0 0.0.0.0/0 no)
-secrets='@west @east : PSK "testbed-site-to-site-secret"'
-tb_pluto west "$conf" "$secrets"
-tb_pluto east "$conf" "$secrets"
-tb_add west s2s
-tb_add east s2s
-tb_up west s2s east
-expect_vti west vti01 192.0.2.1 192.0.2.2 5
-expect_vti east vti01 192.0.2.2 192.0.2.1 5
+s2s_start "$conf" testbed-site-to-site-secret
+s2s_up
 ip -n west route add 10.2.0.0/24 dev vti01
 ip -n east route add 10.1.0.0/24 dev vti01
 before=$(sa_bytes west)
