@@ -1,101 +1,200 @@
 /// IP addresses and prefixes parsed by hand: this module imports nothing, so the hook starts fast,
-/// and every parse is strict (no octal, no shorthand) because the text may come from a peer.
+/// and every parse is strict (no octal, no shorthand, no zone) because the text may come from a peer.
 
-/// Which IP version.
-public enum IPFamily: Sendable, Hashable {
+/// Which IP version. Netlink has a type of the same name for the kernel's `AF_*` numbers; in a
+/// file that imports both modules, write `VTIModel.AddressFamily`.
+public enum AddressFamily: Sendable, Hashable, CustomStringConvertible {
     case ipv4, ipv6
 
     public var bitCount: Int { self == .ipv4 ? 32 : 128 }
+
+    /// `ipv4` or `ipv6`, as pluto writes `PLUTO_CONN_ADDRFAMILY`.
+    public var description: String { self == .ipv4 ? "ipv4" : "ipv6" }
 }
 
-/// An IPv4 or IPv6 address as network-order bytes.
-public struct IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible {
-    public let family: IPFamily
-    /// 4 or 16 bytes, network order.
-    public let bytes: [UInt8]
+/// An IPv4 address; `rawValue` in host order so that masks are plain integer arithmetic.
+public struct IPv4Address: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public let rawValue: UInt32
 
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// Dotted quad only: four decimal parts, no leading zeros (which some parsers read as octal).
+    public init?(_ text: some StringProtocol) {
+        let utf8 = Array(text.utf8)
+        guard utf8.count <= 15, let bytes = parseIPv4(utf8[...]) else { return nil }
+        self.init(bytes: bytes)
+    }
+
+    init(bytes: [UInt8]) {
+        rawValue = bytes.reduce(0) { $0 << 8 | UInt32($1) }
+    }
+
+    /// Network order.
+    public var bytes: [UInt8] { [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: rawValue >> $0) } }
+
+    public var description: String { bytes.map { String($0) }.joined(separator: ".") }
+
+    public static func < (a: IPv4Address, b: IPv4Address) -> Bool { a.rawValue < b.rawValue }
+
+    func masked(to length: Int) -> IPv4Address {
+        IPv4Address(rawValue: length == 0 ? 0 : rawValue & (UInt32.max << (32 - length)))
+    }
+}
+
+/// An IPv6 address as two 64-bit halves, host order.
+public struct IPv6Address: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public let high: UInt64
+    public let low: UInt64
+
+    public init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    /// RFC 4291 text (`2001:db8::1`, `::ffff:192.0.2.1`); no zone index (`%eth0`), which has no
+    /// place in a pluto variable.
+    public init?(_ text: some StringProtocol) {
+        let utf8 = Array(text.utf8)
+        guard utf8.count <= 45, let bytes = parseIPv6(utf8) else { return nil }
+        self.init(bytes: bytes)
+    }
+
+    init(bytes: [UInt8]) {
+        high = bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) }
+        low = bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    /// Network order.
+    public var bytes: [UInt8] {
+        let shifts: [UInt64] = [56, 48, 40, 32, 24, 16, 8, 0]
+        return shifts.map { UInt8(truncatingIfNeeded: high >> $0) } + shifts.map { UInt8(truncatingIfNeeded: low >> $0) }
+    }
+
+    /// RFC 5952: lowercase, no leading zeros, the longest run of zero groups as `::`.
+    public var description: String { formatIPv6(bytes) }
+
+    public static func < (a: IPv6Address, b: IPv6Address) -> Bool { (a.high, a.low) < (b.high, b.low) }
+
+    func masked(to length: Int) -> IPv6Address {
+        func mask(_ bits: Int) -> UInt64 { bits <= 0 ? 0 : bits >= 64 ? .max : UInt64.max << (64 - bits) }
+        return IPv6Address(high: high & mask(length), low: low & mask(length - 64))
+    }
+}
+
+/// An IPv4 or IPv6 address.
+public enum IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible {
+    case v4(IPv4Address)
+    case v6(IPv6Address)
+
+    /// 4 or 16 bytes, network order.
     public init?(bytes: [UInt8]) {
         switch bytes.count {
-        case 4: family = .ipv4
-        case 16: family = .ipv6
+        case 4: self = .v4(IPv4Address(bytes: bytes))
+        case 16: self = .v6(IPv6Address(bytes: bytes))
         default: return nil
         }
-        self.bytes = bytes
     }
 
     /// Parses `192.0.2.1` or an IPv6 address (`2001:db8::1`, `::ffff:192.0.2.1`).
     public init?(_ text: some StringProtocol) {
-        let utf8 = Array(text.utf8)
-        guard !utf8.isEmpty, utf8.count <= 45 else { return nil }
-        if let v4 = parseIPv4(utf8) {
-            self.init(bytes: v4)
-        } else if let v6 = parseIPv6(utf8) {
-            self.init(bytes: v6)
+        if let v4 = IPv4Address(text) {
+            self = .v4(v4)
+        } else if let v6 = IPv6Address(text) {
+            self = .v6(v6)
         } else {
             return nil
         }
     }
 
-    public static func unspecified(_ family: IPFamily) -> IPAddress {
-        IPAddress(bytes: [UInt8](repeating: 0, count: family.bitCount / 8))!
+    /// 0.0.0.0 or `::`: the "any" remote of a VTI device shared by several peers.
+    public static func unspecified(_ family: AddressFamily) -> IPAddress {
+        family == .ipv4 ? .v4(IPv4Address(rawValue: 0)) : .v6(IPv6Address(high: 0, low: 0))
     }
 
-    public var isUnspecified: Bool { bytes.allSatisfy { $0 == 0 } }
+    public var family: AddressFamily {
+        switch self {
+        case .v4: .ipv4
+        case .v6: .ipv6
+        }
+    }
+
+    /// 4 or 16 bytes, network order.
+    public var bytes: [UInt8] {
+        switch self {
+        case .v4(let address): address.bytes
+        case .v6(let address): address.bytes
+        }
+    }
+
+    public var isUnspecified: Bool { self == .unspecified(family) }
 
     public var description: String {
-        family == .ipv4 ? bytes.map { String($0) }.joined(separator: ".") : formatIPv6(bytes)
+        switch self {
+        case .v4(let address): address.description
+        case .v6(let address): address.description
+        }
     }
 
-    public static func < (a: IPAddress, b: IPAddress) -> Bool {
-        if a.family != b.family { return a.family == .ipv4 }
-        return a.bytes.lexicographicallyPrecedes(b.bytes)
+    /// The address with all but the first `length` bits cleared.
+    func masked(to length: Int) -> IPAddress {
+        switch self {
+        case .v4(let address): .v4(address.masked(to: length))
+        case .v6(let address): .v6(address.masked(to: length))
+        }
     }
 }
 
-/// An address and a prefix length, e.g. a client subnet or a VTI address.
+/// An address and a prefix length, e.g. a client subnet or a VTI address. The address may have
+/// host bits set (`10.0.1.1/24` is an interface address); `network` and `isCanonicalNetwork` say
+/// whether it names a network.
 public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
     public let address: IPAddress
     public let length: Int
 
+    /// Nil when the length does not fit the family (over 32 or 128, or negative).
     public init?(_ address: IPAddress, length: Int) {
         guard length >= 0, length <= address.family.bitCount else { return nil }
         self.address = address
         self.length = length
     }
 
-    /// Parses `10.0.1.0/24`; a bare address is a host prefix (/32 or /128).
+    /// Parses `10.0.1.0/24`; a bare address is a host prefix (/32 or /128). The length is decimal
+    /// without leading zeros or sign.
     public init?(_ text: some StringProtocol) {
         let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
         guard let address = IPAddress(parts[0]) else { return nil }
-        if parts.count == 1 {
+        guard parts.count == 2 else {
             self.init(address, length: address.family.bitCount)
             return
         }
-        let digits = parts[1]
-        guard !digits.isEmpty, digits.count <= 3, digits.allSatisfy(\.isASCIIDigit), let length = Int(digits) else { return nil }
+        let digits = Array(parts[1].utf8)
+        guard !digits.isEmpty, digits.count <= 3, digits.allSatisfy(isDecimalDigit),
+              digits.count == 1 || digits[0] != UInt8(ascii: "0"),
+              let length = Int(String(decoding: digits, as: UTF8.self))
+        else { return nil }
         self.init(address, length: length)
     }
 
-    public var family: IPFamily { address.family }
+    /// A host prefix: /32 or /128.
+    public init(host address: IPAddress) {
+        self.address = address
+        length = address.family.bitCount
+    }
+
+    public var family: AddressFamily { address.family }
     public var isHost: Bool { length == family.bitCount }
     /// 0.0.0.0/0 or ::/0.
     public var isDefault: Bool { length == 0 }
 
-    /// The prefix with host bits cleared.
-    public var network: IPPrefix {
-        var bytes = address.bytes
-        for index in bytes.indices {
-            let bitsBefore = index * 8
-            if bitsBefore >= length { bytes[index] = 0 }
-            else if bitsBefore + 8 > length { bytes[index] &= UInt8(truncatingIfNeeded: 0xff << (8 - (length - bitsBefore))) }
-        }
-        return IPPrefix(IPAddress(bytes: bytes)!, length: length)!
-    }
+    /// The prefix with host bits cleared: what a route's destination must be.
+    public var network: IPPrefix { IPPrefix(trusted: address.masked(to: length), length: length) }
+
+    /// Whether no host bits are set (`10.0.1.0/24`, not `10.0.1.7/24`).
+    public var isCanonicalNetwork: Bool { address.masked(to: length) == address }
 
     /// Whether the address is inside this prefix.
     public func contains(_ other: IPAddress) -> Bool {
-        guard other.family == family else { return false }
-        return IPPrefix(other, length: length)!.network == network
+        other.family == family && other.masked(to: length) == address.masked(to: length)
     }
 
     /// Whether the two prefixes share any address.
@@ -105,25 +204,31 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { "\(address)/\(length)" }
+
+    /// For lengths this module has already checked.
+    private init(trusted address: IPAddress, length: Int) {
+        self.address = address
+        self.length = length
+    }
 }
 
-extension Character {
-    var isASCIIDigit: Bool { isASCII && isNumber }
+func isDecimalDigit(_ byte: UInt8) -> Bool {
+    byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
 }
 
-private func parseIPv4(_ text: [UInt8]) -> [UInt8]? {
+private func parseIPv4(_ text: ArraySlice<UInt8>) -> [UInt8]? {
     var result: [UInt8] = []
     var value = 0
     var digits = 0
     for character in text + [UInt8(ascii: ".")] {
-        if character >= UInt8(ascii: "0"), character <= UInt8(ascii: "9") {
+        if isDecimalDigit(character) {
             // A leading zero would be octal to some parsers: refuse it.
             if digits == 1 && value == 0 { return nil }
             value = value * 10 + Int(character - UInt8(ascii: "0"))
             digits += 1
             guard digits <= 3, value <= 255 else { return nil }
         } else if character == UInt8(ascii: ".") {
-            guard digits > 0 else { return nil }
+            guard digits > 0, result.count < 4 else { return nil }
             result.append(UInt8(value))
             value = 0
             digits = 0
@@ -142,8 +247,9 @@ private func parseIPv6(_ text: [UInt8]) -> [UInt8]? {
     var sawDoubleColon = false
     var embeddedIPv4: [UInt8]?
     let groups = text.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
+    guard groups.count <= 9 else { return nil }
     var index = 0
-    // "::" at the start or end produces empty groups that are part of the compression.
+    // "::" at the start produces two empty groups that are one compression.
     if groups.count >= 2, groups[0].isEmpty {
         guard groups[1].isEmpty else { return nil }
         index = 1
@@ -151,8 +257,10 @@ private func parseIPv6(_ text: [UInt8]) -> [UInt8]? {
     while index < groups.count {
         let group = groups[index]
         if group.isEmpty {
+            // An empty last group is the end of a trailing "::", never a lone trailing ":".
+            if index == groups.count - 1, index > 0, !groups[index - 1].isEmpty { return nil }
             guard !sawDoubleColon else {
-                // Only the trailing "::" may leave a second empty group, as the very last one.
+                // Only a trailing "::" may leave a second empty group, as the very last one.
                 if index == groups.count - 1, groups[index - 1].isEmpty { index += 1; continue }
                 return nil
             }
@@ -161,7 +269,7 @@ private func parseIPv6(_ text: [UInt8]) -> [UInt8]? {
             continue
         }
         if index == groups.count - 1, group.contains(UInt8(ascii: ".")) {
-            guard let v4 = parseIPv4(Array(group)) else { return nil }
+            guard let v4 = parseIPv4(group) else { return nil }
             embeddedIPv4 = v4
             index += 1
             continue
@@ -201,7 +309,6 @@ func hexValue(_ character: UInt8) -> UInt8? {
     }
 }
 
-/// RFC 5952 text: lowercase, leading zeros dropped, the longest run of zero groups as "::".
 private func formatIPv6(_ bytes: [UInt8]) -> String {
     let groups = stride(from: 0, to: 16, by: 2).map { UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]) }
     var bestStart = -1, bestLength = 0, runStart = -1

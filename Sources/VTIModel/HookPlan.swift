@@ -2,9 +2,11 @@
 public struct VTIDeviceSpec: Sendable, Hashable, CustomStringConvertible {
     public var name: InterfaceName
     public var local: IPAddress
-    /// 0.0.0.0 (or ::) for a device that road-warrior instances share.
+    /// 0.0.0.0 (or ::) for a device that road-warrior instances or several conns share.
     public var remote: IPAddress
+    /// `CONNMARK_IN`'s value.
     public var inputKey: UInt32
+    /// `CONNMARK_OUT`'s value.
     public var outputKey: UInt32
 
     public init(name: InterfaceName, local: IPAddress, remote: IPAddress, inputKey: UInt32, outputKey: UInt32) {
@@ -18,22 +20,23 @@ public struct VTIDeviceSpec: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(name) local \(local) remote \(remote) ikey \(inputKey) okey \(outputKey)" }
 }
 
-/// A kernel setting the plan wants, by family, scope and name.
+/// A kernel setting the plan wants, by family, scope and name: `net.ipv4.conf.vti01.rp_filter`.
 public struct SysctlSetting: Sendable, Hashable, CustomStringConvertible {
     public enum Scope: Sendable, Hashable {
+        /// `conf/DEVICE/NAME`
         case interface(InterfaceName)
         /// `conf/all/NAME`
         case all
-        /// `net/ipv4/ip_forward` and its kind: not under `conf/`.
+        /// Directly under the family, not under `conf/`: `net/ipv4/ip_forward`.
         case global
     }
 
-    public var family: IPFamily
+    public var family: AddressFamily
     public var scope: Scope
     public var name: String
     public var value: Int
 
-    public init(family: IPFamily, scope: Scope, name: String, value: Int) {
+    public init(family: AddressFamily, scope: Scope, name: String, value: Int) {
         self.family = family
         self.scope = scope
         self.name = name
@@ -50,19 +53,22 @@ public struct SysctlSetting: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// A route the hook owns: it carries the hook's route protocol number.
+/// A route the hook owns: it carries the hook's route protocol number, and only a route with that
+/// number is ever deleted.
 public struct PlannedRoute: Sendable, Hashable, CustomStringConvertible {
+    /// Always a network (host bits cleared).
     public var destination: IPPrefix
     public var device: InterfaceName
     public var gateway: IPAddress?
     public var preferredSource: IPAddress?
     public var table: UInt32
     public var metric: UInt32?
+    /// `rtm_protocol`; `HookSettings.routeProtocol`.
     public var routeProtocol: UInt8
 
     public init(destination: IPPrefix, device: InterfaceName, gateway: IPAddress? = nil, preferredSource: IPAddress? = nil,
                 table: UInt32 = 254, metric: UInt32? = nil, routeProtocol: UInt8) {
-        self.destination = destination
+        self.destination = destination.network
         self.device = device
         self.gateway = gateway
         self.preferredSource = preferredSource
@@ -71,6 +77,7 @@ public struct PlannedRoute: Sendable, Hashable, CustomStringConvertible {
         self.routeProtocol = routeProtocol
     }
 
+    /// `ip route` syntax, for logs.
     public var description: String {
         var text = "\(destination)"
         if let gateway { text += " via \(gateway)" }
@@ -82,22 +89,34 @@ public struct PlannedRoute: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// What the MTU of a VTI device should be derived from.
+/// What the applier needs to derive a VTI device's MTU (`TunnelMTUPolicy.derived`).
 public struct MTUInputs: Sendable, Hashable {
-    /// Outer (tunnel end point) family.
-    public var outerFamily: IPFamily
-    /// The SA to read algorithms and NAT-T encapsulation from (inbound first).
+    /// Outer (tunnel end point) family: 20 or 40 bytes of header.
+    public var outerFamily: AddressFamily
+    /// SPIs of the Child SA to read algorithms and NAT-T encapsulation from, SPI_IN (the outbound
+    /// SA) first; empty when pluto sent none (prepare, route).
     public var spis: [UInt32]
-    /// A shared device serves clients with possibly different proposals: use the fallback suite
-    /// and assume NAT-T, the smallest MTU any of them may need.
+    /// Several peers use the device (vti-shared=yes, or road-warrior instances): they may differ in
+    /// suites and NAT, so use the fallback suite with NAT-T, the smallest MTU any of them needs.
     public var shared: Bool
+
+    public init(outerFamily: AddressFamily, spis: [UInt32], shared: Bool) {
+        self.outerFamily = outerFamily
+        self.spis = spis
+        self.shared = shared
+    }
+
+    public var spiIn: UInt32? { spis.first }
 }
 
-/// One step of a hook plan. The applier does each idempotently.
+/// One step of a hook plan. The applier does each idempotently, so a repeated or reordered event
+/// converges on the same state.
 public enum HookAction: Sendable, Hashable, CustomStringConvertible {
-    /// Create if missing, adopt if it has these parameters, fail if it has others; set it up.
+    /// Create if missing, adopt if it has these parameters, fail clearly if it has others; set it up.
     case ensureVTI(VTIDeviceSpec)
+    /// Set the device's MTU: fixed, or derived from the SA (by SPI) and the underlying device.
     case ensureMTU(InterfaceName, TunnelMTUPolicy, MTUInputs)
+    /// Add the address if the device lacks it.
     case ensureAddress(InterfaceName, IPPrefix)
     case setSysctl(SysctlSetting)
     /// Install or update (replace semantics).
@@ -106,9 +125,10 @@ public enum HookAction: Sendable, Hashable, CustomStringConvertible {
     case deleteRoute(PlannedRoute)
     /// Delete the device, only while it still has these parameters.
     case deleteVTI(VTIDeviceSpec)
-    /// Nothing to do, but worth a log line (a skipped route, an ignored verb).
+    /// Nothing to do, but worth a log line (a route deliberately not installed).
     case notice(String)
 
+    /// One line for logs.
     public var description: String {
         switch self {
         case .ensureVTI(let spec): "ensure VTI \(spec)"
@@ -123,11 +143,25 @@ public enum HookAction: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// The ordered steps for one pluto event.
+public typealias HookPlan = [HookAction]
+
 /// What the kernel should look like after one pluto event, as ordered steps: the pure half of the
 /// hook, tested without root. Every step is safe to apply twice, so a repeated or reordered event
-/// (libreswan 4.10 sends up-client before prepare-client) converges on the same state.
-public func planHook(event: PlutoEvent, settings: HookSettings) -> [HookAction] {
-    var plan: [HookAction] = []
+/// (libreswan 4.10 sends up-client before prepare-client; prepare and up may race, libreswan
+/// #1307) converges on the same state.
+///
+/// - VTI conns (`VTI_IFACE` set): `prepare`, `route` and `up` ensure the device, its addresses,
+///   sysctls and MTU; `route` and `up` with vti-routing=yes also route the peer's client into it
+///   (on a road-warrior server: that client's /32). `down` removes exactly that client's routes.
+///   `unroute` means the conn (or instance) is being deleted: it removes the routes too, and the
+///   device when it belongs to this conn alone (vti-shared=no, a permanent conn or a template);
+///   instances share their template's device and never delete it. `-host` verbs route nothing.
+/// - Other conns (a `leftupdown=` in `conn %default` reaches them too): what the stock script
+///   does for routing and the source IP, so they keep working.
+/// - An unknown verb plans nothing.
+public func planHook(event: PlutoEvent, settings: HookSettings) -> HookPlan {
+    var plan: HookPlan = []
     for step in event.verb.steps {
         if let vti = event.vti {
             plan += planVTI(step: step, event: event, vti: vti, settings: settings)
@@ -135,131 +169,162 @@ public func planHook(event: PlutoEvent, settings: HookSettings) -> [HookAction] 
             plan += planPolicyBased(step: step, event: event, settings: settings)
         }
     }
-    return plan
+    // A compound verb (prepare-route-up) repeats the set-up; once is enough.
+    var seen: Set<HookAction> = []
+    return plan.filter { seen.insert($0).inserted }
 }
 
-private func planVTI(step: PlutoVerb.Step, event: PlutoEvent, vti: PlutoEvent.VTI, settings: HookSettings) -> [HookAction] {
+private func planVTI(step: PlutoVerb.Step, event: PlutoEvent, vti: PlutoEvent.VTI, settings: HookSettings) -> HookPlan {
     let device = deviceSpec(event: event, vti: vti)
-    let routes = vti.routing ? peerRoutes(event: event, device: vti.interface, gateway: nil, settings: settings) : []
+    let routes = vti.routing && event.scope == .client ? vtiRoutes(event: event, vti: vti, settings: settings) : []
     switch step {
-    case .prepare, .up, .route:
-        var plan: [HookAction] = [.ensureVTI(device)]
-        if let address = vti.address { plan.append(.ensureAddress(vti.interface, address)) }
-        plan += deviceSysctls(event: event, vti: vti, settings: settings)
-        let mtu: TunnelMTUPolicy = event.mtu.map { .fixed(Int($0)) } ?? settings.mtu
-        plan.append(.ensureMTU(vti.interface, mtu, MTUInputs(
-            outerFamily: event.me.family, spis: [event.spiIn, event.spiOut].compactMap { $0 }.filter { $0 != 0 },
-            shared: vti.shared)))
-        if step != .prepare { plan += routes }
-        return plan
+    case .prepare:
+        return deviceSetup(event: event, vti: vti, device: device, settings: settings)
+    case .route, .up:
+        return deviceSetup(event: event, vti: vti, device: device, settings: settings) + routes
     case .down:
-        return routes.compactMap(removal)
+        return routes.compactMap(undoing)
     case .unroute:
-        var plan = routes.compactMap(removal)
-        // The conn is being removed (unroute only follows a delete or an explicit unroute): a
-        // device of its own goes with it; a shared one stays for the other instances.
-        if !vti.shared && event.kind != .instance && event.kind != .goingAway {
+        var plan = routes.compactMap(undoing)
+        if !vti.shared && (event.kind == .permanent || event.kind == .template) {
             plan.append(.deleteVTI(device))
         }
         return plan
     }
 }
 
-private func removal(_ action: HookAction) -> HookAction? {
-    if case .addRoute(let route) = action { return .deleteRoute(route) }
-    return action
-}
-
+/// The device as the stock script creates it: remote "any" for instances and shared devices.
 private func deviceSpec(event: PlutoEvent, vti: PlutoEvent.VTI) -> VTIDeviceSpec {
-    let anyRemote = vti.shared || event.kind == .instance || event.kind == .goingAway
-    let keyIn = event.markIn?.value ?? event.markOut?.value ?? 0
-    let keyOut = event.markOut?.value ?? keyIn
+    let anyRemote = vti.shared || event.kind.isInstance
     return VTIDeviceSpec(name: vti.interface, local: event.me,
                          remote: anyRemote ? .unspecified(event.me.family) : event.peer,
-                         inputKey: keyIn, outputKey: keyOut)
+                         inputKey: event.markIn?.value ?? 0, outputKey: event.markOut?.value ?? 0)
 }
 
-private func deviceSysctls(event: PlutoEvent, vti: PlutoEvent.VTI, settings: HookSettings) -> [HookAction] {
-    let device = SysctlSetting.Scope.interface(vti.interface)
-    if event.me.family == .ipv6 {
-        var plan: [HookAction] = [
-            .setSysctl(SysctlSetting(family: .ipv6, scope: device, name: "disable_policy", value: 1)),
-            .setSysctl(SysctlSetting(family: .ipv6, scope: device, name: "forwarding", value: 1)),
-            .setSysctl(SysctlSetting(family: .ipv6, scope: device, name: "accept_redirects", value: 0)),
-        ]
-        if vti.routing { plan.append(.setSysctl(SysctlSetting(family: .ipv6, scope: .all, name: "forwarding", value: 1))) }
-        return plan
+private func deviceSetup(event: PlutoEvent, vti: PlutoEvent.VTI, device: VTIDeviceSpec, settings: HookSettings) -> HookPlan {
+    var plan: HookPlan = [.ensureVTI(device)]
+    if let address = vti.address { plan.append(.ensureAddress(vti.interface, address)) }
+    if let source = event.mySourceIP {
+        // Where the stock script's addsource puts it: on the device when it routes, else on lo.
+        plan.append(.ensureAddress(vti.routing ? vti.interface : .loopback, IPPrefix(host: source)))
     }
-    var plan: [HookAction] = [
-        .setSysctl(SysctlSetting(family: .ipv4, scope: device, name: "disable_policy", value: 1)),
-        .setSysctl(SysctlSetting(family: .ipv4, scope: device, name: "rp_filter", value: settings.reversePathFilter.rawValue)),
-        .setSysctl(SysctlSetting(family: .ipv4, scope: device, name: "forwarding", value: 1)),
-        .setSysctl(SysctlSetting(family: .ipv4, scope: device, name: "accept_redirects", value: 0)),
-        .setSysctl(SysctlSetting(family: .ipv4, scope: device, name: "send_redirects", value: 0)),
-    ]
-    // The kernel uses max(all, device): "off" only works with all at 0 as well.
-    if settings.reversePathFilter == .off {
-        plan.append(.setSysctl(SysctlSetting(family: .ipv4, scope: .all, name: "rp_filter", value: 0)))
-    }
-    if vti.routing { plan.append(.setSysctl(SysctlSetting(family: .ipv4, scope: .global, name: "ip_forward", value: 1))) }
+    plan += deviceSysctls(event: event, vti: vti, settings: settings)
+    let policy: TunnelMTUPolicy = event.mtu.map { .fixed($0) } ?? settings.mtu
+    plan.append(.ensureMTU(vti.interface, policy, MTUInputs(
+        outerFamily: event.me.family,
+        spis: [event.spiIn, event.spiOut].compactMap { $0 }.filter { $0 != 0 },
+        shared: vti.shared || event.kind.isInstance)))
     return plan
 }
 
-/// The routes for the peer's client subnet (on a road-warrior server: the client's pool /32).
-private func peerRoutes(event: PlutoEvent, device: InterfaceName, gateway: IPAddress?, settings: HookSettings) -> [HookAction] {
-    var destinations = [event.peerClient.network]
-    if event.peerClient.isDefault {
-        guard settings.routeDefaultThroughTunnel else {
-            return [.notice("peer client \(event.peerClient) gets no route (route_default = no)")]
-        }
-        destinations = halves(of: event.peerClient.family)
-    } else if event.peerClient.contains(event.peer) {
-        // The tunnel's own packets to the peer would be routed into the tunnel.
-        return [.notice("peer client \(event.peerClient) contains the peer \(event.peer): no route, it would loop the tunnel into itself")]
+/// The settings of the traffic inside the tunnel, so of the selectors' family. IPv4 gets no
+/// rp_filter in IPv6 (there is none) and IPv6 no send_redirects (likewise).
+/// With vti-routing=yes the host must forward: `ip_forward=1`, or for IPv6 `conf.all.forwarding=1`,
+/// which also makes the kernel ignore router advertisements on interfaces with accept_ra=1.
+private func deviceSysctls(event: PlutoEvent, vti: PlutoEvent.VTI, settings: HookSettings) -> HookPlan {
+    let device = SysctlSetting.Scope.interface(vti.interface)
+    let family = event.myClient.family
+    func set(_ scope: SysctlSetting.Scope, _ name: String, _ value: Int) -> HookAction {
+        .setSysctl(SysctlSetting(family: family, scope: scope, name: name, value: value))
     }
-    return destinations.map { destination in
-        .addRoute(PlannedRoute(destination: destination, device: device, gateway: gateway,
-                               preferredSource: event.mySourceIP, table: settings.routeTable,
-                               metric: settings.routeMetric ?? event.metric, routeProtocol: settings.routeProtocol))
-    }
-}
-
-private func halves(of family: IPFamily) -> [IPPrefix] {
+    var plan: HookPlan = [set(device, "disable_policy", 1)]
     if family == .ipv4 {
-        return [IPPrefix("0.0.0.0/1")!, IPPrefix("128.0.0.0/1")!]
+        plan.append(set(device, "rp_filter", settings.reversePathFilter.rawValue))
+        // The kernel uses max(all, device): "off" only works with all at 0 as well.
+        if settings.reversePathFilter == .off { plan.append(set(.all, "rp_filter", 0)) }
     }
-    return [IPPrefix("::/1")!, IPPrefix("8000::/1")!]
+    plan += [set(device, "forwarding", 1), set(device, "accept_redirects", 0)]
+    if family == .ipv4 { plan.append(set(device, "send_redirects", 0)) }
+    if vti.routing {
+        plan.append(family == .ipv4 ? set(.global, "ip_forward", 1) : set(.all, "forwarding", 1))
+    }
+    return plan
 }
 
-/// Conns without a VTI (a `leftupdown=` in `conn %default` reaches them too): what the stock
-/// script does, so they keep working. With a source IP (mode config) the address goes on the
-/// interface and the peer's networks are routed via the next hop with that source.
-private func planPolicyBased(step: PlutoVerb.Step, event: PlutoEvent, settings: HookSettings) -> [HookAction] {
-    guard let source = event.mySourceIP, let device = event.interface else {
-        return step == .prepare ? [] : [.notice("policy-based conn without a source IP: the kernel's IPsec policies route it; nothing to do")]
+/// The routes into the device for the peer's client (on a road-warrior server: the client's pool
+/// /32), or a notice saying why there are none.
+private func vtiRoutes(event: PlutoEvent, vti: PlutoEvent.VTI, settings: HookSettings) -> HookPlan {
+    let client = event.peerClient.network
+    func route(_ destination: IPPrefix) -> HookAction {
+        .addRoute(PlannedRoute(destination: destination, device: vti.interface, preferredSource: event.mySourceIP,
+                               table: settings.routeTable, metric: settings.routeMetric ?? event.metric,
+                               routeProtocol: settings.routeProtocol))
     }
-    var routes = peerRoutes(event: event, device: device, gateway: event.nextHop, settings: HookSettings.policyBased(from: settings))
-    // The peer's own address must keep its normal route, or IKE and ESP would follow these routes.
-    routes = routes.filter { if case .notice = $0 { return false } else { return true } }
+    guard client.isDefault else {
+        if client.contains(event.peer) {
+            return [.notice("peer client \(client) contains the peer \(event.peer): no route, it would loop the tunnel into itself")]
+        }
+        return [route(client)]
+    }
+    guard settings.routeDefaultThroughTunnel else {
+        return [.notice("peer client \(client) gets no route (route_default = no)")]
+    }
+    var plan = halves(of: client.family).map(route)
+    if event.peer.family == client.family {
+        // The halves would take the tunnel's own packets too: pin the peer to the uplink.
+        guard let uplink = event.interface else {
+            return [.notice("peer client \(client) gets no route: PLUTO_INTERFACE is unknown, so the peer \(event.peer) cannot be kept out of the tunnel")]
+        }
+        let pin = PlannedRoute(destination: IPPrefix(host: event.peer), device: uplink,
+                               gateway: event.nextHop.flatMap { $0 == event.peer ? nil : $0 },
+                               table: settings.routeTable, metric: settings.routeMetric ?? event.metric,
+                               routeProtocol: settings.routeProtocol)
+        plan.insert(.addRoute(pin), at: 0)
+    }
+    return plan
+}
+
+/// 0.0.0.0/1 and 128.0.0.0/1, or ::/1 and 8000::/1: more specific than the default route, which
+/// stays in place for when the tunnel is down.
+private func halves(of family: AddressFamily) -> [IPPrefix] {
+    let zero = IPAddress.unspecified(family)
+    var upper = zero.bytes
+    upper[0] = 0x80
+    return [zero, IPAddress(bytes: upper) ?? zero].compactMap { IPPrefix($0, length: 1) }
+}
+
+/// The step that undoes an `addRoute`; nothing else is undone (a notice about a route not
+/// installed says nothing about its removal).
+private func undoing(_ action: HookAction) -> HookAction? {
+    if case .addRoute(let route) = action { return .deleteRoute(route) }
+    return nil
+}
+
+/// Conns without a VTI, as the stock `_updown.xfrm` treats them: the peer's client is routed via
+/// PLUTO_NEXT_HOP (left out when the peer is the next hop) on PLUTO_INTERFACE with
+/// PLUTO_MY_SOURCEIP as source, only when a source IP or `mtu=` is set (otherwise the kernel's
+/// IPsec policies do all the work); 0.0.0.0/0 as two halves, ::/0 as 2000::/3. The source IP goes
+/// on `lo` at `up-client` and `route`. `unroute` removes the routes. Not carried over: the route's
+/// `mtu` attribute (PlannedRoute has none) and the removal of the source IP on `unroute`.
+private func planPolicyBased(step: PlutoVerb.Step, event: PlutoEvent, settings: HookSettings) -> HookPlan {
+    let sourceAddress: HookPlan = event.mySourceIP.map { [.ensureAddress(.loopback, IPPrefix(host: $0))] } ?? []
     switch step {
-    case .prepare:
+    case .prepare, .down:
         return []
-    case .route, .up:
-        let host = IPPrefix(source, length: source.family.bitCount)!
-        return [.ensureAddress(device, host)] + routes
-    case .down:
-        return []
+    case .up:
+        return event.scope == .client ? sourceAddress : []
+    case .route:
+        return sourceAddress + policyRoutes(event: event, settings: settings)
     case .unroute:
-        return routes.compactMap(removal)
+        return policyRoutes(event: event, settings: settings).compactMap(undoing)
     }
 }
 
-extension HookSettings {
-    /// A policy-based road-warrior client with a 0.0.0.0/0 peer sends everything through IPsec:
-    /// the stock script routes that as two halves via the next hop, and so do we.
-    static func policyBased(from settings: HookSettings) -> HookSettings {
-        var copy = settings
-        copy.routeDefaultThroughTunnel = true
-        return copy
+private func policyRoutes(event: PlutoEvent, settings: HookSettings) -> HookPlan {
+    guard event.mySourceIP != nil || event.mtu != nil else { return [] }
+    guard let device = event.interface else {
+        return [.notice("no route for \(event.peerClient): PLUTO_INTERFACE is unknown")]
+    }
+    let client = event.peerClient.network
+    var destinations = [client]
+    if client.isDefault {
+        destinations = client.family == .ipv4 ? halves(of: .ipv4) : [IPPrefix(IPAddress.v6(IPv6Address(high: 0x2000 << 48, low: 0)), length: 3)].compactMap { $0 }
+    }
+    // The next hop only makes sense in the end points' family (IPv6 in IPv4 has none to use).
+    let gateway = event.nextHop.flatMap { $0 == event.peer || $0.family != client.family ? nil : $0 }
+    return destinations.map { destination in
+        .addRoute(PlannedRoute(destination: destination, device: device, gateway: gateway, preferredSource: event.mySourceIP,
+                               table: settings.routeTable, metric: settings.routeMetric ?? event.metric,
+                               routeProtocol: settings.routeProtocol))
     }
 }

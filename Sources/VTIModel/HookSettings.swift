@@ -1,9 +1,13 @@
 /// What the hook needs that libreswan does not say, with the defaults a gateway wants.
 /// Read from a small `key = value` file (default /etc/vtictl/hook.conf; optional).
 public struct HookSettings: Sendable, Hashable {
-    /// Reverse-path filtering on VTI devices. The kernel applies max(conf/all, conf/DEV).
+    /// Reverse-path filtering on VTI devices (`rp_filter`). The kernel applies max(conf/all,
+    /// conf/DEV), so the device's value alone can loosen nothing that `all` makes stricter.
+    /// Strict (1) is not offered: it drops tunnel traffic whenever the route back is not the
+    /// tunnel (asymmetric paths, a route being changed).
     public enum ReversePathFilter: Int, Sendable, Hashable {
-        /// 0: no check. Needs conf/all/rp_filter at 0 too, which the hook then sets.
+        /// 0: no check, as the stock script sets. Only works with conf/all/rp_filter at 0 as well,
+        /// so the plan also sets that: a host-wide change, which is why this is not the default.
         case off = 0
         /// 2: the source must be routable somewhere. The default: it allows asymmetric routing
         /// (replies leaving by another path) yet drops sources with no route at all, and max(all,
@@ -12,15 +16,27 @@ public struct HookSettings: Sendable, Hashable {
     }
 
     /// `rtm_protocol` of every route the hook installs, so that it (and vtid) can tell its routes
-    /// from others and routing daemons can redistribute them. 157 is in no common registry:
-    /// not the kernel's (0-4), BIRD's (12), Babel's (42), OpenR's (99) or FRR's (186-196).
-    public var routeProtocol: UInt8 = 157
+    /// from others and routing daemons can redistribute them: a route of another protocol is never
+    /// deleted. 157 is in no registry we know: not the kernel's (0-4), not in iproute2's
+    /// rt_protos (gated 8 ... keepalived 18, babel 42, openr 99, bgp 186 ... eigrp 192), not
+    /// BIRD's (12) or FRR's (186-196).
+    public static let defaultRouteProtocol: UInt8 = 157
+
+    /// `route_protocol`; see `defaultRouteProtocol`.
+    public var routeProtocol: UInt8 = Self.defaultRouteProtocol
     public var reversePathFilter: ReversePathFilter = .loose
-    public var mtu: TunnelMTUPolicy = .derived(fallback: .conservative)
-    /// A peer client of 0.0.0.0/0 (or ::/0) installs no route unless this is on; then it is two
-    /// half routes (0.0.0.0/1 and 128.0.0.0/1) that win over the default route without replacing it.
+    /// `mtu`: derived from the uplink and the SA unless the operator fixes it; pluto's own
+    /// `mtu=` (PLUTO_MTU) wins over both, for that conn.
+    public var mtu: TunnelMTUPolicy = .derived(fallbackSuite: .conservative)
+    /// `route_default`: a peer client of 0.0.0.0/0 (or ::/0) installs no route unless this is on,
+    /// since a site-to-site VTI with 0/0 selectors usually routes chosen prefixes by hand and a
+    /// default route into the tunnel would also swallow the tunnel's own packets. When on, two half
+    /// routes (0.0.0.0/1 and 128.0.0.0/1; ::/1 and 8000::/1) win over the default route without
+    /// replacing it.
     public var routeDefaultThroughTunnel = false
+    /// `route_table`: main (254) by default; a number for policy routing (`ip rule ... table N`).
     public var routeTable: UInt32 = 254
+    /// `route_metric`: unset uses pluto's `metric=` (PLUTO_METRIC), else the kernel's default 0.
     public var routeMetric: UInt32?
 
     public init() {}
@@ -35,10 +51,19 @@ public struct SettingsError: Error, Sendable, Hashable, CustomStringConvertible 
 }
 
 extension HookSettings {
-    /// Parses `key = value` lines; `#` starts a comment. Unknown keys are errors, so typos show.
+    /// Parses `key = value` lines; `#` starts a comment. Unknown and repeated keys are errors, so
+    /// typos and copy-paste leftovers show, with the file and line.
+    ///
+    ///     route_protocol = 157   # rtm_protocol of our routes, 5-255
+    ///     rp_filter = loose      # loose | off
+    ///     mtu = auto             # auto | 576-9000
+    ///     route_default = no     # yes: 0.0.0.0/0 peers get two half routes
+    ///     route_table = main     # main | 1-4294967295 except 255 (local)
+    ///     route_metric = 20      # unset: pluto's metric=
     public init(parsing text: String, file: String) throws(SettingsError) {
         self.init()
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        var seen: [String: Int] = [:]
+        for (index, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = index + 1
             let content = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0]
             let trimmed = content.trimmingSpaces
@@ -50,6 +75,10 @@ extension HookSettings {
             func bad(_ expected: String) -> SettingsError {
                 SettingsError(file: file, line: line, problem: "\(key): \(quoted(value)) is not \(expected)")
             }
+            if let first = seen[key] {
+                throw SettingsError(file: file, line: line, problem: "\(quoted(key)) is already set on line \(first)")
+            }
+            seen[key] = line
             switch key {
             case "route_protocol":
                 guard let number = UInt8(value), number > 4 else { throw bad("a route protocol number 5-255 (0-4 belong to the kernel)") }
@@ -62,7 +91,7 @@ extension HookSettings {
                 }
             case "mtu":
                 if value == "auto" {
-                    mtu = .derived(fallback: .conservative)
+                    mtu = .derived(fallbackSuite: .conservative)
                 } else {
                     guard let number = Int(value), (576...9000).contains(number) else { throw bad("auto or a number from 576 to 9000") }
                     mtu = .fixed(number)
@@ -72,7 +101,7 @@ extension HookSettings {
                 routeDefaultThroughTunnel = flag
             case "route_table":
                 if value == "main" { routeTable = 254 } else {
-                    guard let number = UInt32(value), number > 0 else { throw bad("main or a table number") }
+                    guard let number = UInt32(value), number > 0, number != 255 else { throw bad("main or a table number other than 0 and 255 (local)") }
                     routeTable = number
                 }
             case "route_metric":

@@ -72,7 +72,7 @@ public struct IPsecConfig: Sendable, Hashable {
             if section.name == "%setup" { setup = section } else { conns.append(section) }
             current = nil
         }
-        for (index, rawLine) in source.text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, rawLine) in source.text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let location = ConfigLocation(file: source.file, line: index + 1)
             let line = stripComment(rawLine)
             if line.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }

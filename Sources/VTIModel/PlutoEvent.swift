@@ -1,25 +1,44 @@
 /// One call of the updown hook, parsed from the environment pluto gives it, every value typed and
-/// checked. libreswan 4.10 (Debian 12) runs the hook through `sh -c` with the variables as quoted
-/// assignments, 5.x executes it with a real environment: either way they arrive in our environment.
+/// checked.
+///
+/// How the variables arrive differs by version, and both are handled:
+/// - libreswan 4.x (Debian 12's 4.10) builds one command line, `PLUTO_VERB='up-client' ...
+///   /path/to/hook`, and runs it with `sh -c`; the shell turns the quoted assignments into our
+///   environment. So that the line stays quoted, pluto writes IDs and CA names with `' \ " `` ` `` $`
+///   and unprintable bytes as `\NNN` octal escapes, which the single quotes keep: we decode them
+///   (`UntrustedText.pluto(escaped:)`). Values that arrive still wrapped in single quotes (a
+///   command line from pluto's debug log replayed by hand) are unwrapped before typed parsing.
+/// - libreswan 5.x passes a real environment to `execve` (directly with `updown-config=exec`,
+///   otherwise through `/bin/sh -c HOOK`), escaping only unprintable bytes in IDs.
+/// Neither passes arguments; a verb given as an argument (by hand, or a wrapper) wins over
+/// `PLUTO_VERB`.
 public struct PlutoEvent: Sendable, Hashable {
-    /// `PLUTO_CONN_KIND`: road-warrior instances are `CK_INSTANCE`, a deleted instance's last call
-    /// says `CK_GOING_AWAY`.
+    /// `PLUTO_CONN_KIND`. Road-warrior instances are `CK_INSTANCE`; in 4.x the last call for a
+    /// deleted instance says `CK_GOING_AWAY` (5.x dropped that kind).
     public enum ConnectionKind: Sendable, Hashable {
-        case permanent, instance, template, goingAway
+        case permanent, instance, template, group, goingAway
+        /// A kind this parser does not know (e.g. 5.x's `CK_LABELED_CHILD`), as sent.
         case other(String)
 
         init(_ text: String) {
-            switch text {
-            case "CK_PERMANENT": self = .permanent
-            case "CK_INSTANCE": self = .instance
-            case "CK_TEMPLATE": self = .template
-            case "CK_GOING_AWAY": self = .goingAway
-            default: self = .other(text)
+            let name = text.hasPrefix("CK_") ? String(text.dropFirst(3)) : text
+            switch name {
+            case "PERMANENT": self = .permanent
+            case "INSTANCE": self = .instance
+            case "TEMPLATE": self = .template
+            case "GROUP": self = .group
+            case "GOING_AWAY": self = .goingAway
+            default: self = .other(String(decoding: text.utf8.prefix(64), as: UTF8.self))
             }
         }
+
+        /// One of several connections cut from one template: its remote end is not fixed, so a
+        /// VTI device serving it must accept any remote.
+        public var isInstance: Bool { self == .instance || self == .goingAway }
     }
 
-    /// The VTI settings of a route-based conn (`vti-interface=`, `vti-routing=`, `vti-shared=`, `leftvti=`).
+    /// The VTI settings of a route-based conn (`vti-interface=`, `vti-routing=`, `vti-shared=`,
+    /// `leftvti=`), with the marks that become the device's keys.
     public struct VTI: Sendable, Hashable {
         public var interface: InterfaceName
         public var routing: Bool
@@ -32,99 +51,162 @@ public struct PlutoEvent: Sendable, Hashable {
     /// `PLUTO_CONNECTION`: the base name, shared by all instances of a road-warrior conn.
     public var connection: UntrustedText
     public var kind: ConnectionKind
-    public var family: IPFamily
+    /// The family of the IKE/ESP end points (`PLUTO_CONN_ADDRFAMILY`, `PLUTO_ME`).
+    public var family: AddressFamily
     public var me: IPAddress
     public var peer: IPAddress
+    /// The traffic selectors; their family may differ from the end points' (IPv6 in IPv4).
     public var myClient: IPPrefix
     public var peerClient: IPPrefix
     public var myID: UntrustedText
     /// Chosen by the remote side: data only.
-    public var peerID: UntrustedText
+    public var peerID: PeerID
+    /// `PLUTO_MY_SOURCEIP`: the address mode config gave us (a road-warrior client); the server
+    /// gets none.
     public var mySourceIP: IPAddress?
     public var nextHop: IPAddress?
+    /// `PLUTO_INTERFACE`, without an alias label (`eth0:1` is `eth0`); nil when pluto says `NULL`.
     public var interface: InterfaceName?
     public var metric: UInt32?
-    public var mtu: UInt32?
+    /// `PLUTO_MTU` (`mtu=`): the operator's MTU for this conn.
+    public var mtu: Int?
     public var markIn: FirewallMark?
     public var markOut: FirewallMark?
     public var vti: VTI?
     public var reqid: UInt32?
+    /// `SPI_IN`/`SPI_OUT` as pluto names them (SPI_IN is the SPI of the outbound SA, the one the
+    /// peer chose); 0 (`0x0`) when there is no SA, as in `unroute`.
     public var spiIn: UInt32?
     public var spiOut: UInt32?
     public var inBytes: UInt64?
     public var outBytes: UInt64?
+    /// `PLUTO_ADDTIME`: when the SA was added (seconds since the epoch), 0 without an SA.
+    public var addTime: UInt64?
     /// `PLUTO_CONN_POLICY` split at `+`, e.g. `IKEv2`, `PSK`, `TUNNEL`.
     public var policy: Set<String>
-    /// `PLUTO_*`-style names this parser does not know, for one log line.
+    /// `PLUTO_CFG_SERVER`/`PLUTO_CFG_CLIENT`: this end hands out (or receives) mode config.
+    public var isModeConfigServer: Bool
+    public var isModeConfigClient: Bool
+    /// `PLUTO_*`, `VTI_*` and `CONNMARK_*` names this parser does not know, for one log line.
     public var unknownVariables: [String]
 
-    /// What makes two calls the same event: applying it twice must not change anything more.
-    public var eventKey: String {
-        "\(verb.text) \(connection.escaped) \(peer) \(peerClient) \(String(spiIn ?? 0, radix: 16))/\(String(spiOut ?? 0, radix: 16))"
+    /// Whether the local selector is the host address: the verb's suffix, or for 5.x's compound
+    /// verbs (no suffix) the same test pluto makes.
+    public var scope: PlutoVerb.Scope {
+        if case .known(_, let scope?, _) = verb { return scope }
+        return myClient.isHost && myClient.address == me ? .host : .client
+    }
+
+    /// What makes two calls the same event, for deduplication: applying it twice must not change
+    /// anything more.
+    public var eventKey: PlutoEventKey {
+        PlutoEventKey(verb: verb.description, connection: connection, peer: peer, peerClient: peerClient,
+                      spiIn: spiIn ?? 0, spiOut: spiOut ?? 0)
     }
 }
 
-/// A variable pluto passed that the hook cannot accept: one line naming the variable.
+/// Identifies one pluto call: a repeated call has the same key.
+public struct PlutoEventKey: Sendable, Hashable, CustomStringConvertible {
+    public var verb: String
+    public var connection: UntrustedText
+    public var peer: IPAddress
+    public var peerClient: IPPrefix
+    public var spiIn: UInt32
+    public var spiOut: UInt32
+
+    public var description: String {
+        "\(verb) \(connection.escaped) \(peer) \(peerClient) 0x\(String(spiIn, radix: 16))/0x\(String(spiOut, radix: 16))"
+    }
+}
+
+/// A variable pluto passed that the hook cannot accept: one line naming the variable, with the
+/// value escaped and cut short.
 public struct PlutoEventError: Error, Sendable, Hashable, CustomStringConvertible {
     public var variable: String
     public var problem: String
+    /// The verb is one this hook does not know: log and exit 0, the tunnel must not fail for it.
+    public var isUnknownVerb: Bool
+
+    init(variable: String, problem: String, isUnknownVerb: Bool = false) {
+        self.variable = variable
+        self.problem = problem
+        self.isUnknownVerb = isUnknownVerb
+    }
 
     public var description: String { "\(variable): \(problem)" }
 }
 
 extension PlutoEvent {
-    /// Variables this parser reads or deliberately ignores; anything else with these prefixes is
-    /// reported as unknown.
+    /// Variables this parser reads or deliberately ignores (sent by libreswan 4.10 or 5.x);
+    /// anything else with the prefixes PLUTO_, VTI_ or CONNMARK_ is reported as unknown.
     static let known: Set<String> = [
-        "PLUTO_VERB", "PLUTO_CONNECTION", "PLUTO_CONN_KIND", "PLUTO_CONN_ADDRFAMILY", "PLUTO_ME", "PLUTO_PEER",
-        "PLUTO_MY_CLIENT", "PLUTO_PEER_CLIENT", "PLUTO_MY_ID", "PLUTO_PEER_ID", "PLUTO_MY_SOURCEIP", "PLUTO_NEXT_HOP",
-        "PLUTO_INTERFACE", "PLUTO_METRIC", "PLUTO_MTU", "CONNMARK_IN", "CONNMARK_OUT", "VTI_IFACE", "VTI_ROUTING",
-        "VTI_SHARED", "VTI_IP", "PLUTO_SA_REQID", "SPI_IN", "SPI_OUT", "PLUTO_INBYTES", "PLUTO_OUTBYTES",
-        "PLUTO_CONN_POLICY", "PLUTO_ADDTIME",
-        // Read by nothing here, known to be sent (libreswan 4.10 and 5.x).
-        "PLUTO_VERSION", "PLUTO_CFG_CLIENT", "PLUTO_CFG_SERVER", "PLUTO_CONNECTION_TYPE", "PLUTO_IS_PEER_CISCO",
-        "PLUTO_MY_CLIENT_MASK", "PLUTO_MY_CLIENT_NET", "PLUTO_PEER_CLIENT_MASK", "PLUTO_PEER_CLIENT_NET",
-        "PLUTO_MY_PORT", "PLUTO_MY_PROTOCOL", "PLUTO_PEER_PORT", "PLUTO_PEER_PROTOCOL", "PLUTO_NM_CONFIGURED",
-        "PLUTO_PEER_BANNER", "PLUTO_PEER_CA", "PLUTO_PEER_DNS_INFO", "PLUTO_PEER_DOMAIN_INFO", "PLUTO_SA_TYPE",
-        "PLUTO_STACK", "PLUTO_VIRT_INTERFACE", "PLUTO_XFRMI_ROUTE", "PLUTO_XFRMI_FWMARK", "PLUTO_MY_SOURCEIP4",
-        "PLUTO_MY_SOURCEIP6", "PLUTO_USERNAME", "PLUTO_PEER_USERNAME", "PLUTO_ME_ID", "PLUTO_MY_CA",
-        "PLUTO_PROTO_STACK", "PLUTO_CONN_POLICY_SHUNT", "PLUTO_NM_", "PLUTO_SA_TYPE", "XAUTH_FAILED",
+        // Read.
+        "PLUTO_VERB", "PLUTO_CONNECTION", "PLUTO_CONN_KIND", "PLUTO_CONN_ADDRFAMILY", "PLUTO_CLIENT_FAMILY",
+        "PLUTO_ME", "PLUTO_PEER", "PLUTO_MY_CLIENT", "PLUTO_PEER_CLIENT", "PLUTO_MY_ID", "PLUTO_PEER_ID",
+        "PLUTO_MY_SOURCEIP", "PLUTO_NEXT_HOP", "PLUTO_INTERFACE", "PLUTO_METRIC", "PLUTO_MTU", "CONNMARK_IN",
+        "CONNMARK_OUT", "VTI_IFACE", "VTI_ROUTING", "VTI_SHARED", "VTI_IP", "PLUTO_SA_REQID", "SPI_IN", "SPI_OUT",
+        "PLUTO_INBYTES", "PLUTO_OUTBYTES", "PLUTO_ADDTIME", "PLUTO_CONN_POLICY", "PLUTO_CFG_SERVER", "PLUTO_CFG_CLIENT",
+        // Sent, not needed for VTI.
+        "PLUTO_VERSION", "PLUTO_CONNECTION_TYPE", "PLUTO_IS_PEER_CISCO", "PLUTO_MY_CLIENT_MASK", "PLUTO_MY_CLIENT_NET",
+        "PLUTO_PEER_CLIENT_MASK", "PLUTO_PEER_CLIENT_NET", "PLUTO_MY_PORT", "PLUTO_MY_PROTOCOL", "PLUTO_PEER_PORT",
+        "PLUTO_PEER_PROTOCOL", "PLUTO_NM_CONFIGURED", "PLUTO_PEER_BANNER", "PLUTO_PEER_CA", "PLUTO_PEER_DNS_INFO",
+        "PLUTO_PEER_DOMAIN_INFO", "PLUTO_SA_TYPE", "PLUTO_STACK", "PLUTO_VIRT_INTERFACE", "PLUTO_XFRMI_ROUTE",
+        "PLUTO_XFRMI_FWMARK", "PLUTO_USERNAME", "PLUTO_MOBIKE_EVENT", "PLUTO_DNS_RESOLVER",
     ]
 
-    /// Parses the hook's environment; `verbArgument` is argv[1] when pluto passes the verb there.
+    /// Parses the hook's environment; `verbArgument` is argv[1] when the verb comes as an argument.
+    /// An unknown verb throws before anything else is read (`isUnknownVerb`), since a newer pluto
+    /// may send other variables with it.
     public init(environment: [String: String], verbArgument: String? = nil) throws(PlutoEventError) {
-        var reader = EnvironmentReader(environment)
-        let verbText = environment["PLUTO_VERB"] ?? verbArgument
-        guard let verbText else { throw PlutoEventError(variable: "PLUTO_VERB", problem: "missing: is this program run by pluto as leftupdown=?") }
-        guard let verb = PlutoVerb(verbText) else {
-            throw PlutoEventError(variable: "PLUTO_VERB", problem: "unknown verb \(quoted(verbText))")
+        let reader = EnvironmentReader(environment)
+        let verbText = verbArgument ?? environment["PLUTO_VERB"].flatMap { $0.isEmpty ? nil : $0 }
+        guard let verbText else {
+            throw PlutoEventError(variable: "PLUTO_VERB", problem: "missing: is this program run by pluto (leftupdown=)?")
         }
-        self.verb = verb
-        connection = try reader.text("PLUTO_CONNECTION", required: true) ?? UntrustedText("")!
+        verb = PlutoVerb(verbText)
+        if verb.isUnknown {
+            throw PlutoEventError(variable: "PLUTO_VERB", problem: "unknown verb \(quoted(verbText)), ignored", isUnknownVerb: true)
+        }
+        connection = try reader.text("PLUTO_CONNECTION", required: true)
         kind = ConnectionKind(environment["PLUTO_CONN_KIND"] ?? "")
         me = try reader.address("PLUTO_ME")
         peer = try reader.address("PLUTO_PEER")
         myClient = try reader.prefix("PLUTO_MY_CLIENT")
         peerClient = try reader.prefix("PLUTO_PEER_CLIENT")
-        switch environment["PLUTO_CONN_ADDRFAMILY"] {
-        case "ipv4": family = .ipv4
-        case "ipv6": family = .ipv6
-        case nil, "": family = verb.isIPv6 ? .ipv6 : me.family
-        case let other?: throw PlutoEventError(variable: "PLUTO_CONN_ADDRFAMILY", problem: "\(quoted(other)) is neither ipv4 nor ipv6")
+        family = try reader.family("PLUTO_CONN_ADDRFAMILY") ?? me.family
+        guard family == me.family else {
+            throw PlutoEventError(variable: "PLUTO_CONN_ADDRFAMILY", problem: "says \(family) but PLUTO_ME \(me) is \(me.family)")
         }
-        guard me.family == peer.family else {
+        guard peer.family == me.family else {
             throw PlutoEventError(variable: "PLUTO_PEER", problem: "\(peer) is not of the same family as PLUTO_ME \(me)")
         }
         guard myClient.family == peerClient.family else {
             throw PlutoEventError(variable: "PLUTO_PEER_CLIENT", problem: "\(peerClient) is not of the same family as PLUTO_MY_CLIENT \(myClient)")
         }
-        myID = try reader.text("PLUTO_MY_ID") ?? UntrustedText("")!
-        peerID = try reader.text("PLUTO_PEER_ID") ?? UntrustedText("")!
+        if let clientFamily = try reader.family("PLUTO_CLIENT_FAMILY"), clientFamily != myClient.family {
+            throw PlutoEventError(variable: "PLUTO_CLIENT_FAMILY", problem: "says \(clientFamily) but PLUTO_MY_CLIENT \(myClient) is \(myClient.family)")
+        }
+        if case .known(_, let scope?, let isIPv6) = verb {
+            // -host-v6 follows the end points' family, -client-v6 the selectors'.
+            let (variable, subject, subjectFamily) = scope == .host
+                ? ("PLUTO_ME", "\(me)", me.family) : ("PLUTO_MY_CLIENT", "\(myClient)", myClient.family)
+            guard isIPv6 == (subjectFamily == .ipv6) else {
+                throw PlutoEventError(variable: variable, problem: "\(subject) is \(subjectFamily) but the verb \(verb) says \(isIPv6 ? "ipv6" : "ipv4")")
+            }
+        }
+        myID = try reader.plutoEscapedText("PLUTO_MY_ID")
+        peerID = try reader.plutoEscapedText("PLUTO_PEER_ID")
         mySourceIP = try reader.optionalAddress("PLUTO_MY_SOURCEIP")
+        if let mySourceIP, mySourceIP.family != myClient.family {
+            throw PlutoEventError(variable: "PLUTO_MY_SOURCEIP", problem: "\(mySourceIP) is not of the same family as PLUTO_MY_CLIENT \(myClient)")
+        }
         nextHop = try reader.optionalAddress("PLUTO_NEXT_HOP")
-        interface = try reader.interface("PLUTO_INTERFACE")
+        if let nextHop, nextHop.family != me.family {
+            throw PlutoEventError(variable: "PLUTO_NEXT_HOP", problem: "\(nextHop) is not of the same family as PLUTO_ME \(me)")
+        }
+        interface = try reader.interface("PLUTO_INTERFACE", droppingAlias: true)
         metric = try reader.number("PLUTO_METRIC")
-        mtu = try reader.number("PLUTO_MTU")
+        mtu = try reader.mtu("PLUTO_MTU")
         markIn = try reader.mark("CONNMARK_IN")
         markOut = try reader.mark("CONNMARK_OUT")
         reqid = try reader.number("PLUTO_SA_REQID")
@@ -132,19 +214,24 @@ extension PlutoEvent {
         spiOut = try reader.number("SPI_OUT")
         inBytes = try reader.counter("PLUTO_INBYTES")
         outBytes = try reader.counter("PLUTO_OUTBYTES")
-        policy = Set((environment["PLUTO_CONN_POLICY"] ?? "").split(separator: "+").map(String.init))
-        if let device = try reader.interface("VTI_IFACE") {
+        addTime = try reader.counter("PLUTO_ADDTIME")
+        policy = Set(reader.unquoted("PLUTO_CONN_POLICY").split(separator: "+").prefix(64).map { String(decoding: $0.utf8.prefix(64), as: UTF8.self) })
+        isModeConfigServer = try reader.flag("PLUTO_CFG_SERVER")
+        isModeConfigClient = try reader.flag("PLUTO_CFG_CLIENT")
+        vti = nil
+        if let device = try reader.interface("VTI_IFACE", droppingAlias: false) {
+            // Both keys are needed: the stock script ignores vti-interface= without them, we say so.
+            for (variable, mark) in [("CONNMARK_IN", markIn), ("CONNMARK_OUT", markOut)] where mark == nil {
+                throw PlutoEventError(variable: variable, problem: "missing: a VTI conn (vti-interface=\(device)) needs mark= (or mark-in= and mark-out=)")
+            }
             vti = VTI(interface: device,
                       routing: try reader.flag("VTI_ROUTING"),
                       shared: try reader.flag("VTI_SHARED"),
                       address: try reader.optionalPrefix("VTI_IP"))
-            guard markIn != nil || markOut != nil else {
-                throw PlutoEventError(variable: "CONNMARK_IN", problem: "missing: a VTI conn (vti-interface=\(device)) needs mark=")
-            }
         }
         unknownVariables = environment.keys.filter { name in
             (name.hasPrefix("PLUTO_") || name.hasPrefix("VTI_") || name.hasPrefix("CONNMARK_")) && !Self.known.contains(name)
-        }.sorted()
+        }.sorted().prefix(32).map { String(decoding: $0.utf8.prefix(64), as: UTF8.self) }
     }
 }
 
@@ -153,18 +240,38 @@ private struct EnvironmentReader {
     let environment: [String: String]
     init(_ environment: [String: String]) { self.environment = environment }
 
-    private func value(_ name: String) -> String? {
-        guard let value = environment[name], !value.isEmpty else { return nil }
+    /// The value without one pair of enclosing single quotes (the 4.x command-line form, replayed);
+    /// empty when unset. Only for values that are parsed into types afterwards.
+    func unquoted(_ name: String) -> String {
+        guard let value = environment[name] else { return "" }
+        let utf8 = value.utf8
+        if utf8.count >= 2, utf8.first == UInt8(ascii: "'"), utf8.last == UInt8(ascii: "'") {
+            return String(decoding: utf8.dropFirst().dropLast(), as: UTF8.self)
+        }
         return value
     }
 
-    mutating func text(_ name: String, required: Bool = false) throws(PlutoEventError) -> UntrustedText? {
+    private func value(_ name: String) -> String? {
+        let value = unquoted(name)
+        return value.isEmpty ? nil : value
+    }
+
+    func text(_ name: String, required: Bool = false) throws(PlutoEventError) -> UntrustedText {
         guard let raw = environment[name] else {
             if required { throw PlutoEventError(variable: name, problem: "missing") }
-            return nil
+            return .empty
         }
         guard let text = UntrustedText(raw) else {
             throw PlutoEventError(variable: name, problem: "\(raw.utf8.count) bytes, longer than \(UntrustedText.maximumLength)")
+        }
+        if required && text.isEmpty { throw PlutoEventError(variable: name, problem: "empty") }
+        return text
+    }
+
+    func plutoEscapedText(_ name: String) throws(PlutoEventError) -> UntrustedText {
+        guard let raw = environment[name] else { return .empty }
+        guard let text = UntrustedText.pluto(escaped: raw) else {
+            throw PlutoEventError(variable: name, problem: "\(raw.utf8.count) bytes, longer than \(UntrustedText.maximumLength) once decoded")
         }
         return text
     }
@@ -191,8 +298,21 @@ private struct EnvironmentReader {
         return prefix
     }
 
-    func interface(_ name: String) throws(PlutoEventError) -> InterfaceName? {
-        guard let raw = value(name), raw != "NULL" else { return nil }
+    func family(_ name: String) throws(PlutoEventError) -> AddressFamily? {
+        switch value(name) {
+        case nil: return nil
+        case "ipv4": return .ipv4
+        case "ipv6": return .ipv6
+        case let other?: throw PlutoEventError(variable: name, problem: "\(quoted(other)) is neither ipv4 nor ipv6")
+        }
+    }
+
+    func interface(_ name: String, droppingAlias: Bool) throws(PlutoEventError) -> InterfaceName? {
+        guard var raw = value(name), raw != "NULL" else { return nil }
+        if droppingAlias, let colon = raw.firstIndex(of: ":") {
+            // pluto may name an address label; routes go on the device (the stock script's ${X%:*}).
+            raw = String(raw[..<colon])
+        }
         guard let interface = InterfaceName(raw) else {
             throw PlutoEventError(variable: name, problem: "\(quoted(raw)) is not a valid interface name (1-15 letters, digits, '.', '-' or '_')")
         }
@@ -205,10 +325,18 @@ private struct EnvironmentReader {
         return number
     }
 
+    func mtu(_ name: String) throws(PlutoEventError) -> Int? {
+        guard let raw = value(name) else { return nil }
+        guard let number = parseUInt32(raw), (68...65535).contains(number) else {
+            throw PlutoEventError(variable: name, problem: "\(quoted(raw)) is not an MTU (68-65535)")
+        }
+        return Int(number)
+    }
+
     func counter(_ name: String) throws(PlutoEventError) -> UInt64? {
         guard let raw = value(name) else { return nil }
-        guard raw.utf8.count <= 20, raw.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }), let number = UInt64(raw) else {
-            throw PlutoEventError(variable: name, problem: "\(quoted(raw)) is not a byte count")
+        guard raw.utf8.count <= 20, raw.utf8.allSatisfy(isDecimalDigit), let number = UInt64(raw) else {
+            throw PlutoEventError(variable: name, problem: "\(quoted(raw)) is not a 64-bit count")
         }
         return number
     }
@@ -221,10 +349,11 @@ private struct EnvironmentReader {
         return mark
     }
 
+    /// `yes`/`no` (VTI_*) or `1`/`0` (PLUTO_CFG_*); unset is no.
     func flag(_ name: String) throws(PlutoEventError) -> Bool {
         switch value(name) {
-        case nil, "no": return false
-        case "yes": return true
+        case nil, "no", "0": return false
+        case "yes", "1": return true
         case let other?: throw PlutoEventError(variable: name, problem: "\(quoted(other)) is neither yes nor no")
         }
     }
@@ -232,7 +361,8 @@ private struct EnvironmentReader {
 
 /// A value for an error message: escaped and cut short, because it may come from the peer.
 func quoted(_ raw: String) -> String {
-    let cut = raw.utf8.count > 64 ? String(decoding: raw.utf8.prefix(64), as: UTF8.self) : raw
+    let limit = 64
+    let cut = raw.utf8.count > limit ? String(decoding: raw.utf8.prefix(limit), as: UTF8.self) : raw
     let escaped = UntrustedText(cut)?.escaped ?? "?"
-    return "\"\(escaped)\"" + (raw.utf8.count > 64 ? "..." : "")
+    return "\"\(escaped)\"" + (raw.utf8.count > limit ? "..." : "")
 }

@@ -47,10 +47,13 @@ public struct ESPSuite: Sendable, Hashable, CustomStringConvertible {
     public var description: String { name }
 }
 
-/// Largest inner packet that fits a path MTU once ESP (tunnel mode) wraps it:
+/// Largest inner packet that fits a path MTU once ESP (tunnel mode) wraps it, so that nothing is
+/// fragmented after encryption (RFC 4303 section 2.4 padding):
 /// floor to a multiple of B (pathMTU - outer IP header - NAT-T 8 - ESP header 8 - IV - ICV) - 2,
 /// with B = max(4, block size); the 2 is ESP's pad-length and next-header bytes.
-public func tunnelMTU(pathMTU: Int, outerFamily: IPFamily, natTraversal: Bool, suite: ESPSuite) -> Int {
+/// The result is not clamped: below 68 (IPv4) or 1280 (IPv6) the kernel refuses it, and the
+/// caller says so.
+public func tunnelMTU(pathMTU: Int, outerFamily: AddressFamily, natTraversal: Bool, suite: ESPSuite) -> Int {
     let outerHeader = outerFamily == .ipv4 ? 20 : 40
     let available = pathMTU - outerHeader - (natTraversal ? 8 : 0) - 8 - suite.ivBytes - suite.icvBytes
     let block = max(4, suite.blockBytes)
@@ -58,7 +61,7 @@ public func tunnelMTU(pathMTU: Int, outerFamily: IPFamily, natTraversal: Bool, s
 }
 
 /// TCP MSS for a tunnel MTU: what MSS clamping should set for traffic through the tunnel.
-public func tcpMSS(tunnelMTU: Int, innerFamily: IPFamily) -> Int {
+public func tcpMSS(tunnelMTU: Int, innerFamily: AddressFamily) -> Int {
     tunnelMTU - (innerFamily == .ipv4 ? 40 : 60)
 }
 
@@ -66,9 +69,10 @@ public func tcpMSS(tunnelMTU: Int, innerFamily: IPFamily) -> Int {
 public enum TunnelMTUPolicy: Sendable, Hashable, CustomStringConvertible {
     /// An operator's number.
     case fixed(Int)
-    /// From the underlying device's MTU and the SA's algorithms and encapsulation; `fallback` when
-    /// the SA cannot be read (and always for a shared device, whose clients may differ).
-    case derived(fallback: ESPSuite)
+    /// From the underlying device's MTU and the SA's algorithms and encapsulation, which only the
+    /// applier can read; `fallbackSuite` (with NAT-T assumed) when the SA cannot be read, and always
+    /// for a shared device, whose clients may have negotiated different suites.
+    case derived(fallbackSuite: ESPSuite)
 
     public var description: String {
         switch self {

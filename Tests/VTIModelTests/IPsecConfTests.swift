@@ -131,4 +131,13 @@ final class IPsecConfTests: XCTestCase {
         XCTAssertEqual(conns.first?.rightSubnets, [IPPrefix("10.2.0.0/24")!])
         XCTAssertEqual(conns.first?.markIn, FirewallMark(value: 5))
     }
+
+    /// A file edited on Windows: CRLF line ends must not glue the file into one line.
+    func testCRLFLineEnds() throws {
+        let unix = "conn s2s\n    left=192.0.2.1\n    right=192.0.2.2\n    mark=5/0xffffffff\n    vti-interface=vti01\n"
+        let windows = unix.replacingOccurrences(of: "\n", with: "\r\n")
+        let expected = try RouteBasedConn.all(in: IPsecConfig(main: .init(file: "ipsec.conf", text: unix)))
+        XCTAssertEqual(expected.count, 1)
+        XCTAssertEqual(try RouteBasedConn.all(in: IPsecConfig(main: .init(file: "ipsec.conf", text: windows))), expected)
+    }
 }
