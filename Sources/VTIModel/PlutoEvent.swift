@@ -165,7 +165,7 @@ extension PlutoEvent {
         }
         verb = PlutoVerb(verbText)
         if verb.isUnknown {
-            throw PlutoEventError(variable: "PLUTO_VERB", problem: "unknown verb \(quoted(verbText)), ignored", isUnknownVerb: true)
+            throw PlutoEventError(variable: "PLUTO_VERB", problem: "unknown verb \(quoted(verbText))", isUnknownVerb: true)
         }
         connection = try reader.text("PLUTO_CONNECTION", required: true)
         kind = ConnectionKind(environment["PLUTO_CONN_KIND"] ?? "")

@@ -82,7 +82,7 @@ final class PlutoEventTests: XCTestCase {
             let failure = error as? PlutoEventError
             XCTAssertEqual(failure?.variable, "PLUTO_VERB")
             XCTAssertEqual(failure?.isUnknownVerb, true)
-            XCTAssertEqual("\(error)", "PLUTO_VERB: unknown verb \"frobnicate-client\", ignored")
+            XCTAssertEqual("\(error)", "PLUTO_VERB: unknown verb \"frobnicate-client\"")
         }
     }
 
