@@ -45,6 +45,13 @@ public struct PlutoEvent: Sendable, Hashable {
         public var shared: Bool
         /// `VTI_IP`: the address `leftvti=` puts on the device.
         public var address: IPPrefix?
+
+        public init(interface: InterfaceName, routing: Bool, shared: Bool, address: IPPrefix? = nil) {
+            self.interface = interface
+            self.routing = routing
+            self.shared = shared
+            self.address = address
+        }
     }
 
     public var verb: PlutoVerb
