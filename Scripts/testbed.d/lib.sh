@@ -12,12 +12,14 @@ note() { echo "note - $TB_SCENARIO: $*"; }
 # fail MESSAGE: says what did not happen, shows the evidence, and ends the scenario.
 fail() {
   echo "FAIL - $TB_SCENARIO: $*"
+  set +e  # the evidence is best effort: a host with no SA must not cut the dump short
   for host in $TB_HOSTS; do
     echo "--- $host: pluto log (tail)"; tail -n 15 "$TB_RUN/$host/pluto.log" 2>/dev/null | sed 's/^/    /'
-    echo "--- $host: ip -d link, routes, xfrm state"
-    ip -n "$host" -br -d link 2>/dev/null | sed 's/^/    /'
+    echo "--- $host: links, VTI devices, routes, xfrm state"
+    ip -n "$host" -br link 2>/dev/null | sed 's/^/    /'
+    ip -n "$host" -d link show type vti 2>/dev/null | grep -E '^[0-9]|vti ' | sed 's/^/    /'
     ip -n "$host" route 2>/dev/null | sed 's/^/    /'
-    ip -n "$host" -s xfrm state 2>/dev/null | grep -E '^src|lifetime current|bytes' | sed 's/^/    /'
+    ip -n "$host" -s xfrm state 2>/dev/null | grep -E '^src|mark|lifetime current|bytes' | sed 's/^/    /'
   done
   exit 1
 }
@@ -49,18 +51,24 @@ tb_host() {
   mkdir -p "$TB_RUN/$name"
 }
 
-# The updown program pluto runs; with TESTBED_RECORD=1 a wrapper saves each call's environment.
+# The updown program pluto runs: $UPDOWN, or with TESTBED_RECORD=1 a wrapper that first saves the
+# call's whole environment (sorted KEY=VALUE lines) as
+# $TESTBED_OUT/fixtures/<scenario>-<host>-<NN>-<verb>.env, NN counting the host's calls.
+# Left out: the test bed's own variables (kernel arguments, which are lower case, TB_HOST,
+# TESTBED_*, SCENARIO_TIMEOUT, UPDOWN), and the calls tb_cleanup's killing of pluto causes, which
+# race with the kill. The host's name reaches the wrapper as TB_HOST, set on its pluto by tb_pluto.
 tb_updown() {
   if [ "${TESTBED_RECORD:-}" = 1 ]; then
     local wrapper="$TB_RUN/record-updown"
-    mkdir -p "$TB_RUN"
-    mkdir -p "$TESTBED_OUT/fixtures"
+    mkdir -p "$TB_RUN" "$TESTBED_OUT/fixtures"
     cat >"$wrapper" <<WRAP
 #!/bin/sh
-# Records the environment pluto gives the hook, then runs the real one.
-counter="$TB_RUN/\${PLUTO_MY_ID#@}.count"
-n=\$(( \$(cat "\$counter" 2>/dev/null || echo 0) + 1 )); echo \$n >"\$counter"
-env | grep -E '^(PLUTO_|VTI_|CONNMARK_|SPI_|XAUTH_)' | sort >"$TESTBED_OUT/fixtures/$TB_SCENARIO-\${PLUTO_MY_ID#@}-\$(printf %02d \$n)-\$PLUTO_VERB.env"
+if [ ! -e "$TB_RUN/cleaning-up" ]; then
+  counter="$TB_RUN/\$TB_HOST/updown.count"
+  n=\$(( \$(cat "\$counter" 2>/dev/null || echo 0) + 1 )); echo \$n >"\$counter"
+  env | grep -vE '^(TB_HOST|TESTBED_[A-Z_]*|SCENARIO_TIMEOUT|UPDOWN|[a-z][a-z0-9_]*)=' | sort \
+    >"$TESTBED_OUT/fixtures/$TB_SCENARIO-\$TB_HOST-\$(printf %02d \$n)-\$PLUTO_VERB.env"
+fi
 exec "$UPDOWN" "\$@"
 WRAP
     chmod +x "$wrapper"
@@ -78,7 +86,7 @@ tb_pluto() {
   chmod 600 "$dir/ipsec.secrets"
   mkdir -p "$dir/nss"
   ipsec initnss --nssdir "$dir/nss" >/dev/null 2>&1 || fail "$name: ipsec initnss failed"
-  ip netns exec "$name" /usr/libexec/ipsec/pluto --nofork --config "$dir/ipsec.conf" --rundir "$dir" \
+  TB_HOST=$name ip netns exec "$name" /usr/libexec/ipsec/pluto --nofork --config "$dir/ipsec.conf" --rundir "$dir" \
     --nssdir "$dir/nss" --secretsfile "$dir/ipsec.secrets" --ipsecdir "$dir" --dumpdir "$dir" \
     --logfile "$dir/pluto.log" >/dev/null 2>&1 &
   echo $! >"$dir/pluto.pid"
@@ -86,7 +94,7 @@ tb_pluto() {
   local waited=0
   until [ -S "$dir/pluto.ctl" ]; do
     sleep 0.2; waited=$((waited + 1))
-    [ $waited -lt 50 ] || fail "$name: pluto did not open its control socket within 10 s"
+    [ $waited -lt 50 ] || fail "$name: pluto did not open its control socket $dir/pluto.ctl within 10 s"
   done
 }
 
@@ -98,21 +106,33 @@ tb_add() {
     || fail "$1: could not add conn $2"
 }
 
-# tb_up NAME CONN PEER [SECONDS]: initiates and waits for the Child SA, or fails saying so.
+# tb_up NAME CONN PEER [SECONDS]: initiates and waits for the Child SA, or fails saying which SA
+# was not established, pluto's reason if it logged one, and the tail of its log.
 tb_up() {
-  local name=$1 conn=$2 peer=$3 limit=${4:-30}
-  timeout "$limit" ip netns exec "$name" ipsec whack --ctlsocket "$TB_RUN/$name/pluto.ctl" --name "$conn" --initiate \
-    >"$TB_RUN/$name/initiate.log" 2>&1 || true
-  # Into a file first: `grep -q` quitting early would SIGPIPE whack and, with pipefail, fail.
-  tb_whack "$name" --trafficstatus >"$TB_RUN/$name/traffic.log" 2>&1 || true
-  if ! grep -q "\"$conn\"" "$TB_RUN/$name/traffic.log"; then
-    local why
-    why=$(grep -hoE 'AUTHENTICATION_FAILED|authentication failed|NO_PROPOSAL_CHOSEN|TS_UNACCEPTABLE|INTERNAL_ADDRESS_FAILURE' \
-      "$TB_RUN/$name/initiate.log" "$TB_RUN/$name/pluto.log" 2>/dev/null | tail -n 1 || true)
-    [ -n "$why" ] || why="no reason given; whack said: $(tail -n 2 "$TB_RUN/$name/initiate.log" | tr '\n' ' ')"
-    fail "$name: IKE and IPsec SAs with $peer were not established within $limit s (pluto says: $why)"
+  local name=$1 conn=$2 peer=$3 limit=${4:-30} dir="$TB_RUN/$1"
+  timeout "$limit" ip netns exec "$name" ipsec whack --ctlsocket "$dir/pluto.ctl" --name "$conn" --initiate \
+    >"$dir/initiate.log" 2>&1 || true
+  # Into files first: `grep -q` quitting early would SIGPIPE whack and, with pipefail, fail.
+  tb_whack "$name" --trafficstatus >"$dir/traffic.log" 2>&1 || true
+  if ! grep -q "\"$conn\"" "$dir/traffic.log"; then
+    local why what tail
+    why=$(grep -hoE 'AUTHENTICATION_FAILED|authentication failed|NO_PROPOSAL_CHOSEN|TS_UNACCEPTABLE|INTERNAL_ADDRESS_FAILURE|no suitable connection|retransmission timeout' \
+      "$dir/initiate.log" "$dir/pluto.log" 2>/dev/null | tail -n 1 || true)
+    tb_whack "$name" --showstates >"$dir/states.log" 2>&1 || true
+    if grep -q "ESTABLISHED_IKE_SA" "$dir/states.log"; then
+      what="the IKE SA with $peer is up but no IPsec SA (Child SA) for $conn was established within $limit s"
+    else
+      what="IKE SA with $peer was not established within $limit s"
+    fi
+    # pluto's own sentence for the reason, e.g. '"s2s" #1: IKE SA authentication request rejected
+    # by peer: AUTHENTICATION_FAILED'; else the last lines it logged. Timestamps stripped.
+    tail=""
+    [ -z "$why" ] || tail=$(grep -F "$why" "$dir/pluto.log" 2>/dev/null | tail -n 1 || true)
+    [ -n "$tail" ] || tail=$(tail -n 2 "$dir/pluto.log" 2>/dev/null || true)
+    tail=$(sed -E 's/^[A-Z][a-z]{2} [ 0-9]{2} [0-9:.]+: //' <<<"$tail" | tr '\n' ' ')
+    fail "$name: $what (pluto says: ${why:-no reason}; pluto log: $tail)"
   fi
-  ok "$name: tunnel $conn to $peer established"
+  ok "$name: tunnel $conn to $peer established (IKE and IPsec SAs)"
 }
 
 # tb_down NAME CONN: deletes the conn (down-client, then unroute-client).
@@ -147,17 +167,20 @@ expect_route() {
   ok "$1: route $2 dev $3"
 }
 
-# sa_bytes HOST: total bytes over the host's SAs.
-sa_bytes() {
-  ip -n "$1" -s xfrm state | awk '/lifetime current:/ { getline; sum += $1 } END { print sum + 0 }'
+# sa_counters HOST: "BYTES PACKETS", summed over the host's SAs (`ip -s xfrm state` prints them
+# as "N(bytes), M(packets)" on the line after "lifetime current:").
+sa_counters() {
+  ip -n "$1" -s xfrm state | awk '/lifetime current:/ { getline; b += $1; p += $2 } END { print b + 0, p + 0 }'
 }
 
-# expect_sa_counters_moved HOST BEFORE: the SAs carried traffic since BEFORE bytes.
+# expect_sa_counters_moved HOST BEFORE: the SAs carried traffic since BEFORE (from sa_counters):
+# both their byte and packet counters grew.
 expect_sa_counters_moved() {
   local now
-  now=$(sa_bytes "$1")
-  [ "$now" -gt "$2" ] || fail "$1: SA byte counters did not move ($2 before, $now after): traffic did not go through IPsec"
-  ok "$1: SA byte counters moved ($2 -> $now bytes)"
+  now=$(sa_counters "$1")
+  [ "${now%% *}" -gt "${2%% *}" ] && [ "${now##* }" -gt "${2##* }" ] \
+    || fail "$1: SA counters did not move (bytes packets before: $2, after: $now): traffic did not go through IPsec"
+  ok "$1: SA counters moved (bytes packets: $2 -> $now)"
 }
 
 # expect_device_counters_moved HOST DEV BEFORE_TX_PACKETS
@@ -172,6 +195,7 @@ expect_device_counters_moved() {
 # Stops every pluto and removes every namespace, so the next scenario starts clean.
 tb_cleanup() {
   local pids
+  [ -d "$TB_RUN" ] && touch "$TB_RUN/cleaning-up"
   pids=$(cat "$TB_RUN"/*/pluto.pid 2>/dev/null || true)
   if [ -n "$pids" ]; then
     kill $pids 2>/dev/null || true

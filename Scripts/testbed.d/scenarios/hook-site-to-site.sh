@@ -18,7 +18,7 @@ expect_sysctl west net.ipv4.conf.vti01.rp_filter 2
 expect_sysctl west net.ipv4.conf.vti01.forwarding 1
 expect_sysctl west net.ipv4.conf.vti01.send_redirects 0
 expect_sysctl west net.ipv4.ip_forward 1
-before=$(sa_bytes west)
+before=$(sa_counters west)
 expect_ping west 10.1.0.1 10.2.0.1 "west LAN to east LAN, routed by the hook"
 expect_ping east 10.2.0.1 10.1.0.1 "east LAN to west LAN, routed by the hook"
 expect_sa_counters_moved west "$before"

@@ -62,7 +62,7 @@ pool2=$(ip -n road2 -4 addr show | awk '/inet 10\.0\.1\./ { sub(/\/.*/, "", $2);
 ok "clients got pool addresses $pool1 and $pool2"
 expect_route gw "$pool1" vti02
 expect_route gw "$pool2" vti02
-before=$(sa_bytes gw)
+before=$(sa_counters gw)
 tx=$(dev_tx_packets gw vti02)
 expect_ping road1 "$pool1" 10.3.0.1 "road1 to the gateway's LAN"
 expect_ping road2 "$pool2" 10.3.0.1 "road2 to the gateway's LAN"
