@@ -73,7 +73,7 @@ let package = Package(
         .testTarget(name: "VTIModelTests", dependencies: ["VTIModel"], resources: [.copy("Fixtures")]),
         .testTarget(name: "VTIKernelTests", dependencies: ["VTIKernel", "VTIModel", "Netlink", "KernelTestSupport"]),
         // Boots the User-Mode Linux test bed (Scripts/testbed) and checks its scenarios.
-        .testTarget(name: "TestbedTests"),
+        .testTarget(name: "TestbedTests", exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -26,25 +26,27 @@ final class HookApplierHostTests: XCTestCase {
             try ip("link", "set", "eth0", "up")
             try ip("link", "set", "peer0", "up")
             let applier = HookApplier(kernel: try KernelApplier())
-            let up = planHook(event: try roadClient("up-client"), settings: HookSettings())
-            let log = try applier.apply(up)
+            // As the stock script: the source address on lo at up-client, the routes at route-client.
+            _ = try applier.apply(planHook(event: try roadClient("up-client"), settings: HookSettings()))
+            let route = planHook(event: try roadClient("route-client"), settings: HookSettings())
+            let log = try applier.apply(route)
             XCTAssertEqual(log, [
-                "route 0.0.0.0/1 via 192.0.2.2 dev eth0 src 10.0.1.10 proto 157",
-                "route 128.0.0.0/1 via 192.0.2.2 dev eth0 src 10.0.1.10 proto 157",
+                "route 0.0.0.0/1 dev eth0 src 10.0.1.10 proto 157",
+                "route 128.0.0.0/1 dev eth0 src 10.0.1.10 proto 157",
             ])
-            _ = try applier.apply(up)
-            XCTAssertEqual(try ip("-4", "-o", "addr", "show", "dev", "eth0").components(separatedBy: "10.0.1.10/32").count, 2,
-                           "the source address once, however often up-client comes")
+            _ = try applier.apply(route)
+            XCTAssertEqual(try ip("-4", "-o", "addr", "show", "dev", "lo").components(separatedBy: "10.0.1.10/32").count, 2,
+                           "the source address once, however often up-client and route-client come")
             let routes = try ip("route", "show", "proto", "157")
             XCTAssertEqual(routes.split(separator: "\n").sorted(), [
-                "0.0.0.0/1 via 192.0.2.2 dev eth0 src 10.0.1.10 ",
-                "128.0.0.0/1 via 192.0.2.2 dev eth0 src 10.0.1.10 ",
+                "0.0.0.0/1 dev eth0 scope link src 10.0.1.10 ",
+                "128.0.0.0/1 dev eth0 scope link src 10.0.1.10 ",
             ])
             // Someone else's route to the same prefix, in another table, and ours go away alone.
-            try ip("route", "add", "0.0.0.0/1", "via", "192.0.2.2", "dev", "eth0", "proto", "static", "table", "100")
+            try ip("route", "add", "0.0.0.0/1", "dev", "eth0", "proto", "static", "table", "100")
             _ = try applier.apply(planHook(event: try roadClient("unroute-client"), settings: HookSettings()))
             XCTAssertEqual(try ip("route", "show", "proto", "157"), "")
-            XCTAssertTrue(try ip("route", "show", "table", "100").contains("0.0.0.0/1 via 192.0.2.2 dev eth0 proto static"))
+            XCTAssertTrue(try ip("route", "show", "table", "100").contains("0.0.0.0/1 dev eth0 proto static"))
             // Unrouting again is harmless.
             _ = try applier.apply(planHook(event: try roadClient("unroute-client"), settings: HookSettings()))
         }
