@@ -162,14 +162,17 @@ final class TestbedScenarioTests: XCTestCase {
         }
         let got = try calls(recorded), want = try calls(Self.fixtures)
         XCTAssertFalse(want.isEmpty, "no committed recording in \(Self.fixtures.path)")
+        let refresh = """
+            if that is expected, refresh the recording: TESTBED_RECORD=1 Scripts/testbed scenario --out /tmp/rec \
+            \(scenario) && rm \(Self.fixtures.path)/\(scenario)-* && cp /tmp/rec/fixtures/\(scenario)-* \(Self.fixtures.path)/
+            """
         XCTAssertEqual(got, want, """
-            pluto called the updown differently from the committed recording; if that is expected, \
-            refresh it: TESTBED_RECORD=1 Scripts/testbed scenario --out /tmp/rec \(scenario) && \
-            cp /tmp/rec/fixtures/\(scenario)-* \(Self.fixtures.path)/
+            pluto called the updown differently from the committed recording: calls only in this run \
+            \(got.filter { !want.contains($0) }), calls only in the recording \(want.filter { !got.contains($0) }); \(refresh)
             """)
         for name in Set(got).intersection(want).sorted() {
             let recordedCall = try stable(recorded.appendingPathComponent(name))
-            XCTAssertEqual(recordedCall, try stable(Self.fixtures.appendingPathComponent(name)), "call \(name) differs")
+            XCTAssertEqual(recordedCall, try stable(Self.fixtures.appendingPathComponent(name)), "call \(name) differs; \(refresh)")
             XCTAssertEqual(recordedCall.count, stableKeys.count, "call \(name) lacks some of \(stableKeys)")
         }
     }
