@@ -1,5 +1,5 @@
 # Guest-side helpers for test-bed scenarios: hosts as network namespaces on one bridge, one pluto
-# per host, and assertions that say what did not happen. Sourced by run-scenarios.
+# per host, and assertions that say what did not happen. Sourced by run-one before a scenario.
 # Processes start 15-60 times slower in UML than on the host: keep loops short.
 
 TB_RUN=/run/tb
