@@ -113,7 +113,7 @@ final class HookPlanTests: XCTestCase {
 
     func testManyPeersEachOnItsOwnDeviceAndMark() throws {
         var hubDevices: Set<String> = []
-        for name in allFixtureNames() where name.hasPrefix("many-peers-hub") && !name.hasSuffix("down-client") {
+        for name in allFixtureNames() where name.hasPrefix("many-peers-hub") && (name.hasSuffix("up-client") || name.hasSuffix("prepare-client")) {
             if let first = try plan(name).first { hubDevices.insert(first) }
         }
         XCTAssertEqual(hubDevices, [
@@ -122,6 +122,8 @@ final class HookPlanTests: XCTestCase {
             "ensure VTI vti13 local 192.0.2.2 remote 192.0.2.23 ikey 13 okey 13",
         ])
         XCTAssertEqual(try plan("many-peers-hub-10-down-client"), [], "a down keeps the device for the reconnect")
+        XCTAssertEqual(try plan("many-peers-hub-11-unroute-client"), ["delete VTI vti12 local 192.0.2.2 remote 192.0.2.22 ikey 12 okey 12"],
+                       "the hub deleted peer2's conn: its own device goes")
         XCTAssertEqual(try plan("many-peers-peer2-01-up-client").first, "ensure VTI vti01 local 192.0.2.22 remote 192.0.2.2 ikey 12 okey 12")
     }
 

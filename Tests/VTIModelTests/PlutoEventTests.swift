@@ -4,7 +4,7 @@ import XCTest
 final class PlutoEventTests: XCTestCase {
     func testEveryRecordedEnvironmentParses() throws {
         let names = allFixtureNames()
-        XCTAssertEqual(names.count, 59, "37 calls from shared/fixtures and 22 recorded many-peers calls")
+        XCTAssertEqual(names.count, 58, "37 calls from shared/fixtures and 21 recorded many-peers calls")
         for name in names {
             let parsed = try event(name)
             XCTAssertEqual(parsed.unknownVariables, [], name)
