@@ -14,6 +14,11 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // libmnl, found through pkg-config; Debian package libmnl-dev.
@@ -35,19 +40,37 @@ let package = Package(
         .target(name: "VTIModel"),
         // Effects: makes the kernel hold what the planner decided, through Netlink.
         .target(name: "VTIKernel", dependencies: ["Netlink", "VTIModel"]),
+        // vtid's control protocol: JSON lines, readable without Foundation (the hook speaks it).
+        .target(name: "ControlProtocol"),
+        // The supervisor's parts, as a library so that tests can run them in-process.
+        .target(
+            name: "VTIDaemon",
+            dependencies: [
+                "ControlProtocol", "VTIModel", "VTIKernel", "Netlink",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         .executableTarget(
             name: "vti-updown",
-            dependencies: ["VTIModel", "VTIKernel", "Netlink"],
+            dependencies: ["VTIModel", "VTIKernel", "Netlink", "ControlProtocol"],
             linkerSettings: [.unsafeFlags(["-static-stdlib"])]
         ),
         .executableTarget(
             name: "vtid",
-            dependencies: ["VTIModel", "Netlink"]
+            dependencies: [
+                "VTIDaemon",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
         ),
         .executableTarget(
             name: "vtictl",
             dependencies: [
-                "VTIModel", "Netlink",
+                "VTIModel", "Netlink", "ControlProtocol", "VTIDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -3,6 +3,9 @@
 #ifndef VTICTL_CLIBMNL_SHIM_H
 #define VTICTL_CLIBMNL_SHIM_H
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 // glibc's netinet/in.h first: linux/libc-compat.h then skips its own in6_addr, which would
 // clash with Glibc's in Swift.
 #include <netinet/in.h>
@@ -28,5 +31,21 @@ static inline int vtictl_nl_cap_ack(void) { return NETLINK_CAP_ACK; }
 
 // Swift cannot call the variadic or macro forms; these give it the alignment rule of netlink.
 static inline unsigned vtictl_nlmsg_align(unsigned len) { return MNL_ALIGN(len); }
+
+// vtid's control socket (Sources/Netlink/LocalSocket.swift): the glibc names it needs are GNU
+// extensions or enum values Swift does not see, so they are spelled here.
+#include <sys/un.h>
+#include <poll.h>
+#include <fcntl.h>
+#include <unistd.h>
+static inline int vtictl_unix_stream_socket(void) { return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0); }
+static inline int vtictl_accept_cloexec(int fd) { return accept4(fd, 0, 0, SOCK_CLOEXEC); }
+static inline int vtictl_peer_credentials(int fd, int *pid, unsigned *uid, unsigned *gid) {
+    struct { int pid; unsigned uid; unsigned gid; } credentials;  // struct ucred's layout
+    socklen_t length = sizeof credentials;
+    int result = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length);
+    if (result == 0) { *pid = credentials.pid; *uid = credentials.uid; *gid = credentials.gid; }
+    return result;
+}
 
 #endif

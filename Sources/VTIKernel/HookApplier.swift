@@ -1,4 +1,4 @@
-internal import Netlink
+public import Netlink
 public import VTIModel
 
 /// Carries out a hook plan step by step through `KernelApplier`, and says what it did.
@@ -90,11 +90,11 @@ public struct HookApplier {
 }
 
 extension IPAddress {
-    var inet: InetAddress { InetAddress(family: family == .ipv4 ? .ipv4 : .ipv6, bytes: bytes)! }
+    public var inet: InetAddress { InetAddress(family: family == .ipv4 ? .ipv4 : .ipv6, bytes: bytes)! }
 }
 
 extension IPPrefix {
-    var inet: InetPrefix { InetPrefix(address.inet, length: UInt8(length))! }
+    public var inet: InetPrefix { InetPrefix(address.inet, length: UInt8(length))! }
 }
 
 extension VTIDeviceSpec {

@@ -147,6 +147,36 @@ public final class KernelApplier {
         }
     }
 
+    /// Answers ARP (or NDP) for `address` on `device`: a proxy entry, added if missing.
+    public func ensureProxyNeighbour(device name: String, _ address: InetAddress) throws(ApplyError) {
+        let entry = ProxyNeighbour(interfaceIndex: try existingLink(name).index, address: address)
+        try netlink("add \(entry)") { () throws(NetlinkError) in try route.replaceProxyNeighbour(entry) }
+    }
+
+    /// Removes the proxy entry; one already gone (or a device already gone) is fine.
+    public func removeProxyNeighbour(device name: String, _ address: InetAddress) throws(ApplyError) {
+        guard let link = try link(named: name) else { return }
+        do {
+            try route.deleteProxyNeighbour(ProxyNeighbour(interfaceIndex: link.index, address: address))
+        } catch where error.errno == .noSuchFileOrDirectory {
+            return
+        } catch {
+            throw ApplyError(error)
+        }
+    }
+
+    /// Adds the rule unless an identical one (same priority, selectors, table) exists. Returns
+    /// whether it added it.
+    @discardableResult
+    public func ensureRule(_ rule: RoutingRule) throws(ApplyError) -> Bool {
+        let existing = try netlink("list rules") { () throws(NetlinkError) in try route.rules(family: rule.family) }
+        if existing.contains(where: { $0.priority == rule.priority && $0.source == rule.source && $0.destination == rule.destination && $0.table == rule.table }) {
+            return false
+        }
+        try netlink("add rule \(rule)") { () throws(NetlinkError) in try route.addRule(rule) }
+        return true
+    }
+
     private func existingLink(_ name: String) throws(ApplyError) -> Link {
         guard let link = try netlink("read device \(name)", { () throws(NetlinkError) in try route.link(named: name) }) else {
             throw ApplyError("device \(name) does not exist")

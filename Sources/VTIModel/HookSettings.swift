@@ -38,6 +38,12 @@ public struct HookSettings: Sendable, Hashable {
     public var routeTable: UInt32 = 254
     /// `route_metric`: unset uses pluto's `metric=` (PLUTO_METRIC), else the kernel's default 0.
     public var routeMetric: UInt32?
+    /// `vtid`: vtid's run directory (socket, lock, spool), or nil (`vtid = no`) for a hook that
+    /// always works alone. When the directory does not exist the hook works alone too.
+    public var vtidRunDirectory: String? = "/run/vtid"
+    /// `vtid_deadline_ms`: how long the hook waits for vtid to take its event before applying it
+    /// itself; pluto waits for the hook, so this is short.
+    public var vtidDeadlineMilliseconds: Int32 = 3000
 
     public init() {}
 }
@@ -60,6 +66,8 @@ extension HookSettings {
     ///     route_default = no     # yes: 0.0.0.0/0 peers get two half routes
     ///     route_table = main     # main | 1-4294967295 except 255 (local)
     ///     route_metric = 20      # unset: pluto's metric=
+    ///     vtid = /run/vtid       # vtid's run directory, or no
+    ///     vtid_deadline_ms = 3000
     public init(parsing text: String, file: String) throws(SettingsError) {
         self.init()
         var seen: [String: Int] = [:]
@@ -107,8 +115,16 @@ extension HookSettings {
             case "route_metric":
                 guard let number = UInt32(value) else { throw bad("a metric (0-4294967295)") }
                 routeMetric = number
+            case "vtid":
+                if value == "no" { vtidRunDirectory = nil } else {
+                    guard value.hasPrefix("/") else { throw bad("no or vtid's run directory (an absolute path, default /run/vtid)") }
+                    vtidRunDirectory = value
+                }
+            case "vtid_deadline_ms":
+                guard let number = Int32(value), (50...9000).contains(number) else { throw bad("a number of milliseconds from 50 to 9000") }
+                vtidDeadlineMilliseconds = number
             default:
-                throw SettingsError(file: file, line: line, problem: "unknown setting \(quoted(key)) (known: route_protocol, rp_filter, mtu, route_default, route_table, route_metric)")
+                throw SettingsError(file: file, line: line, problem: "unknown setting \(quoted(key)) (known: route_protocol, rp_filter, mtu, route_default, route_table, route_metric, vtid, vtid_deadline_ms)")
             }
         }
     }

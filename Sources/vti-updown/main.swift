@@ -5,7 +5,14 @@
 // It reads the PLUTO_* environment into a typed event, plans what the kernel should hold, applies
 // the plan idempotently, prints one line per change (pluto logs them) and exits 0; on bad input or
 // a kernel refusal it prints one line saying what and exits 1.
+//
+// With vtid running (its run directory, default /run/vtid, exists) the hook hands the event to vtid
+// and prints vtid's answer. If vtid does not take the event within vtid_deadline_ms, the hook
+// applies it itself under vtid's apply lock and leaves a record in vtid's spool; the lock and
+// vtid's "accepted" line make sure exactly one of them applies it.
+import ControlProtocol
 import Glibc
+import Netlink
 import VTIKernel
 import VTIModel
 
@@ -122,13 +129,95 @@ if planOnly {
     for action in plan { print("  \(action)") }
     exit(0)
 }
-do {
-    let applier = HookApplier(kernel: try KernelApplier())
-    for line in try applier.apply(plan) { say(line) }
-} catch let error as ApplyError {
-    complain("\(context): \(error)")
-    exit(1)
-} catch {
-    complain("\(context): \(error)")
-    exit(1)
+/// Applies the plan here, in this process; exits.
+func applyAlone(spoolIn runDirectory: String?) -> Never {
+    var reply: HookEventReply
+    do {
+        let applier = HookApplier(kernel: try KernelApplier())
+        reply = HookEventReply(ok: true, lines: try applier.apply(plan), error: nil)
+    } catch {
+        reply = HookEventReply(ok: false, lines: [], error: "\(error)")
+    }
+    if let runDirectory { spool(reply, in: runDirectory) }
+    for line in reply.lines { say(line) }
+    if let error = reply.error {
+        complain("\(context): \(error)")
+        exit(1)
+    }
+    exit(0)
 }
+
+/// Leaves the event and its result where vtid reads them when it is back (write, then rename).
+func spool(_ reply: HookEventReply, in runDirectory: String) {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    let name = "\(ControlProtocol.spoolPath(in: runDirectory))/\(Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec))-\(getpid())"
+    let text = request.json.serialized + "\n" + reply.json.serialized + "\n"
+    let descriptor = open(name + ".tmp", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+    guard descriptor >= 0 else { complain("cannot write to vtid's spool \(name).tmp: \(String(cString: strerror(errno)))"); return }
+    let written = text.withCString { write(descriptor, $0, strlen($0)) }
+    close(descriptor)
+    if written != text.utf8.count || rename(name + ".tmp", name + ".event") != 0 {
+        complain("cannot write to vtid's spool \(name).event: \(String(cString: strerror(errno)))")
+        unlink(name + ".tmp")
+    }
+}
+
+/// Waits for vtid's final answer to an event it accepted, prints it, exits.
+func finish(with connection: LocalSocket) -> Never {
+    do {
+        // vtid has taken the event: it finishes it; the watchdog bounds the wait.
+        guard let line = try connection.readLine(limit: ControlProtocol.maximumReplyBytes, timeoutMilliseconds: -1) else {
+            complain("\(context): vtid took the event but closed the connection without a result (did it stop?); vtid applies it when it is back")
+            exit(1)
+        }
+        let reply = try HookEventReply(json: JSONValue(parsing: line))
+        for line in reply.lines { say(line) }
+        if let error = reply.error {
+            complain("\(context): \(error)")
+            exit(reply.ok ? 0 : 1)
+        }
+        exit(reply.ok ? 0 : 1)
+    } catch {
+        complain("\(context): vtid's answer could not be read: \(error)")
+        exit(1)
+    }
+}
+
+/// Whether the line is vtid's `{"accepted": true}`, the promise to apply the event.
+func isAccepted(_ line: [UInt8]) -> Bool {
+    (try? JSONValue(parsing: line))?["accepted"]?.boolValue == true
+}
+
+let request = HookEventRequest(environment: environment, verbArgument: verbArgument)
+guard let runDirectory = settings.vtidRunDirectory, access(runDirectory, F_OK) == 0 else { applyAlone(spoolIn: nil) }
+var connection: LocalSocket?
+do {
+    let socket = try LocalSocket.connect(path: ControlProtocol.socketPath(in: runDirectory), timeoutMilliseconds: settings.vtidDeadlineMilliseconds)
+    try socket.send(line: request.json.serialized)
+    connection = socket
+    if let line = try socket.readLine(limit: ControlProtocol.maximumReplyBytes, timeoutMilliseconds: settings.vtidDeadlineMilliseconds) {
+        if isAccepted(line) { finish(with: socket) }
+        // Refused without being taken (bad input, another protocol version): vtid changed nothing.
+        let reply = try HookEventReply(json: JSONValue(parsing: line))
+        for line in reply.lines { say(line) }
+        if let error = reply.error { complain("\(context): vtid: \(error)") }
+        exit(reply.ok ? 0 : 1)
+    }
+    say("vtid did not take the event within \(settings.vtidDeadlineMilliseconds) ms; applying it here")
+} catch let error as LocalSocketError where error.isNobodyListening {
+    // vtid is not running: the usual case for the fallback.
+} catch {
+    say("vtid: \(error); applying the event here")
+}
+// vtid may be holding the lock for this very event: wait for it, then look once more for its promise.
+let lock = try? ApplyLock(path: ControlProtocol.lockPath(in: runDirectory))
+lock?.lock()
+if let connection, (try? connection.wait(timeoutMilliseconds: 0)) == true,
+   let line = try? connection.readLine(limit: 4096, timeoutMilliseconds: 0), isAccepted(line) {
+    lock?.unlock()
+    finish(with: connection)
+}
+// Closing first makes vtid's "accepted" fail, so it will not apply this event too.
+connection = nil
+applyAlone(spoolIn: runDirectory)

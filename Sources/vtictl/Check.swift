@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Netlink
 import VTIModel
+import VTIDaemon
 
 extension VTICtl {
     /// `vtictl check`: libreswan's route-based conns and the kernel's support for them, read-only.
@@ -22,7 +23,7 @@ extension VTICtl {
             var findings: [ConfigFinding] = []
             var connCount = 0
             do {
-                let config = try IPsecConfig(main: try readSource(ipsecConf, from: nil), resolveInclude: resolveInclude)
+                let config = try loadIPsecConfig(ipsecConf)
                 let conns = try RouteBasedConn.all(in: config)
                 connCount = conns.count
                 findings += checkRouteBasedConns(conns)
@@ -60,28 +61,6 @@ struct CheckReport: Codable {
     var errors: Int
     var warnings: Int
     var findings: [Finding]
-}
-
-private func readSource(_ path: String, from location: ConfigLocation?) throws(IPsecConfigError) -> IPsecConfig.Source {
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw IPsecConfigError(location: location ?? ConfigLocation(file: path, line: 0), problem: "cannot read \(path)")
-    }
-    return IPsecConfig.Source(file: path, text: String(decoding: data, as: UTF8.self))
-}
-
-/// `include` patterns are shell globs, relative to the including file's directory.
-private func resolveInclude(_ pattern: String, _ location: ConfigLocation) throws(IPsecConfigError) -> [IPsecConfig.Source] {
-    let absolute = pattern.hasPrefix("/") ? pattern
-        : (location.file as NSString).deletingLastPathComponent + "/" + pattern
-    var matches = glob_t()
-    defer { globfree(&matches) }
-    guard glob(absolute, 0, nil, &matches) == 0 else { return [] }  // no match: libreswan ignores it too
-    var sources: [IPsecConfig.Source] = []
-    for index in 0..<Int(matches.gl_pathc) {
-        guard let path = matches.gl_pathv[index].map({ String(cString: $0) }) else { continue }
-        sources.append(try readSource(path, from: location))
-    }
-    return sources
 }
 
 /// Can this kernel carry VTI tunnels? ip_vti and esp4 loaded, built in, or loadable; XFRM netlink.

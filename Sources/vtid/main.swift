@@ -1,21 +1,96 @@
-// vtid, the supervisor. Its service (control socket, reconciliation, kernel watching) is the next
-// issue; for now it answers --help and --version so packaging and units can be tested.
-import Glibc
+// vtid, the supervisor: the single writer of VTI devices, routes, sysctls and leases. It takes
+// vti-updown's events on its control socket, applies them one at a time, remembers leases in
+// SQLite and answers vtictl. SIGHUP reloads (a broken file keeps the running configuration);
+// SIGTERM stops serving and leaves every tunnel, device and route in place.
+import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
+import VTIDaemon
 
-let version = "0.1.0"
 let usage = """
-    usage: vtid [--help] [--version]
-    The vtictl supervisor: owns VTI devices, routes and sysctls around libreswan's tunnels.
-    Only --help and --version work so far.
+    usage: vtid [--config FILE] [--check] [--version]
+      --config FILE  vtid's YAML settings (default /etc/vtictl/vtid.yaml; absent means defaults)
+      --check        load the configuration (vtid.yaml and ipsec.conf), report, and exit
     """
-let arguments = Array(CommandLine.arguments.dropFirst())
-switch arguments {
-case ["--version"]:
-    print("vtid \(version)")
-case [], ["--help"], ["-h"]:
-    print(usage)
-default:
-    let message = "vtid: unknown arguments \(arguments)\n\(usage)\n"
-    _ = message.withCString { write(2, $0, strlen($0)) }
-    exit(2)
+
+var configurationFile = "/etc/vtictl/vtid.yaml"
+var requireFile = false
+var checkOnly = false
+var arguments = CommandLine.arguments.dropFirst()
+while let argument = arguments.popFirst() {
+    switch argument {
+    case "--version": print("vtid \(vtidVersion)"); exit(0)
+    case "--help", "-h": print(usage); exit(0)
+    case "--check": checkOnly = true
+    case "--config":
+        guard let path = arguments.popFirst() else { FileHandle.standardError.write(Data("vtid: --config needs a file\n".utf8)); exit(2) }
+        configurationFile = path
+        requireFile = true
+    default:
+        FileHandle.standardError.write(Data("vtid: unknown argument \(argument)\n\(usage)\n".utf8))
+        exit(2)
+    }
 }
+
+LoggingSystem.bootstrap { label in
+    var handler = StreamLogHandler.standardError(label: label)
+    handler.logLevel = .info
+    return handler
+}
+let logger = Logger(label: "vtid")
+
+let supervisor: Supervisor
+do {
+    supervisor = try Supervisor(configurationFile: configurationFile, requireFile: requireFile, logger: logger)
+} catch {
+    FileHandle.standardError.write(Data("vtid: \(error); not starting\n".utf8))
+    exit(1)
+}
+if checkOnly {
+    print("vtid: \(configurationFile) and \(supervisor.configuration.ipsecConf) are valid")
+    exit(0)
+}
+
+/// Serves the control socket until SIGTERM; SIGHUP reloads; the spool is read every 2 s.
+struct VTIDService: Service {
+    let supervisor: Supervisor
+    let server: ControlServer
+    let logger: Logger
+
+    func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+                    if supervisor.reload() == nil { supervisor.reconcile() }
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                    try? await Task.sleep(for: .seconds(2))
+                    supervisor.ingestSpool()
+                }
+            }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
+        server.stop()
+        logger.info("stopped; tunnels, devices and routes stay as they are")
+    }
+}
+
+supervisor.ingestSpool()
+supervisor.reconcile()
+let server: ControlServer
+do {
+    server = try ControlServer(supervisor: supervisor, logger: logger)
+} catch {
+    FileHandle.standardError.write(Data("vtid: \(error); not starting\n".utf8))
+    exit(1)
+}
+server.start()
+logger.info("vtid \(vtidVersion) serving on \(server.path)")
+let group = ServiceGroup(configuration: .init(
+    services: [VTIDService(supervisor: supervisor, server: server, logger: logger)],
+    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+try await group.run()

@@ -1,0 +1,159 @@
+// What vtid reports over the control socket. vtid encodes these with Foundation's JSONEncoder and
+// vtictl decodes them: the JSON keys are the documented, stable interface (README, "Control
+// protocol"); add fields, never rename them.
+
+/// One pool address and the client that holds (or last held) it.
+public struct LeaseRecord: Codable, Sendable, Hashable {
+    public var address: String
+    public var connection: String
+    /// Remote-chosen text, escaped (`\xNN` for anything unprintable), at most 256 bytes.
+    public var peerID: String
+    public var peerAddress: String
+    /// Unix time, seconds.
+    public var firstSeen: Int64
+    public var lastSeen: Int64
+    public var connected: Bool
+    public var spiIn: UInt32?
+    public var spiOut: UInt32?
+    /// The SA's counters: read from the kernel while connected, pluto's final count after.
+    public var inBytes: UInt64
+    public var outBytes: UInt64
+
+    public init(address: String, connection: String, peerID: String, peerAddress: String, firstSeen: Int64, lastSeen: Int64,
+                connected: Bool, spiIn: UInt32? = nil, spiOut: UInt32? = nil, inBytes: UInt64 = 0, outBytes: UInt64 = 0) {
+        self.address = address
+        self.connection = connection
+        self.peerID = peerID
+        self.peerAddress = peerAddress
+        self.firstSeen = firstSeen
+        self.lastSeen = lastSeen
+        self.connected = connected
+        self.spiIn = spiIn
+        self.spiOut = spiOut
+        self.inBytes = inBytes
+        self.outBytes = outBytes
+    }
+}
+
+/// One hook event and what became of it.
+public struct EventRecord: Codable, Sendable, Hashable {
+    public enum Source: String, Codable, Sendable {
+        /// vtid applied it.
+        case vtid
+        /// vti-updown applied it itself because vtid did not answer; vtid read it from the spool.
+        case hook
+    }
+    public enum Result: String, Codable, Sendable {
+        case applied, failed, rejected, ignored
+    }
+    public var sequence: Int
+    /// Unix time, milliseconds.
+    public var time: Int64
+    /// conn, peer, client, SPIs and verb: the same call from pluto has the same key.
+    public var key: String
+    public var verb: String
+    public var connection: String
+    public var source: Source
+    public var result: Result
+    public var lines: [String]
+    public var error: String?
+    /// Planning and applying, without waiting for the lock.
+    public var microseconds: Int
+
+    public init(sequence: Int, time: Int64, key: String, verb: String, connection: String, source: Source, result: Result,
+                lines: [String], error: String?, microseconds: Int) {
+        self.sequence = sequence
+        self.time = time
+        self.key = key
+        self.verb = verb
+        self.connection = connection
+        self.source = source
+        self.result = result
+        self.lines = lines
+        self.error = error
+        self.microseconds = microseconds
+    }
+}
+
+/// A route-based conn vtid knows from ipsec.conf.
+public struct ConnectionRecord: Codable, Sendable, Hashable {
+    public var name: String
+    /// `file:line` of the conn in ipsec.conf.
+    public var location: String
+    public var markIn: String
+    public var markOut: String
+    public var device: String
+    public var shared: Bool
+    public var routing: Bool
+    public var managed: Bool
+    public var addressPool: String?
+
+    public init(name: String, location: String, markIn: String, markOut: String, device: String, shared: Bool, routing: Bool,
+                managed: Bool, addressPool: String?) {
+        self.name = name
+        self.location = location
+        self.markIn = markIn
+        self.markOut = markOut
+        self.device = device
+        self.shared = shared
+        self.routing = routing
+        self.managed = managed
+        self.addressPool = addressPool
+    }
+}
+
+/// The answer to `status`.
+public struct StatusReply: Codable, Sendable {
+    public var version: Int
+    public var ok: Bool
+    public var daemon: DaemonRecord
+    public var connections: [ConnectionRecord]
+    public var leases: [LeaseRecord]
+
+    public init(daemon: DaemonRecord, connections: [ConnectionRecord], leases: [LeaseRecord]) {
+        version = ControlProtocol.version
+        ok = true
+        self.daemon = daemon
+        self.connections = connections
+        self.leases = leases
+    }
+}
+
+public struct DaemonRecord: Codable, Sendable, Hashable {
+    public var version: String
+    public var pid: Int32
+    /// Unix time, seconds.
+    public var started: Int64
+    public var configurationFile: String
+    public var ipsecConf: String
+    /// The last reload that failed, and why; nil once one succeeds.
+    public var reloadError: String?
+    public var eventsApplied: Int
+    public var eventsFailed: Int
+
+    public init(version: String, pid: Int32, started: Int64, configurationFile: String, ipsecConf: String, reloadError: String?,
+                eventsApplied: Int, eventsFailed: Int) {
+        self.version = version
+        self.pid = pid
+        self.started = started
+        self.configurationFile = configurationFile
+        self.ipsecConf = ipsecConf
+        self.reloadError = reloadError
+        self.eventsApplied = eventsApplied
+        self.eventsFailed = eventsFailed
+    }
+}
+
+public struct LeasesReply: Codable, Sendable {
+    public var version = ControlProtocol.version
+    public var ok = true
+    public var leases: [LeaseRecord]
+    public init(leases: [LeaseRecord]) { self.leases = leases }
+}
+
+public struct EventsReply: Codable, Sendable {
+    public var version = ControlProtocol.version
+    public var ok = true
+    public var events: [EventRecord]
+    public init(events: [EventRecord]) { self.events = events }
+}

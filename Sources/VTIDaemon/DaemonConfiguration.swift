@@ -1,0 +1,241 @@
+import ControlProtocol
+import VTIModel
+import Yams
+
+/// vtid's own settings (YAML), for what libreswan's ipsec.conf does not say. Every key is
+/// optional; unknown keys are errors, so that a typo does not silently keep a default.
+public struct DaemonConfiguration: Sendable, Hashable {
+    public var ipsecConf = "/etc/ipsec.conf"
+    public var runDirectory = ControlProtocol.defaultRunDirectory
+    public var stateDirectory = "/var/lib/vtid"
+    /// Group allowed to use the control socket besides root (the socket becomes 0660).
+    public var socketGroup: UInt32?
+    /// How routes, sysctls and MTU are planned: the hook's settings.
+    public var hook = HookSettings()
+    /// nil: every route-based conn in ipsec.conf.
+    public var managedConnections: Set<String>?
+    public var connections: [String: ConnectionSettings] = [:]
+    public var policyRoutes: [PolicyRoute] = []
+    /// How many recent events `vtictl events` can show.
+    public var eventHistory = 1000
+    /// How long a hook waits for vtid to take its event before applying it itself.
+    public var hookDeadlineMilliseconds = 3000
+
+    public init() {}
+
+    /// Per-conn settings under `conns:`.
+    public struct ConnectionSettings: Sendable, Hashable {
+        /// Route into an existing device of this name instead of a VTI that vtid creates:
+        /// for a device managed elsewhere (an xfrm interface made by systemd-networkd, a test's veth).
+        /// vtid then changes nothing on the device itself, only routes and leases.
+        public var existingDevice: InterfaceName?
+        /// Answer ARP for each client's pool address on this LAN interface (a proxy neighbour
+        /// entry), for a pool carved out of the LAN's own subnet.
+        public var proxyARP: InterfaceName?
+        public init() {}
+    }
+
+    /// Source-based policy routing for a routed prefix (`ip rule add from PREFIX table N pref P`),
+    /// with that table's default route, so that traffic from clients holding public addresses
+    /// leaves by its own path.
+    public struct PolicyRoute: Sendable, Hashable {
+        public var from: IPPrefix
+        public var table: UInt32
+        public var priority: UInt32
+        public var via: IPAddress?
+        public var device: InterfaceName?
+    }
+
+    public func manages(_ connection: String) -> Bool { managedConnections?.contains(connection) ?? true }
+}
+
+/// A configuration file that cannot be used: file, line and what is wrong.
+public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var file: String
+    public var line: Int?
+    public var problem: String
+    public init(file: String, line: Int?, problem: String) {
+        self.file = file
+        self.line = line
+        self.problem = problem
+    }
+    public var description: String { line.map { "\(file):\($0): \(problem)" } ?? "\(file): \(problem)" }
+}
+
+extension DaemonConfiguration {
+    static let topKeys = ["ipsec_conf", "run_directory", "state_directory", "socket_group", "routes", "rp_filter", "mtu",
+                          "manage", "conns", "policy_routing", "event_history", "hook_deadline_ms"]
+
+    /// Parses vtid.yaml. Errors name the file and line.
+    public init(yaml text: String, file: String) throws(ConfigurationError) {
+        self.init()
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw ConfigurationError(file: file, line: Self.line(of: error), problem: "not valid YAML: \(Self.summary(of: error))")
+        } catch {
+            throw ConfigurationError(file: file, line: nil, problem: "not valid YAML: \(error)")
+        }
+        guard let root else { return }
+        let reader = YAMLReader(file: file)
+        let top = try reader.mapping(root, "the top level", keys: Self.topKeys)
+        if let node = top["ipsec_conf"] { ipsecConf = try reader.path(node, "ipsec_conf") }
+        if let node = top["run_directory"] { runDirectory = try reader.path(node, "run_directory") }
+        if let node = top["state_directory"] { stateDirectory = try reader.path(node, "state_directory") }
+        if let node = top["socket_group"] { socketGroup = UInt32(try reader.integer(node, "socket_group", in: 0...65_534)) }
+        if let node = top["event_history"] { eventHistory = try reader.integer(node, "event_history", in: 10...1_000_000) }
+        if let node = top["hook_deadline_ms"] { hookDeadlineMilliseconds = try reader.integer(node, "hook_deadline_ms", in: 100...9000) }
+        if let node = top["rp_filter"] {
+            switch try reader.scalar(node, "rp_filter") {
+            case "loose", "2": hook.reversePathFilter = .loose
+            case "off", "0": hook.reversePathFilter = .off
+            default: throw reader.error(node, "rp_filter must be loose or off (strict breaks asymmetric routing through tunnels)")
+            }
+        }
+        if let node = top["mtu"] {
+            let value = try reader.scalar(node, "mtu")
+            if value == "auto" {
+                hook.mtu = .derived(fallbackSuite: .conservative)
+            } else if let number = Int(value), (576...9000).contains(number) {
+                hook.mtu = .fixed(number)
+            } else {
+                throw reader.error(node, "mtu must be auto or a number from 576 to 9000")
+            }
+        }
+        if let node = top["routes"] {
+            let routes = try reader.mapping(node, "routes", keys: ["protocol", "table", "metric", "default"])
+            if let node = routes["protocol"] { hook.routeProtocol = UInt8(try reader.integer(node, "routes.protocol", in: 5...255)) }
+            if let node = routes["table"] { hook.routeTable = try reader.table(node, "routes.table") }
+            if let node = routes["metric"] { hook.routeMetric = UInt32(try reader.integer(node, "routes.metric", in: 0...Int(UInt32.max))) }
+            if let node = routes["default"] { hook.routeDefaultThroughTunnel = try reader.flag(node, "routes.default") }
+        }
+        if let node = top["manage"] {
+            if case .scalar(let scalar) = node, scalar.string == "all" {
+                managedConnections = nil
+            } else if case .sequence(let sequence) = node {
+                managedConnections = Set(try sequence.map { (item: Node) throws(ConfigurationError) in try reader.scalar(item, "manage") })
+            } else {
+                throw reader.error(node, "manage must be all or a list of conn names")
+            }
+        }
+        if let node = top["conns"] {
+            guard case .mapping(let mapping) = node else { throw reader.error(node, "conns must map conn names to settings") }
+            for (key, value) in mapping {
+                let name = try reader.scalar(key, "a conn name")
+                let settings = try reader.mapping(value, "conns.\(name)", keys: ["existing_device", "proxy_arp"])
+                var connection = ConnectionSettings()
+                if let node = settings["existing_device"] { connection.existingDevice = try reader.interface(node, "existing_device") }
+                if let node = settings["proxy_arp"] { connection.proxyARP = try reader.interface(node, "proxy_arp") }
+                connections[name] = connection
+            }
+        }
+        if let node = top["policy_routing"] {
+            guard case .sequence(let sequence) = node else { throw reader.error(node, "policy_routing must be a list") }
+            for item in sequence {
+                let entry = try reader.mapping(item, "policy_routing entry", keys: ["from", "table", "priority", "via", "device"])
+                guard let from = entry["from"], let table = entry["table"] else {
+                    throw reader.error(item, "a policy_routing entry needs from: PREFIX and table: N")
+                }
+                let prefixText = try reader.scalar(from, "from")
+                guard let prefix = IPPrefix(prefixText) else { throw reader.error(from, "from: \(prefixText) is not a prefix such as 203.0.113.0/28") }
+                var route = PolicyRoute(from: prefix, table: try reader.table(table, "table"), priority: 1000)
+                if let node = entry["priority"] { route.priority = UInt32(try reader.integer(node, "priority", in: 1...32765)) }
+                if let node = entry["via"] {
+                    let text = try reader.scalar(node, "via")
+                    guard let address = IPAddress(text), address.family == prefix.family else {
+                        throw reader.error(node, "via: \(text) is not an address of the prefix's family")
+                    }
+                    route.via = address
+                }
+                if let node = entry["device"] { route.device = try reader.interface(node, "device") }
+                guard route.table != 254 else { throw reader.error(table, "policy_routing needs its own table, not main") }
+                policyRoutes.append(route)
+            }
+        }
+        for (name, connection) in connections where managedConnections.map({ !$0.contains(name) }) ?? false {
+            _ = connection
+            throw ConfigurationError(file: file, line: root.mark?.line, problem: "conns.\(name) has settings but manage: does not list it")
+        }
+    }
+
+    private static func line(of error: YamlError) -> Int? {
+        switch error {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _): return mark.line
+        case .duplicatedKeysInMapping(_, let context): return context.mark.line
+        default: return nil
+        }
+    }
+
+    private static func summary(of error: YamlError) -> String {
+        switch error {
+        case .scanner(let context, let problem, _, _), .parser(let context, let problem, _, _), .composer(let context, let problem, _, _):
+            return [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ", ")
+        case .duplicatedKeysInMapping(let duplicates, _):
+            return "a key is set twice: \(duplicates.joined(separator: ", "))"
+        default: return "\(error)"
+        }
+    }
+}
+
+/// Reads typed values out of YAML nodes, with the node's line in every error.
+private struct YAMLReader {
+    let file: String
+
+    func error(_ node: Node, _ problem: String) -> ConfigurationError {
+        ConfigurationError(file: file, line: node.mark?.line, problem: problem)
+    }
+
+    func mapping(_ node: Node, _ what: String, keys: [String]) throws(ConfigurationError) -> [String: Node] {
+        guard case .mapping(let mapping) = node else { throw error(node, "\(what) must be a mapping of settings") }
+        var result: [String: Node] = [:]
+        for (key, value) in mapping {
+            let name = try scalar(key, "a key")
+            guard keys.contains(name) else { throw error(key, "unknown setting \(name) in \(what) (known: \(keys.joined(separator: ", ")))") }
+            guard result.updateValue(value, forKey: name) == nil else { throw error(key, "\(name) is set twice in \(what)") }
+        }
+        return result
+    }
+
+    func scalar(_ node: Node, _ what: String) throws(ConfigurationError) -> String {
+        guard case .scalar(let scalar) = node else { throw error(node, "\(what) must be a single value") }
+        return scalar.string
+    }
+
+    func path(_ node: Node, _ what: String) throws(ConfigurationError) -> String {
+        let text = try scalar(node, what)
+        guard text.hasPrefix("/"), !text.contains("\0") else { throw error(node, "\(what) must be an absolute path") }
+        return text
+    }
+
+    func integer(_ node: Node, _ what: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+        let text = try scalar(node, what)
+        guard let number = Int(text), range.contains(number) else { throw error(node, "\(what) must be a number from \(range.lowerBound) to \(range.upperBound), not \(text)") }
+        return number
+    }
+
+    func flag(_ node: Node, _ what: String) throws(ConfigurationError) -> Bool {
+        switch try scalar(node, what) {
+        case "yes", "true", "on": return true
+        case "no", "false", "off": return false
+        case let text: throw error(node, "\(what) must be yes or no, not \(text)")
+        }
+    }
+
+    func table(_ node: Node, _ what: String) throws(ConfigurationError) -> UInt32 {
+        let text = try scalar(node, what)
+        if text == "main" { return 254 }
+        guard let number = UInt32(text), number > 0, number != 255, number != 253 else {
+            throw error(node, "\(what) must be main or a table number other than 0, 253 (default) and 255 (local)")
+        }
+        return number
+    }
+
+    func interface(_ node: Node, _ what: String) throws(ConfigurationError) -> InterfaceName {
+        let text = try scalar(node, what)
+        guard let name = InterfaceName(text) else {
+            throw error(node, "\(what): \(text) is not an interface name (1-15 of A-Z a-z 0-9 . - _)")
+        }
+        return name
+    }
+}
