@@ -94,6 +94,8 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "VTIModelTests", dependencies: ["VTIModel"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ControlProtocolTests", dependencies: ["ControlProtocol"]),
+        .testTarget(name: "VTIDaemonTests", dependencies: ["VTIDaemon", "ControlProtocol", "VTIModel", "KernelTestSupport"]),
         .testTarget(name: "VTIKernelTests", dependencies: ["VTIKernel", "VTIModel", "Netlink", "KernelTestSupport"]),
         // Boots the User-Mode Linux test bed (Scripts/testbed) and checks its scenarios.
         .testTarget(name: "TestbedTests", exclude: ["Fixtures"]),

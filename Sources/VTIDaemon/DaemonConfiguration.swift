@@ -18,8 +18,6 @@ public struct DaemonConfiguration: Sendable, Hashable {
     public var policyRoutes: [PolicyRoute] = []
     /// How many recent events `vtictl events` can show.
     public var eventHistory = 1000
-    /// How long a hook waits for vtid to take its event before applying it itself.
-    public var hookDeadlineMilliseconds = 3000
 
     public init() {}
 
@@ -85,7 +83,7 @@ extension DaemonConfiguration {
         if let node = top["state_directory"] { stateDirectory = try reader.path(node, "state_directory") }
         if let node = top["socket_group"] { socketGroup = UInt32(try reader.integer(node, "socket_group", in: 0...65_534)) }
         if let node = top["event_history"] { eventHistory = try reader.integer(node, "event_history", in: 10...1_000_000) }
-        if let node = top["hook_deadline_ms"] { hookDeadlineMilliseconds = try reader.integer(node, "hook_deadline_ms", in: 100...9000) }
+        if let node = top["hook_deadline_ms"] { hook.vtidDeadlineMilliseconds = Int32(try reader.integer(node, "hook_deadline_ms", in: 100...9000)) }
         if let node = top["rp_filter"] {
             switch try reader.scalar(node, "rp_filter") {
             case "loose", "2": hook.reversePathFilter = .loose
@@ -125,7 +123,10 @@ extension DaemonConfiguration {
                 let name = try reader.scalar(key, "a conn name")
                 let settings = try reader.mapping(value, "conns.\(name)", keys: ["existing_device", "proxy_arp"])
                 var connection = ConnectionSettings()
-                if let node = settings["existing_device"] { connection.existingDevice = try reader.interface(node, "existing_device") }
+                if let node = settings["existing_device"] {
+                    connection.existingDevice = try reader.interface(node, "existing_device")
+                    hook.existingDevices[name] = connection.existingDevice
+                }
                 if let node = settings["proxy_arp"] { connection.proxyARP = try reader.interface(node, "proxy_arp") }
                 connections[name] = connection
             }

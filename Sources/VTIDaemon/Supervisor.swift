@@ -39,6 +39,15 @@ public final class Supervisor: @unchecked Sendable {
         leases = try LeaseStore(path: configuration.stateDirectory + "/leases.sqlite")
         lock = try ApplyLock(path: ControlProtocol.lockPath(in: configuration.runDirectory))
         metrics = DaemonMetrics()
+        try publishHookSettings()
+    }
+
+    /// Writes the planning settings where vti-updown reads them (run directory, hook.conf), so
+    /// that its fallback plans as vtid does.
+    private func publishHookSettings() throws {
+        let path = configuration.runDirectory + "/hook.conf"
+        let text = "# Written by vtid from \(configurationFile); vti-updown plans with these. Do not edit.\n" + configuration.hook.rendered
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
     private static func loadConns(_ configuration: DaemonConfiguration) throws -> [String: RouteBasedConn] {
@@ -61,6 +70,7 @@ public final class Supervisor: @unchecked Sendable {
                 configuration = fresh
                 ipsec = conns
                 reloadError = nil
+                try publishHookSettings()
                 logger.info("reloaded \(configurationFile) and \(fresh.ipsecConf): \(conns.count) route-based conns")
                 return nil
             } catch {
@@ -145,7 +155,7 @@ public final class Supervisor: @unchecked Sendable {
         if let spooled {
             reply = spooled
         } else {
-            let plan = adapt(planHook(event: event, settings: configuration.hook), for: event)
+            let plan = planHook(event: event, settings: configuration.hook)
             lock.lock()
             defer { lock.unlock() }
             guard accept() else {
@@ -164,22 +174,6 @@ public final class Supervisor: @unchecked Sendable {
         record(key: "\(event.eventKey)", verb: event.verb.description, connection: event.connection.escaped, source: source,
                result: reply.ok ? .applied : .failed, lines: lines, error: reply.error, start: start)
         return HookEventReply(ok: reply.ok, lines: lines, error: reply.error)
-    }
-
-    /// The planner's steps, changed for conns that route into a device vtid does not own.
-    private func adapt(_ plan: HookPlan, for event: PlutoEvent) -> HookPlan {
-        guard let device = configuration.connections[event.connection.escaped]?.existingDevice else { return plan }
-        return plan.compactMap { action in
-            switch action {
-            case .ensureVTI, .ensureMTU, .ensureAddress, .deleteVTI: return nil
-            case .setSysctl(let setting):
-                if case .interface = setting.scope { return nil }
-                return action
-            case .addRoute(var route): route.device = device; return .addRoute(route)
-            case .deleteRoute(var route): route.device = device; return .deleteRoute(route)
-            case .notice: return action
-            }
-        }
     }
 
     /// The pool address this event is about, if the peer is a road-warrior client with a lease.

@@ -169,9 +169,28 @@ public func planHook(event: PlutoEvent, settings: HookSettings) -> HookPlan {
             plan += planPolicyBased(step: step, event: event, settings: settings)
         }
     }
+    if let device = settings.existingDevices[event.connection.escaped] {
+        plan = routingIntoExistingDevice(plan, device)
+    }
     // A compound verb (prepare-route-up) repeats the set-up; once is enough.
     var seen: Set<HookAction> = []
     return plan.filter { seen.insert($0).inserted }
+}
+
+/// For a conn whose routes go into a device someone else manages (`existing_device`): only the
+/// routes and global settings remain, aimed at that device.
+private func routingIntoExistingDevice(_ plan: HookPlan, _ device: InterfaceName) -> HookPlan {
+    plan.compactMap { action in
+        switch action {
+        case .ensureVTI, .ensureMTU, .ensureAddress, .deleteVTI: return nil
+        case .setSysctl(let setting):
+            if case .interface = setting.scope { return nil }
+            return action
+        case .addRoute(var route): route.device = device; return .addRoute(route)
+        case .deleteRoute(var route): route.device = device; return .deleteRoute(route)
+        case .notice: return action
+        }
+    }
 }
 
 private func planVTI(step: PlutoVerb.Step, event: PlutoEvent, vti: PlutoEvent.VTI, settings: HookSettings) -> HookPlan {

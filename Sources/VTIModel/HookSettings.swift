@@ -44,8 +44,33 @@ public struct HookSettings: Sendable, Hashable {
     /// `vtid_deadline_ms`: how long the hook waits for vtid to take its event before applying it
     /// itself; pluto waits for the hook, so this is short.
     public var vtidDeadlineMilliseconds: Int32 = 3000
+    /// `existing_device.CONN = DEVICE`: the conn's routes go into DEVICE, which something else
+    /// creates and configures (an xfrm interface from systemd-networkd, a test's veth); the hook
+    /// then changes nothing on the device itself.
+    public var existingDevices: [String: InterfaceName] = [:]
 
     public init() {}
+
+    /// The settings as a file this parser reads back: vtid writes its own into its run directory,
+    /// so that a hook applying an event in vtid's absence plans exactly as vtid would.
+    public var rendered: String {
+        var lines = [
+            "route_protocol = \(routeProtocol)",
+            "rp_filter = \(reversePathFilter == .loose ? "loose" : "off")",
+            "route_default = \(routeDefaultThroughTunnel ? "yes" : "no")",
+            "route_table = \(routeTable == 254 ? "main" : String(routeTable))",
+            "vtid_deadline_ms = \(vtidDeadlineMilliseconds)",
+        ]
+        switch mtu {
+        case .fixed(let value): lines.append("mtu = \(value)")
+        case .derived: lines.append("mtu = auto")
+        }
+        if let routeMetric { lines.append("route_metric = \(routeMetric)") }
+        for (connection, device) in existingDevices.sorted(by: { $0.key < $1.key }) {
+            lines.append("existing_device.\(connection) = \(device)")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
 }
 
 /// A settings file line that could not be used.
@@ -123,8 +148,11 @@ extension HookSettings {
             case "vtid_deadline_ms":
                 guard let number = Int32(value), (50...9000).contains(number) else { throw bad("a number of milliseconds from 50 to 9000") }
                 vtidDeadlineMilliseconds = number
+            case _ where key.hasPrefix("existing_device.") && key.count > "existing_device.".count:
+                guard let device = InterfaceName(value) else { throw bad("an interface name (1-15 of A-Z a-z 0-9 . - _)") }
+                existingDevices[String(key.dropFirst("existing_device.".count))] = device
             default:
-                throw SettingsError(file: file, line: line, problem: "unknown setting \(quoted(key)) (known: route_protocol, rp_filter, mtu, route_default, route_table, route_metric, vtid, vtid_deadline_ms)")
+                throw SettingsError(file: file, line: line, problem: "unknown setting \(quoted(key)) (known: route_protocol, rp_filter, mtu, route_default, route_table, route_metric, vtid, vtid_deadline_ms, existing_device.CONN)")
             }
         }
     }

@@ -106,6 +106,19 @@ if let text = readFile(settingsPath) {
     exit(1)
 }
 
+// vtid leaves its planning settings in its run directory: a hook applying an event while vtid is
+// away must plan exactly as vtid would.
+if let runDirectory = settings.vtidRunDirectory, let text = readFile(runDirectory + "/hook.conf") {
+    do {
+        var fromVTID = try HookSettings(parsing: text, file: runDirectory + "/hook.conf")
+        fromVTID.vtidRunDirectory = runDirectory
+        settings = fromVTID
+    } catch {
+        complain("\(error); nothing was changed")
+        exit(1)
+    }
+}
+
 let environment = readEnvironment()
 let event: PlutoEvent
 do {

@@ -107,5 +107,6 @@ public func ip(_ arguments: String...) throws -> String {
 /// A test's helper command failed.
 public struct CommandError: Error, CustomStringConvertible {
     public var message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }

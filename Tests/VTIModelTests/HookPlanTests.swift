@@ -34,6 +34,18 @@ final class HookPlanTests: XCTestCase {
 
     // MARK: Recorded sequences
 
+    func testExistingDeviceKeepsOnlyRoutesAimedAtIt() throws {
+        var settings = HookSettings()
+        settings.existingDevices = ["rw": InterfaceName("veth0")!]
+        XCTAssertEqual(try plan("rw-server-01-up-client", settings: settings), [
+            "set net.ipv4.ip_forward=1",
+            "add route 10.0.1.10/32 dev veth0 proto 157",
+        ])
+        XCTAssertEqual(try plan("rw-server-08-unroute-client", settings: settings), ["delete route 10.0.1.10/32 dev veth0 proto 157"])
+        // Another conn is planned as usual.
+        XCTAssertEqual(try plan("s2s-west-05-unroute-client", settings: settings).last, "delete VTI vti01 local 192.0.2.1 remote 192.0.2.2 ikey 5 okey 5")
+    }
+
     func testSiteToSiteWest() throws {
         // vti-routing=no: the device and its settings, no routes; the device goes with the conn.
         let setup = Self.setup("vti01", local: "192.0.2.1", remote: "192.0.2.2", key: 5, routing: false)

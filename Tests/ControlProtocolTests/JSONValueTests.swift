@@ -1,0 +1,54 @@
+import ControlProtocol
+import Foundation
+import XCTest
+
+final class JSONValueTests: XCTestCase {
+    func testParsesWhatFoundationWrites() throws {
+        let record = LeaseRecord(address: "10.0.1.10", connection: "rw", peerID: "CN=r\\xc3\\xa9 \"quoted\"\n", peerAddress: "192.0.2.11",
+                                 firstSeen: 1_795_439_656, lastSeen: 1_795_439_700, connected: true, spiIn: 0xddc4_60b8, spiOut: nil,
+                                 inBytes: 123_456_789_012, outBytes: 0)
+        let data = try JSONEncoder().encode(LeasesReply(leases: [record, record]))
+        let value = try JSONValue(parsing: [UInt8](data))
+        XCTAssertEqual(value["ok"]?.boolValue, true)
+        let lease = try XCTUnwrap(value["leases"]?.arrayValue?.first)
+        XCTAssertEqual(lease["peerID"]?.stringValue, record.peerID)
+        XCTAssertEqual(lease["inBytes"]?.numberValue, 123_456_789_012)
+        XCTAssertEqual(lease["spiIn"]?.numberValue, Double(0xddc4_60b8))
+    }
+
+    func testFoundationReadsWhatTheHookWrites() throws {
+        let environment = ["PLUTO_PEER_ID": "CN=\u{1}evil\"\\ \u{7f} é 🔑", "PLUTO_VERB": "up-client", "HOME": "/root", "VTI_IFACE": "vti02"]
+        let request = HookEventRequest(environment: environment, verbArgument: "up-client")
+        let text = request.json.serialized
+        XCTAssertFalse(text.contains("\n"), "one line on the wire")
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        let decoded = try XCTUnwrap(object["environment"] as? [String: String])
+        XCTAssertEqual(decoded["PLUTO_PEER_ID"], environment["PLUTO_PEER_ID"])
+        XCTAssertNil(decoded["HOME"], "only pluto's variables travel")
+        XCTAssertEqual(object["version"] as? Int, 1)
+        XCTAssertEqual(try HookEventRequest(json: JSONValue(parsing: text)), request, "and our own parser reads it back")
+    }
+
+    func testEscapesAndUnicode() throws {
+        XCTAssertEqual(try JSONValue(parsing: #""a\u00e9\ud83d\udd11\n\"\\\/""#), .string("aé🔑\n\"\\/"))
+        XCTAssertEqual(JSONValue.string("\u{0}\u{1f}").serialized, #""\u0000\u001f""#)
+        XCTAssertEqual(try JSONValue(parsing: " [1, -2.5e3, true, null, {}] "),
+                       .array([.number(1), .number(-2500), .bool(true), .null, .object([:])]))
+    }
+
+    func testRejectsMalformedAndHostileInput() {
+        let bad = [
+            "", "{", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "\"unterminated", "\"\\x\"", "\"\\ud800\"", "tru", "01x", "+1", "1 2",
+            "{\"a\":1,\"a\":2}", "\"tab\there\"", String(repeating: "[", count: 100) + String(repeating: "]", count: 100), "Infinity", "0x10",
+        ]
+        for text in bad {
+            XCTAssertThrowsError(try JSONValue(parsing: text), "accepted \(text.debugDescription)")
+        }
+    }
+
+    func testHookReplyRoundTrip() throws {
+        let reply = HookEventReply(ok: false, lines: ["route 10.0.1.10/32 dev vti02 proto 157"], error: "device vti02 exists with other parameters")
+        XCTAssertEqual(try HookEventReply(json: JSONValue(parsing: reply.json.serialized)), reply)
+        XCTAssertThrowsError(try HookEventReply(json: JSONValue(parsing: #"{"version":1}"#)))
+    }
+}

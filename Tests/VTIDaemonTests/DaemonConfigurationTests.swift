@@ -1,0 +1,79 @@
+import Foundation
+import VTIDaemon
+import VTIModel
+import XCTest
+
+final class DaemonConfigurationTests: XCTestCase {
+    func testTheShippedExampleParses() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Profiles/vtid.yaml.example").standardized.path
+        let configuration = try DaemonConfiguration(yaml: try String(contentsOfFile: path, encoding: .utf8), file: path)
+        XCTAssertEqual(configuration.hook.routeProtocol, 157)
+        XCTAssertEqual(configuration.hook.reversePathFilter, .loose)
+        XCTAssertEqual(configuration.runDirectory, "/run/vtid")
+    }
+
+    func testEverySetting() throws {
+        let configuration = try DaemonConfiguration(yaml: """
+            ipsec_conf: /etc/ipsec.conf
+            state_directory: /var/lib/vtid
+            socket_group: 27
+            routes:
+              protocol: 200
+              table: 100
+              metric: 20
+              default: yes
+            rp_filter: off
+            mtu: 1400
+            manage: [rw, s2s]
+            conns:
+              rw:
+                proxy_arp: eth1
+            policy_routing:
+              - from: 203.0.113.0/28
+                table: 100
+                priority: 900
+                via: 192.0.2.1
+                device: eth0
+            event_history: 50
+            hook_deadline_ms: 500
+            """, file: "vtid.yaml")
+        XCTAssertEqual(configuration.hook.routeProtocol, 200)
+        XCTAssertEqual(configuration.hook.routeTable, 100)
+        XCTAssertEqual(configuration.hook.routeMetric, 20)
+        XCTAssertTrue(configuration.hook.routeDefaultThroughTunnel)
+        XCTAssertEqual(configuration.hook.reversePathFilter, .off)
+        XCTAssertEqual(configuration.hook.mtu, .fixed(1400))
+        XCTAssertEqual(configuration.managedConnections, ["rw", "s2s"])
+        XCTAssertFalse(configuration.manages("other"))
+        XCTAssertEqual(configuration.connections["rw"]?.proxyARP?.rawValue, "eth1")
+        XCTAssertEqual(configuration.policyRoutes.first?.priority, 900)
+        XCTAssertEqual(configuration.socketGroup, 27)
+        XCTAssertEqual(configuration.eventHistory, 50)
+    }
+
+    func testErrorsNameTheLine() {
+        let cases: [(String, String)] = [
+            ("routes:\n  protocl: 157\n", "vtid.yaml:2: unknown setting protocl in routes"),
+            ("mtu: 100\n", "vtid.yaml:1: mtu must be auto or a number from 576 to 9000"),
+            ("rp_filter: strict\n", "vtid.yaml:1: rp_filter must be loose or off"),
+            ("# comment\nconns:\n  rw:\n    proxy_arp: \"eth 1\"\n", "vtid.yaml:4: proxy_arp: eth 1 is not an interface name"),
+            ("policy_routing:\n  - from: 203.0.113.0/33\n    table: 100\n", "vtid.yaml:2: from: 203.0.113.0/33 is not a prefix"),
+            ("policy_routing:\n  - from: 203.0.113.0/28\n    table: main\n", "vtid.yaml:3: policy_routing needs its own table"),
+            ("routes:\n  table: 255\n", "vtid.yaml:2: routes.table must be main or a table number"),
+            ("ipsec_conf: relative/path\n", "vtid.yaml:1: ipsec_conf must be an absolute path"),
+            ("mtu: auto\nmtu: 1400\n", "a key is set twice: mtu"),
+            ("routes: [unclosed\n", "vtid.yaml:2: not valid YAML"),
+            ("unknown_key: 1\n", "vtid.yaml:1: unknown setting unknown_key in the top level"),
+            ("manage: [rw]\nconns:\n  other:\n    proxy_arp: eth1\n", "conns.other has settings but manage: does not list it"),
+        ]
+        for (text, expected) in cases {
+            XCTAssertThrowsError(try DaemonConfiguration(yaml: text, file: "vtid.yaml"), text) { error in
+                XCTAssertTrue("\(error)".contains(expected), "\(text.debugDescription): got \(error), expected \(expected)")
+            }
+        }
+    }
+
+    func testEmptyFileMeansDefaults() throws {
+        XCTAssertEqual(try DaemonConfiguration(yaml: "# nothing\n", file: "vtid.yaml"), DaemonConfiguration())
+    }
+}
