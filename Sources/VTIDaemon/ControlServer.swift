@@ -75,10 +75,7 @@ public final class ControlServer: @unchecked Sendable {
                 try? connection.send(line: errorReply("bad hook-event: \(error)").serialized)
                 return
             }
-            supervisor.queue.async {
-                let reply = supervisor.handle(event) { (try? client.socket.send(line: acceptedReply.serialized)) != nil }
-                if let reply { try? client.socket.send(line: reply.json.serialized) }
-            }
+            supervisor.submit(Supervisor.Submission(request: event) { line in (try? client.socket.send(line: line)) != nil })
         case "status":
             supervisor.queue.async { client.reply { try supervisor.status() } }
         case "leases":

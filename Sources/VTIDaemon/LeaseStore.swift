@@ -12,9 +12,11 @@ public final class LeaseStore: Sendable {
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         if let path {
+            // WAL with synchronous=NORMAL: a commit survives a crash of vtid (the kernel has the
+            // write); only a power loss may drop the last ones, which the next reconcile re-learns.
+            configuration.journalMode = .wal
+            configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
             database = try DatabaseQueue(path: path, configuration: configuration)
-            // WAL: a crash loses at most the last transaction, and commits do not wait for fsync.
-            try database.writeWithoutTransaction { try $0.execute(sql: "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL") }
         } else {
             database = try DatabaseQueue(configuration: configuration)
         }
@@ -37,32 +39,47 @@ public final class LeaseStore: Sendable {
         try migrator.migrate(database)
     }
 
-    /// A client came up with this address.
-    public func connected(address: String, connection: String, peerID: String, peerAddress: String, spiIn: UInt32?, spiOut: UInt32?, at time: Int64) throws {
-        try database.write { db in
-            var lease = try LeaseRecord.fetchOne(db, key: address) ?? LeaseRecord(
-                address: address, connection: connection, peerID: peerID, peerAddress: peerAddress, firstSeen: time, lastSeen: time, connected: true)
-            if lease.peerID != peerID || lease.connection != connection {
-                lease = LeaseRecord(address: address, connection: connection, peerID: peerID, peerAddress: peerAddress, firstSeen: time, lastSeen: time, connected: true)
-            }
-            lease.peerAddress = peerAddress
-            lease.lastSeen = time
-            lease.connected = true
-            lease.spiIn = spiIn
-            lease.spiOut = spiOut
-            try lease.save(db)
-        }
+    /// Several changes in one transaction: a burst of events costs one commit.
+    public func batch(_ body: (Batch) throws -> Void) throws {
+        try database.write { db in try body(Batch(db: db)) }
     }
 
-    /// The client holding `address` on `connection` went down; pluto's final byte counts if it sent them.
+    public func connected(address: String, connection: String, peerID: String, peerAddress: String, spiIn: UInt32?, spiOut: UInt32?, at time: Int64) throws {
+        try batch { try $0.connected(address: address, connection: connection, peerID: peerID, peerAddress: peerAddress, spiIn: spiIn, spiOut: spiOut, at: time) }
+    }
+
     public func disconnected(address: String, connection: String, inBytes: UInt64?, outBytes: UInt64?, at time: Int64) throws {
-        try database.write { db in
-            guard var lease = try LeaseRecord.fetchOne(db, key: address), lease.connection == connection else { return }
-            lease.connected = false
-            lease.lastSeen = time
-            if let inBytes { lease.inBytes = inBytes }
-            if let outBytes { lease.outBytes = outBytes }
-            try lease.save(db)
+        try batch { try $0.disconnected(address: address, connection: connection, inBytes: inBytes, outBytes: outBytes, at: time) }
+    }
+
+    /// The changes one transaction may make. Cached statements: this runs for every event.
+    public struct Batch {
+        let db: Database
+
+        /// A client came up with this address. The same client again keeps its first-seen time and
+        /// counters; a different client on the address starts a new lease.
+        public func connected(address: String, connection: String, peerID: String, peerAddress: String, spiIn: UInt32?, spiOut: UInt32?, at time: Int64) throws {
+            try db.cachedStatement(sql: """
+                INSERT INTO lease (address, connection, peerID, peerAddress, firstSeen, lastSeen, connected, spiIn, spiOut, inBytes, outBytes)
+                VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, 0, 0)
+                ON CONFLICT(address) DO UPDATE SET
+                    firstSeen = CASE WHEN lease.peerID = excluded.peerID AND lease.connection = excluded.connection
+                                     THEN lease.firstSeen ELSE excluded.firstSeen END,
+                    inBytes = CASE WHEN lease.peerID = excluded.peerID AND lease.connection = excluded.connection
+                                   THEN lease.inBytes ELSE 0 END,
+                    outBytes = CASE WHEN lease.peerID = excluded.peerID AND lease.connection = excluded.connection
+                                    THEN lease.outBytes ELSE 0 END,
+                    connection = excluded.connection, peerID = excluded.peerID, peerAddress = excluded.peerAddress,
+                    lastSeen = excluded.lastSeen, connected = 1, spiIn = excluded.spiIn, spiOut = excluded.spiOut
+                """).execute(arguments: [address, connection, peerID, peerAddress, time, time, spiIn.map { Int64($0) }, spiOut.map { Int64($0) }])
+        }
+
+        /// The client holding `address` on `connection` went down; pluto's final byte counts if it sent them.
+        public func disconnected(address: String, connection: String, inBytes: UInt64?, outBytes: UInt64?, at time: Int64) throws {
+            try db.cachedStatement(sql: """
+                UPDATE lease SET connected = 0, lastSeen = ?, inBytes = coalesce(?, inBytes), outBytes = coalesce(?, outBytes)
+                WHERE address = ? AND connection = ?
+                """).execute(arguments: [time, inBytes.map { Int64(clamping: $0) }, outBytes.map { Int64(clamping: $0) }, address, connection])
         }
     }
 

@@ -1,6 +1,7 @@
 import ControlProtocol
 import Foundation
 import Logging
+import Synchronization
 import Netlink
 import VTIKernel
 import VTIModel
@@ -107,12 +108,42 @@ public final class Supervisor: @unchecked Sendable {
 
     // MARK: Events
 
-    /// An event from a hook on the socket. Runs on `queue`. `accept` tells the hook that vtid takes
-    /// the event; it runs under the apply lock and fails if the hook has already given up, in which
-    /// case the hook applies the event itself and vtid must not.
-    public func handle(_ request: HookEventRequest, accept: () -> Bool) -> HookEventReply? {
-        dispatchPrecondition(condition: .onQueue(queue))
-        return process(request, source: .vtid, accept: accept, spooled: nil)
+    /// One hook event waiting for its turn, with the way to answer it.
+    public struct Submission: Sendable {
+        public var request: HookEventRequest
+        /// Sends a line to the hook; false if it has gone (given up waiting).
+        public var send: @Sendable (String) -> Bool
+
+        public init(request: HookEventRequest, send: @escaping @Sendable (String) -> Bool) {
+            self.request = request
+            self.send = send
+        }
+    }
+
+    private let pending = Mutex<(queue: [Submission], draining: Bool)>(([], false))
+
+    /// Queues a hook's event. Events that arrive while others are being applied are taken together:
+    /// one apply-lock hold and one lease transaction for the lot, each still answered on its own.
+    public func submit(_ submission: Submission) {
+        let startDrain = pending.withLock { state in
+            state.queue.append(submission)
+            defer { state.draining = true }
+            return !state.draining
+        }
+        if startDrain { queue.async { self.drain() } }
+    }
+
+    private func drain() {
+        while true {
+            let batch = pending.withLock { state in
+                let taken = state.queue
+                state.queue = []
+                if taken.isEmpty { state.draining = false }
+                return taken
+            }
+            if batch.isEmpty { return }
+            process(batch.map { ($0.request, $0.send) }, source: .vtid)
+        }
     }
 
     /// Events the hook applied itself while vtid was away: recorded, leases updated, not re-applied.
@@ -120,6 +151,7 @@ public final class Supervisor: @unchecked Sendable {
         queue.sync {
             let directory = ControlProtocol.spoolPath(in: configuration.runDirectory)
             guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+            var records: [(HookEventRequest, HookEventReply)] = []
             for name in names.filter({ $0.hasSuffix(".event") }).sorted() {
                 let path = directory + "/" + name
                 defer { try? FileManager.default.removeItem(atPath: path) }
@@ -130,50 +162,86 @@ public final class Supervisor: @unchecked Sendable {
                     logger.error("spool: \(name) is not a hook event record; removed")
                     continue
                 }
-                _ = process(request, source: .hook, accept: { true }, spooled: reply)
+                records.append((request, reply))
             }
+            guard !records.isEmpty else { return }
+            process(records.map { record in (record.0, { _ in true }) }, source: .hook, spooled: records.map(\.1))
         }
     }
 
-    private func process(_ request: HookEventRequest, source: EventRecord.Source, accept: () -> Bool, spooled: HookEventReply?) -> HookEventReply? {
-        let clock = ContinuousClock()
-        let start = clock.now
-        let event: PlutoEvent
-        do {
-            event = try PlutoEvent(environment: request.environment, verbArgument: request.verbArgument)
-        } catch {
-            let verb = request.verbArgument ?? request.environment["PLUTO_VERB"] ?? "?"
-            let connection = request.environment["PLUTO_CONNECTION"].map { UntrustedText($0)?.escaped ?? "?" } ?? "?"
-            let result: EventRecord.Result = error.isUnknownVerb ? .ignored : .rejected
-            let verbText = UntrustedText(verb)?.escaped ?? "?"
-            record(key: "\(verbText) \(connection)", verb: verbText, connection: connection, source: source, result: result,
-                   lines: [], error: "\(error)", start: start)
-            if error.isUnknownVerb { return HookEventReply(ok: true, lines: ["ignoring \(error)"], error: nil) }
-            return HookEventReply(ok: false, lines: [], error: "\(error); nothing was changed")
+    /// Plans and applies a batch of events in order under one hold of the apply lock, updates the
+    /// leases in one transaction, then records and answers each. `spooled`: results the hook had
+    /// already (nothing is applied again).
+    private func process(_ batch: [(request: HookEventRequest, send: (String) -> Bool)], source: EventRecord.Source,
+                         spooled: [HookEventReply]? = nil) {
+        dispatchPrecondition(condition: .onQueue(queue))
+        struct Outcome {
+            var event: PlutoEvent
+            var reply: HookEventReply
+            var send: (String) -> Bool
+            var start: ContinuousClock.Instant
         }
-        let reply: HookEventReply
-        if let spooled {
-            reply = spooled
-        } else {
-            let plan = planHook(event: event, settings: configuration.hook)
-            lock.lock()
-            defer { lock.unlock() }
-            guard accept() else {
-                logger.notice("\(event.eventKey): the hook gave up waiting and applies it itself")
-                return nil
+        var outcomes: [Outcome] = []
+        var locked = false
+        for (index, item) in batch.enumerated() {
+            let start = ContinuousClock.now
+            let event: PlutoEvent
+            do {
+                event = try PlutoEvent(environment: item.request.environment, verbArgument: item.request.verbArgument)
+            } catch {
+                let reply = reject(item.request, error, source: source, start: start)
+                _ = item.send(reply.json.serialized)
+                continue
             }
+            if let spooled {
+                outcomes.append(Outcome(event: event, reply: spooled[index], send: item.send, start: start))
+                continue
+            }
+            let plan = planHook(event: event, settings: configuration.hook)
+            if !locked {
+                lock.lock()
+                locked = true
+            }
+            guard item.send(acceptedReply.serialized) else {
+                logger.notice("\(event.eventKey): the hook gave up waiting and applies it itself")
+                continue
+            }
+            let reply: HookEventReply
             do {
                 reply = HookEventReply(ok: true, lines: try HookApplier(kernel: try kernelApplier()).apply(plan), error: nil)
             } catch {
                 kernel = nil  // a fresh socket for the next event
                 reply = HookEventReply(ok: false, lines: [], error: "\(error)")
             }
+            outcomes.append(Outcome(event: event, reply: reply, send: item.send, start: start))
         }
-        var lines = reply.lines
-        if reply.ok { lines += updateLeases(event) }
-        record(key: "\(event.eventKey)", verb: event.verb.description, connection: event.connection.escaped, source: source,
-               result: reply.ok ? .applied : .failed, lines: lines, error: reply.error, start: start)
-        return HookEventReply(ok: reply.ok, lines: lines, error: reply.error)
+        if locked { lock.unlock() }
+        var leaseLines: [[String]] = Array(repeating: [], count: outcomes.count)
+        do {
+            try leases.batch { store in
+                for (index, outcome) in outcomes.enumerated() where outcome.reply.ok {
+                    leaseLines[index] = updateLeases(outcome.event, store)
+                }
+            }
+        } catch {
+            logger.error("lease table: \(error)")
+        }
+        for (index, outcome) in outcomes.enumerated() {
+            let reply = HookEventReply(ok: outcome.reply.ok, lines: outcome.reply.lines + leaseLines[index], error: outcome.reply.error)
+            record(key: "\(outcome.event.eventKey)", verb: outcome.event.verb.description, connection: outcome.event.connection.escaped,
+                   source: source, result: reply.ok ? .applied : .failed, lines: reply.lines, error: reply.error, start: outcome.start)
+            _ = outcome.send(reply.json.serialized)
+        }
+    }
+
+    /// An event pluto's variables do not describe well enough to act on: recorded, answered, not applied.
+    private func reject(_ request: HookEventRequest, _ error: PlutoEventError, source: EventRecord.Source, start: ContinuousClock.Instant) -> HookEventReply {
+        let verb = UntrustedText(request.verbArgument ?? request.environment["PLUTO_VERB"] ?? "?")?.escaped ?? "?"
+        let connection = request.environment["PLUTO_CONNECTION"].map { UntrustedText($0)?.escaped ?? "?" } ?? "?"
+        record(key: "\(verb) \(connection)", verb: verb, connection: connection, source: source,
+               result: error.isUnknownVerb ? .ignored : .rejected, lines: [], error: "\(error)", start: start)
+        if error.isUnknownVerb { return HookEventReply(ok: true, lines: ["ignoring \(error)"], error: nil) }
+        return HookEventReply(ok: false, lines: [], error: "\(error); nothing was changed")
     }
 
     /// The pool address this event is about, if the peer is a road-warrior client with a lease.
@@ -184,7 +252,7 @@ public final class Supervisor: @unchecked Sendable {
         return event.peerClient.address
     }
 
-    private func updateLeases(_ event: PlutoEvent) -> [String] {
+    private func updateLeases(_ event: PlutoEvent, _ store: LeaseStore.Batch) -> [String] {
         guard let address = leaseAddress(event) else { return [] }
         let now = Int64(Date().timeIntervalSince1970)
         let connection = event.connection.escaped
@@ -194,14 +262,14 @@ public final class Supervisor: @unchecked Sendable {
             for step in event.verb.steps {
                 switch step {
                 case .up:
-                    try leases.connected(address: "\(address)", connection: connection, peerID: event.peerID.escaped,
-                                         peerAddress: "\(event.peer)", spiIn: event.spiIn, spiOut: event.spiOut, at: now)
+                    try store.connected(address: "\(address)", connection: connection, peerID: event.peerID.escaped,
+                                        peerAddress: "\(event.peer)", spiIn: event.spiIn, spiOut: event.spiOut, at: now)
                     if let proxy {
                         try kernelApplier().ensureProxyNeighbour(device: proxy.rawValue, address.inet)
                         lines.append("proxy neighbour \(address) on \(proxy)")
                     }
                 case .down, .unroute:
-                    try leases.disconnected(address: "\(address)", connection: connection, inBytes: event.inBytes, outBytes: event.outBytes, at: now)
+                    try store.disconnected(address: "\(address)", connection: connection, inBytes: event.inBytes, outBytes: event.outBytes, at: now)
                     if let proxy {
                         try kernelApplier().removeProxyNeighbour(device: proxy.rawValue, address.inet)
                     }

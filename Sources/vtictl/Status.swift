@@ -1,31 +1,128 @@
 import ArgumentParser
+import ControlProtocol
 import Foundation
 import Netlink
 
 extension VTICtl {
-    /// `vtictl status`: until vtid answers on its control socket, the kernel's own view.
+    /// `vtictl status`: vtid's view (conns, clients, errors) next to the kernel's (devices, SAs).
+    /// With vtid down it says so and shows the kernel's view alone.
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show VTI devices and IPsec SAs (the kernel's view while vtid is not running).")
+            abstract: "Show vtid's conns and clients and the kernel's VTI devices and IPsec SAs.")
 
+        @Argument(help: "Show only this conn.")
+        var connection: String?
+
+        @OptionGroup var daemon: DaemonOptions
         @OptionGroup var output: OutputOptions
 
         func run() throws {
-            let report: KernelReport
+            let kernel: KernelReport
             do {
-                report = try KernelReport.read()
+                kernel = try KernelReport.read()
             } catch {
                 throw ValidationError("cannot read the kernel's state: \(error)")
             }
+            var report = StatusReport(vtidRunning: false, vtidError: nil, vtid: nil, kernel: kernel)
+            do {
+                report.vtid = try daemon.client.fetch("status", as: StatusReply.self)
+                report.vtidRunning = true
+            } catch {
+                report.vtidError = "\(error)"
+            }
+            if let connection { report.keep(connection: connection) }
+            report.fillCounters()
             if output.json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                print(try encodeJSON(report))
             } else {
                 print(report.table())
             }
         }
     }
+}
+
+/// `vtictl status --json`: the documented schema (README, "vtictl status --json").
+struct StatusReport: Codable {
+    var vtidRunning: Bool
+    var vtidError: String?
+    var vtid: StatusReply?
+    var kernel: KernelReport
+
+    mutating func keep(connection: String) {
+        vtid?.connections.removeAll { $0.name != connection }
+        vtid?.leases.removeAll { $0.connection != connection }
+        if let device = vtid?.connections.first?.device {
+            kernel.devices.removeAll { $0.name != device }
+        }
+    }
+
+    /// A connected client's bytes are its SAs' current counters, read from the kernel.
+    mutating func fillCounters() {
+        guard var leases = vtid?.leases else { return }
+        for index in leases.indices where leases[index].connected {
+            let spis = [leases[index].spiIn, leases[index].spiOut].compactMap { $0 }.map { "0x" + String($0, radix: 16) }
+            for sa in kernel.securityAssociations where spis.contains(sa.spi) {
+                if sa.destination == leases[index].peerAddress { leases[index].outBytes = sa.bytes } else { leases[index].inBytes = sa.bytes }
+            }
+        }
+        vtid?.leases = leases
+    }
+
+    func table() -> String {
+        var lines: [String] = []
+        if let vtid {
+            let daemon = vtid.daemon
+            lines.append("vtid: running (pid \(daemon.pid), up \(duration(since: daemon.started)), \(daemon.eventsApplied) events applied, \(daemon.eventsFailed) failed), \(daemon.configurationFile)")
+            if let error = daemon.reloadError { lines.append("  last reload FAILED, running the previous configuration: \(error)") }
+            lines.append("")
+            lines += Table(
+                header: ["CONN", "DEVICE", "STATE", "MTU", "MARK IN/OUT", "SHARED", "POOL", "CLIENTS", "DEFINED AT"],
+                rows: vtid.connections.map { conn in
+                    let device = kernel.devices.first { $0.name == conn.device }
+                    let clients = vtid.leases.filter { $0.connection == conn.name && $0.connected }.count
+                    return [conn.name, conn.device, device?.state ?? "missing", device.map { "\($0.mtu)" } ?? "-",
+                            conn.markIn == conn.markOut ? conn.markIn : "\(conn.markIn)/\(conn.markOut)", conn.shared ? "yes" : "no",
+                            conn.addressPool ?? "-", "\(clients)", conn.location]
+                },
+                empty: "no route-based conns in \(daemon.ipsecConf)").lines
+            lines.append("")
+            lines += Table(
+                header: ["CLIENT", "CONN", "PEER ID", "PEER", "STATE", "SINCE", "IN BYTES", "OUT BYTES"],
+                rows: vtid.leases.map { lease in
+                    [lease.address, lease.connection, lease.peerID, lease.peerAddress, lease.connected ? "connected" : "gone",
+                     clock(lease.connected ? lease.firstSeen : lease.lastSeen), "\(lease.inBytes)", "\(lease.outBytes)"]
+                },
+                empty: "no road-warrior clients").lines
+            lines.append("")
+        } else {
+            lines.append("vtid: NOT RUNNING (\(vtidError ?? "no answer")); showing what the kernel holds")
+            lines.append("")
+        }
+        lines += kernel.table()
+        return lines.joined(separator: "\n")
+    }
+}
+
+func duration(since start: Int64) -> String {
+    let seconds = max(0, Int64(Date().timeIntervalSince1970) - start)
+    if seconds < 120 { return "\(seconds)s" }
+    if seconds < 7200 { return "\(seconds / 60)m" }
+    if seconds < 172_800 { return "\(seconds / 3600)h \(seconds % 3600 / 60)m" }
+    return "\(seconds / 86400)d \(seconds % 86400 / 3600)h"
+}
+
+/// Local time of day for today, else the date: what a 3 a.m. reader wants.
+func clock(_ time: Int64) -> String {
+    let date = Date(timeIntervalSince1970: TimeInterval(time))
+    let formatter = DateFormatter()
+    formatter.dateFormat = Calendar.current.isDateInToday(date) ? "HH:mm:ss" : "yyyy-MM-dd HH:mm"
+    return formatter.string(from: date)
+}
+
+func encodeJSON(_ value: some Encodable) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
 }
 
 /// What `status` prints; the JSON keys are a stable interface for scripts.
@@ -50,7 +147,6 @@ struct KernelReport: Codable {
         var bytes: UInt64
         var packets: UInt64
     }
-    var vtid: String
     var devices: [Device]
     var securityAssociations: [SA]
 
@@ -69,11 +165,11 @@ struct KernelReport: Codable {
                spi: "0x" + String(sa.spi, radix: 16), reqid: sa.reqid, mark: sa.mark?.description,
                bytes: sa.bytes, packets: sa.packets)
         }
-        return KernelReport(vtid: "not running", devices: devices, securityAssociations: sas)
+        return KernelReport(devices: devices, securityAssociations: sas)
     }
 
-    func table() -> String {
-        var lines = ["vtid: \(vtid) (showing what the kernel holds)", ""]
+    func table() -> [String] {
+        var lines: [String] = []
         lines.append(contentsOf: Table(
             header: ["DEVICE", "STATE", "MTU", "LOCAL", "REMOTE", "IKEY", "OKEY", "RX BYTES", "TX BYTES"],
             rows: devices.map { [$0.name, $0.state, "\($0.mtu)", $0.local, $0.remote, "\($0.inputKey)", "\($0.outputKey)",
@@ -85,7 +181,7 @@ struct KernelReport: Codable {
             rows: securityAssociations.map { ["\($0.source) -> \($0.destination)", $0.spi, "\($0.reqid)", $0.mark ?? "-",
                                               "\($0.bytes)", "\($0.packets)"] },
             empty: "no IPsec SAs").lines)
-        return lines.joined(separator: "\n")
+        return lines
     }
 }
 

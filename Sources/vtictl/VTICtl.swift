@@ -1,4 +1,6 @@
 import ArgumentParser
+import ControlProtocol
+import VTIDaemon
 
 /// The operator's view of route-based IPsec on this host.
 @main
@@ -7,12 +9,20 @@ struct VTICtl: ParsableCommand {
         commandName: "vtictl",
         abstract: "Show and check route-based IPsec (VTI) state on this host.",
         version: VTICtlVersion.current,
-        subcommands: [Status.self, Check.self, Version.self],
+        subcommands: [Status.self, Leases.self, Events.self, Check.self, Reload.self, Metrics.self, Version.self],
         defaultSubcommand: Status.self)
 }
 
 enum VTICtlVersion {
     static let current = "0.1.0"
+}
+
+/// Where vtid listens.
+struct DaemonOptions: ParsableArguments {
+    @Option(help: "vtid's run directory (its control socket is there).")
+    var runDirectory = ControlProtocol.defaultRunDirectory
+
+    var client: ControlClient { ControlClient(runDirectory: runDirectory) }
 }
 
 /// Flags every subcommand shares.

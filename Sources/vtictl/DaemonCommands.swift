@@ -1,0 +1,95 @@
+import ArgumentParser
+import ControlProtocol
+import Foundation
+import VTIDaemon
+
+extension VTICtl {
+    /// `vtictl leases`: the address-pool lease table, persisted by vtid.
+    struct Leases: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show road-warrior clients and their pool addresses (from vtid).")
+
+        @Flag(help: "Only clients connected now.")
+        var connected = false
+
+        @OptionGroup var daemon: DaemonOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            var reply = try ask { try daemon.client.fetch("leases", as: LeasesReply.self) }
+            if connected { reply.leases.removeAll { !$0.connected } }
+            if output.json {
+                print(try encodeJSON(reply))
+                return
+            }
+            print(Table(
+                header: ["CLIENT", "CONN", "PEER ID", "PEER", "STATE", "FIRST SEEN", "LAST SEEN", "IN BYTES", "OUT BYTES"],
+                rows: reply.leases.map {
+                    [$0.address, $0.connection, $0.peerID, $0.peerAddress, $0.connected ? "connected" : "gone", clock($0.firstSeen),
+                     clock($0.lastSeen), "\($0.inBytes)", "\($0.outBytes)"]
+                },
+                empty: "no leases").lines.joined(separator: "\n"))
+        }
+    }
+
+    /// `vtictl events`: what vtid did with recent hook events.
+    struct Events: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show recent hook events and their results (from vtid).")
+
+        @Option(help: "Show at most this many, newest last.")
+        var limit = 50
+
+        @OptionGroup var daemon: DaemonOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            var reply = try ask { try daemon.client.fetch("events", as: EventsReply.self) }
+            reply.events = Array(reply.events.suffix(max(0, limit)))
+            if output.json {
+                print(try encodeJSON(reply))
+                return
+            }
+            print(Table(
+                header: ["#", "TIME", "VERB", "CONN", "BY", "RESULT", "µs", "DETAIL"],
+                rows: reply.events.map {
+                    ["\($0.sequence)", clock($0.time / 1000), $0.verb, $0.connection, $0.source.rawValue, $0.result.rawValue,
+                     "\($0.microseconds)", $0.error ?? $0.lines.joined(separator: "; ")]
+                },
+                empty: "no events yet").lines.joined(separator: "\n"))
+        }
+    }
+
+    /// `vtictl reload`: what SIGHUP does, with the answer.
+    struct Reload: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make vtid re-read vtid.yaml and ipsec.conf; a broken file keeps the running configuration.")
+
+        @OptionGroup var daemon: DaemonOptions
+
+        func run() throws {
+            _ = try ask { try daemon.client.send("reload") }
+            print("vtid reloaded its configuration")
+        }
+    }
+
+    /// `vtictl metrics`: Prometheus text, for a node_exporter textfile or a quick look.
+    struct Metrics: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print vtid's metrics in Prometheus text format.")
+
+        @OptionGroup var daemon: DaemonOptions
+
+        func run() throws {
+            let line = try ask { try daemon.client.send("metrics") }
+            print((try? JSONValue(parsing: line))?["metrics"]?.stringValue ?? "", terminator: "")
+        }
+    }
+}
+
+/// Runs a request; a failure becomes one sentence on stderr and exit status 1.
+func ask<Reply>(_ request: () throws -> Reply) throws -> Reply {
+    do {
+        return try request()
+    } catch {
+        FileHandle.standardError.write(Data("vtictl: \(error)\n".utf8))
+        throw ExitCode(1)
+    }
+}
