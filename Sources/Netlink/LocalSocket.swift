@@ -170,7 +170,7 @@ public final class LocalSocket {
     /// The next line without its newline; nil at end of stream or after `timeoutMilliseconds`
     /// without one. A line longer than `limit` bytes is an error: nobody gets to fill our memory.
     public func readLine(limit: Int, timeoutMilliseconds: Int32) throws(LocalSocketError) -> [UInt8]? {
-        var chunk = [UInt8](repeating: 0, count: 65536)
+        var chunk = [UInt8](repeating: 0, count: 8192)
         while true {
             if let newline = buffered.firstIndex(of: UInt8(ascii: "\n")) {
                 let line = Array(buffered[..<newline])

@@ -33,11 +33,7 @@ while let argument = arguments.popFirst() {
     }
 }
 
-LoggingSystem.bootstrap { label in
-    var handler = StreamLogHandler.standardError(label: label)
-    handler.logLevel = .info
-    return handler
-}
+LoggingSystem.bootstrap { _ in JournalLogHandler() }
 let logger = Logger(label: "vtid")
 
 let supervisor: Supervisor
