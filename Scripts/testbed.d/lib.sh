@@ -196,7 +196,7 @@ expect_device_counters_moved() {
 tb_cleanup() {
   local pids
   [ -d "$TB_RUN" ] && touch "$TB_RUN/cleaning-up"
-  pids=$(cat "$TB_RUN"/*/pluto.pid 2>/dev/null || true)
+  pids=$(cat "$TB_RUN"/*/pluto.pid "$TB_RUN"/*/vtid.pid 2>/dev/null || true)
   if [ -n "$pids" ]; then
     kill $pids 2>/dev/null || true
     sleep 0.3
@@ -302,4 +302,63 @@ s2s_up() {
   tb_up west s2s east
   expect_vti west vti01 192.0.2.1 192.0.2.2 5
   expect_vti east vti01 192.0.2.2 192.0.2.1 5
+}
+
+# --- vtid on a host -------------------------------------------------------------------------------
+# The products next to $UPDOWN (swift build puts vtid and vtictl there too).
+VTID=${VTID:-$(dirname "$UPDOWN")/vtid}
+VTICTL=${VTICTL:-$(dirname "$UPDOWN")/vtictl}
+
+# vtid_config HOST: vtid.yaml for HOST (reads HOST's ipsec.conf; run and state directories under
+# $TB_RUN/HOST) and the hook.conf that sends the hook's events there. Prints the leftupdown= value.
+vtid_config() {
+  local dir="$TB_RUN/$1"
+  mkdir -p "$dir"
+  printf 'ipsec_conf: %s\nrun_directory: %s\nstate_directory: %s\n' "$dir/ipsec.conf" "$dir/vtid" "$dir/vtid-state" >"$dir/vtid.yaml"
+  printf 'vtid = %s\n' "$dir/vtid" >"$dir/hook.conf"
+  echo "\"$UPDOWN --config $dir/hook.conf\""
+}
+
+# vtid_start HOST: starts vtid in HOST and waits until it answers.
+vtid_start() {
+  local dir="$TB_RUN/$1" waited=0
+  [ -x "$VTID" ] || fail "no vtid next to $UPDOWN (swift build)"
+  ip netns exec "$1" "$VTID" --config "$dir/vtid.yaml" >>"$dir/vtid.log" 2>&1 &
+  echo $! >"$dir/vtid.pid"
+  disown
+  until ip netns exec "$1" "$VTICTL" leases --run-directory "$dir/vtid" >/dev/null 2>&1; do
+    sleep 0.3; waited=$((waited + 1))
+    [ $waited -lt 60 ] || fail "$1: vtid did not answer within 18 s: $(tail -n 5 "$dir/vtid.log")"
+  done
+  ok "$1: vtid is running"
+}
+
+# vtid_stop HOST: SIGTERM, as systemd stops it; waits for the exit.
+vtid_stop() {
+  local dir="$TB_RUN/$1" pid
+  pid=$(cat "$dir/vtid.pid")
+  kill "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+  ok "$1: vtid stopped"
+}
+
+# vtictl_json HOST COMMAND...: vtictl's JSON answer from HOST's vtid.
+vtictl_json() {
+  local host=$1; shift
+  ip netns exec "$host" "$VTICTL" "$@" --run-directory "$TB_RUN/$host/vtid" --json
+}
+
+# vtictl_on HOST COMMAND...: vtictl talking to HOST's vtid.
+vtictl_on() {
+  local host=$1; shift
+  ip netns exec "$host" "$VTICTL" "$@" --run-directory "$TB_RUN/$host/vtid"
+}
+
+# expect_lease HOST ADDRESS PEER_ID: vtid's lease table has ADDRESS connected for PEER_ID.
+expect_lease() {
+  local leases
+  leases=$(vtictl_on "$1" leases 2>&1) || fail "$1: vtictl leases failed: $leases"
+  awk -v a="$2" -v id="$3" '$1 == a && $3 == id && $5 == "connected" { found = 1 } END { exit !found }' <<<"$leases" \
+    || fail "$1: vtid has no connected lease $2 for $3: $leases"
+  ok "$1: vtid's lease table has $2 for $3"
 }

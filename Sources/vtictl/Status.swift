@@ -153,7 +153,8 @@ struct KernelReport: Codable {
     static func read() throws -> KernelReport {
         let route = try NetlinkSocket(.route)
         let devices = try route.links().compactMap { link -> Device? in
-            guard let vti = link.vti else { return nil }
+            // ip_vti0 and ip6_vti0: the kernel's catch-all devices, made when the module loads.
+            guard let vti = link.vti, !(["ip_vti0", "ip6_vti0"].contains(link.name) && vti.inputKey == 0 && vti.local.isUnspecified) else { return nil }
             return Device(
                 name: link.name, state: link.isUp ? "up" : "down", mtu: link.mtu,
                 local: vti.local.description, remote: vti.remote.description,

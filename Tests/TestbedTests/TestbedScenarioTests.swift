@@ -90,6 +90,31 @@ final class TestbedScenarioTests: XCTestCase {
         }
     }
 
+    /// vtid on the gateways, with real pluto peers: events through vtid, its lease table, the
+    /// hook's fallback while vtid is down, and vtictl status.
+    func testVTIDWithRealPlutoPeers() throws {
+        try requireTestbed()
+        let hook = URL(fileURLWithPath: productsDirectory()).appendingPathComponent("vti-updown").path
+        let result = try testbed(["scenario", "vtid-road-warriors", "vtid-site-to-site"], environment: ["UPDOWN": hook])
+        XCTAssertEqual(result.status, 0, "scenarios failed with vtid:\n\(result.output.suffix(6000))")
+        for expected in [
+            "ok - vtid-road-warriors: gw: vtid's lease table has 10.0.1.10 for @road1",
+            "ok - vtid-road-warriors: gw: vtid's lease table has 10.0.1.11 for @road2",
+            "ok - vtid-road-warriors: gw: vti02 MTU 1406 (shared device: worst common suite with NAT-T)",
+            "ok - vtid-road-warriors: gw: vtictl status shows road1 at 10.0.1.10 with non-zero byte counters",
+            "ok - vtid-road-warriors: gw: vtictl status shows road2 at 10.0.1.11 with non-zero byte counters",
+            "reaches 10.3.0.1 (road3, connected while vtid was down (the hook's fallback))",
+            "ok - vtid-road-warriors: gw: vtid knows road3 from the hook's spool",
+            "ok - vtid-road-warriors: gw: a restart keeps the lease table",
+            "ok - vtid-road-warriors: gw: no route 10.0.1.10 (road1 disconnected)",
+            "ok - vtid-site-to-site: west: 10.1.0.1 reaches 10.2.0.1 (west LAN to east LAN, routed by vtid)",
+            "ok - vtid-site-to-site: west: vti01 is gone (the conn was deleted)",
+            "=== vtid-road-warriors: passed", "=== vtid-site-to-site: passed",
+        ] {
+            XCTAssertTrue(result.output.contains(expected), "missing from the test bed's output: \(expected)")
+        }
+    }
+
     /// Mismatched pre-shared keys: the scenario must fail, and say what did not happen and why.
     func testABrokenPreSharedKeyFailsSayingWhatDidNotHappen() throws {
         try requireTestbed()

@@ -1,0 +1,119 @@
+# Road warriors through vtid: the gateway runs vtid and its hook hands every event to it. Two
+# clients connect: routes, device, MTU and sysctls as with the hook alone, and vtid's lease table
+# shows both. vtid stops; a third client connects: the hook applies the event itself. vtid starts
+# and knows that client; a restart keeps the lease table; vtictl status shows the clients' bytes.
+[ -x "$UPDOWN" ] && [ "$UPDOWN" != /usr/libexec/ipsec/_updown ] || fail "this scenario tests vtid: set UPDOWN to vti-updown's path"
+tb_switch
+tb_host gw 192.0.2.2/24 10.3.0.1/24
+tb_host road1 192.0.2.11/24
+tb_host road2 192.0.2.12/24
+tb_host road3 192.0.2.13/24
+gw_updown=$(vtid_config gw)
+server="config setup
+conn rw
+    left=192.0.2.2
+    leftid=@east
+    leftsubnet=0.0.0.0/0
+    right=%any
+    rightid=%any
+    rightaddresspool=10.0.1.10-10.0.1.50
+    leftmodecfgserver=yes
+    rightmodecfgclient=yes
+    narrowing=yes
+    authby=secret
+    ikev2=insist
+    esp=aes_gcm256
+    mark=12/0xffffffff
+    vti-interface=vti02
+    vti-routing=yes
+    vti-shared=yes
+    leftupdown=$gw_updown"
+client() {
+  echo "config setup
+conn rw
+    left=$1
+    leftid=@$2
+    leftmodecfgclient=yes
+    right=192.0.2.2
+    rightid=@east
+    rightsubnet=0.0.0.0/0
+    rightmodecfgserver=yes
+    narrowing=yes
+    authby=secret
+    ikev2=insist
+    esp=aes_gcm256
+    leftupdown=$UPDOWN"
+}
+secret='PSK "testbed-vtid-road-warrior-secret"'
+tb_pluto gw "$server" "@east @road1 : $secret
+@east @road2 : $secret
+@east @road3 : $secret"
+vtid_start gw
+for n in 1 2 3; do
+  tb_pluto road$n "$(client 192.0.2.1$n road$n)" "@road$n @east : $secret"
+done
+for host in gw road1 road2 road3; do tb_add $host rw; done
+tb_up road1 rw gw
+tb_up road2 rw gw
+pool() { ip -n "$1" -4 addr show | awk '/inet 10\.0\.1\./ { sub(/\/.*/, "", $2); print $2; exit }'; }
+pool1=$(pool road1) pool2=$(pool road2)
+[ -n "$pool1" ] && [ -n "$pool2" ] || fail "the clients got no pool addresses ($pool1, $pool2)"
+expect_vti gw vti02 192.0.2.2 0.0.0.0 12
+expect_route gw "$pool1" vti02
+expect_route_protocol gw "$pool1" 157
+expect_route gw "$pool2" vti02
+expect_mtu gw vti02 1406 "shared device: worst common suite with NAT-T"
+expect_sysctl gw net.ipv4.conf.vti02.disable_policy 1
+expect_sysctl gw net.ipv4.conf.vti02.rp_filter 2
+expect_sysctl gw net.ipv4.ip_forward 1
+expect_ping road1 "$pool1" 10.3.0.1 "road1 to the gateway's LAN"
+expect_ping road2 "$pool2" 10.3.0.1 "road2 to the gateway's LAN"
+expect_lease gw "$pool1" @road1
+expect_lease gw "$pool2" @road2
+applied=$(vtictl_on gw events | awk '$5 == "vtid" && $6 == "applied"' | wc -l)
+[ "$applied" -ge 4 ] || fail "gw: vtid applied only $applied events: $(vtictl_on gw events)"
+ok "gw: vtid applied the hook's events ($applied)"
+
+# vtictl status: both clients with their pool addresses and the bytes their SAs carried.
+status=$(vtictl_on gw status)
+echo "$status" | sed 's/^/    /'
+for n in 1 2; do
+  address=$(eval echo "\$pool$n")
+  awk -v a="$address" -v id="@road$n" '$1 == a && $3 == id && $5 == "connected" && $7 > 0 && $8 > 0 { found = 1 } END { exit !found }' <<<"$status" \
+    || fail "gw: vtictl status does not show road$n at $address with bytes in and out"
+  ok "gw: vtictl status shows road$n at $address with non-zero byte counters"
+done
+
+# vtid stops (as systemd stops it): tunnels stay, and a new client still gets its route.
+vtid_stop gw
+expect_ping road1 "$pool1" 10.3.0.1 "road1 with vtid stopped"
+tb_up road3 rw gw
+pool3=$(pool road3)
+[ -n "$pool3" ] || fail "road3 got no pool address"
+expect_route gw "$pool3" vti02
+expect_ping road3 "$pool3" 10.3.0.1 "road3, connected while vtid was down (the hook's fallback)"
+spooled=$(ls "$TB_RUN/gw/vtid/spool" | wc -l)
+[ "$spooled" -ge 1 ] || fail "gw: the hook left nothing in vtid's spool"
+ok "gw: the hook left $spooled events in vtid's spool"
+
+vtid_start gw
+expect_lease gw "$pool3" @road3
+by_hook=$(vtictl_on gw events | awk '$5 == "hook" && $6 == "applied"' | wc -l)
+[ "$by_hook" -ge 1 ] || fail "gw: vtid recorded no events applied by the hook: $(vtictl_on gw events)"
+ok "gw: vtid knows road3 from the hook's spool ($by_hook events applied by the hook)"
+before=$(vtictl_on gw leases --json | grep -v lastSeen)
+vtid_stop gw
+vtid_start gw
+after=$(vtictl_on gw leases --json | grep -v lastSeen)
+[ "$before" = "$after" ] || fail "gw: the lease table changed across a restart: $before -> $after"
+for n in 1 2 3; do expect_lease gw "$(eval echo "\$pool$n")" "@road$n"; done
+ok "gw: a restart keeps the lease table"
+
+# road1 leaves through vtid: its lease is kept as gone, its route is removed, the others stay.
+tb_down road1 rw
+sleep 1
+expect_no_route gw "$pool1" "road1 disconnected"
+expect_ping road2 "$pool2" 10.3.0.1 "road2 after road1 left"
+state=$(vtictl_on gw leases | awk -v a="$pool1" '$1 == a { print $5 }')
+[ "$state" = gone ] || fail "gw: road1's lease is '$state', expected gone"
+ok "gw: road1's lease is kept as gone"

@@ -1,0 +1,28 @@
+# Site-to-site through vtid on both gateways: vtid creates the device, sets MTU and sysctls, routes
+# the LANs; deleting the conn removes the device, as with the hook alone.
+[ -x "$UPDOWN" ] && [ "$UPDOWN" != /usr/libexec/ipsec/_updown ] || fail "this scenario tests vtid: set UPDOWN to vti-updown's path"
+s2s_hosts
+west_updown=$(vtid_config west)
+east_updown=$(vtid_config east)
+# One conn text per gateway: each hook talks to its own vtid.
+tb_pluto west "$(s2s_conf "$west_updown" 10.1.0.0/24 10.2.0.0/24 yes)" '@west @east : PSK "testbed-vtid-s2s"'
+tb_pluto east "$(s2s_conf "$east_updown" 10.1.0.0/24 10.2.0.0/24 yes)" '@west @east : PSK "testbed-vtid-s2s"'
+vtid_start west
+vtid_start east
+tb_add west s2s
+tb_add east s2s
+s2s_up
+expect_route west 10.2.0.0/24 vti01
+expect_route_protocol west 10.2.0.0/24 157
+expect_route east 10.1.0.0/24 vti01
+expect_mtu west vti01 1446 "AES-GCM-16 over IPv4 without NAT-T"
+expect_sysctl west net.ipv4.conf.vti01.disable_policy 1
+expect_sysctl west net.ipv4.conf.vti01.rp_filter 2
+expect_ping west 10.1.0.1 10.2.0.1 "west LAN to east LAN, routed by vtid"
+applied=$(vtictl_on west events | awk '$5 == "vtid" && $6 == "applied"' | wc -l)
+[ "$applied" -ge 2 ] || fail "west: vtid applied only $applied events: $(vtictl_on west events)"
+ok "west: vtid applied the hook's events ($applied)"
+tb_down west s2s
+tb_down east s2s
+sleep 1
+expect_no_link west vti01 "the conn was deleted"
