@@ -121,6 +121,39 @@ final class VTIDHostTests: XCTestCase {
         }
     }
 
+    /// Even if someone opens up the socket file's mode, vtid itself refuses callers that are not
+    /// root, its own user or the configured group.
+    func testOnlyRootAndTheSocketGroupMayAsk() throws {
+        try inFreshNetworkNamespace(self) {
+            let bed = try VTIDBed()
+            _ = try bed.startVTID()
+            let socket = bed.directory + "/run/control.sock"
+            XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: socket)[.posixPermissions] as? Int, 0o600)
+            XCTAssertEqual(chmod(socket, 0o666), 0)
+            chmod(bed.directory, 0o755)
+            let asNobody = runChild(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                     product("vtictl"), "leases", "--run-directory", bed.directory + "/run"])
+            XCTAssertEqual(asNobody.status, 1, asNobody.output)
+            XCTAssertTrue(asNobody.output.contains("vtictl: vtid: permission denied: the control socket is for root and the socket_group"), asNobody.output)
+            let asRoot = runChild([product("vtictl"), "leases", "--run-directory", bed.directory + "/run"])
+            XCTAssertEqual(asRoot.status, 0, asRoot.output)
+            XCTAssertTrue(asRoot.output.contains("no leases"), asRoot.output)
+        }
+    }
+
+    func testVTICtlSaysWhenVTIDIsNotRunning() throws {
+        try inFreshNetworkNamespace(self) {
+            let bed = try VTIDBed()
+            let result = runChild([product("vtictl"), "leases", "--run-directory", bed.directory + "/run"])
+            XCTAssertEqual(result.status, 1)
+            XCTAssertEqual(result.output, "vtictl: vtid is not running (nothing listens on \(bed.directory)/run/control.sock)\n")
+            let status = runChild([product("vtictl"), "status", "--run-directory", bed.directory + "/run"])
+            XCTAssertEqual(status.status, 0, status.output)
+            XCTAssertTrue(status.output.hasPrefix("vtid: NOT RUNNING (vtid is not running (nothing listens on"), status.output)
+            XCTAssertTrue(status.output.contains("no VTI devices"), status.output)
+        }
+    }
+
     func testBrokenConfigurationStopsVTIDFromStarting() throws {
         try inFreshNetworkNamespace(self) {
             let bed = try VTIDBed()
