@@ -221,18 +221,61 @@ private func deviceSpec(event: PlutoEvent, vti: PlutoEvent.VTI) -> VTIDeviceSpec
 }
 
 private func deviceSetup(event: PlutoEvent, vti: PlutoEvent.VTI, device: VTIDeviceSpec, settings: HookSettings) -> HookPlan {
-    var plan: HookPlan = [.ensureVTI(device)]
-    if let address = vti.address { plan.append(.ensureAddress(vti.interface, address)) }
+    var addresses: [DeviceSetup.Address] = []
+    if let address = vti.address { addresses.append(.init(device: vti.interface, prefix: address)) }
     if let source = event.mySourceIP {
         // Where the stock script's addsource puts it: on the device when it routes, else on lo.
-        plan.append(.ensureAddress(vti.routing ? vti.interface : .loopback, IPPrefix(host: source)))
+        addresses.append(.init(device: vti.routing ? vti.interface : .loopback, prefix: IPPrefix(host: source)))
     }
-    plan += deviceSysctls(event: event, vti: vti, settings: settings)
-    let policy: TunnelMTUPolicy = event.mtu.map { .fixed($0) } ?? settings.mtu
-    plan.append(.ensureMTU(vti.interface, policy, MTUInputs(
-        outerFamily: event.me.family,
-        spis: [event.spiIn, event.spiOut].compactMap { $0 }.filter { $0 != 0 },
-        shared: vti.shared || event.kind.isInstance)))
+    return planDeviceSetup(DeviceSetup(
+        device: device, routing: vti.routing, shared: vti.shared || event.kind.isInstance, clientFamily: event.myClient.family,
+        addresses: addresses, mtu: event.mtu.map { .fixed($0) } ?? settings.mtu,
+        spis: [event.spiIn, event.spiOut].compactMap { $0 }.filter { $0 != 0 }), settings: settings)
+}
+
+/// A VTI device and how it is used: what `planDeviceSetup` needs. vtid keeps one per device it
+/// manages, to re-create a device that was deleted behind its back exactly as the hook made it.
+public struct DeviceSetup: Sendable, Hashable {
+    public var device: VTIDeviceSpec
+    /// `vti-routing=yes`: the host forwards into it.
+    public var routing: Bool
+    /// Several peers (vti-shared=yes, road-warrior instances): MTU for the worst case.
+    public var shared: Bool
+    /// The family of the traffic inside the tunnel (selectors), which the sysctls follow.
+    public var clientFamily: AddressFamily
+    /// Addresses to put on devices (`leftvti=`, the source IP).
+    public var addresses: [Address]
+    public var mtu: TunnelMTUPolicy
+    /// The Child SA's SPIs to derive the MTU from, when there is one.
+    public var spis: [UInt32]
+
+    public init(device: VTIDeviceSpec, routing: Bool, shared: Bool, clientFamily: AddressFamily, addresses: [Address] = [],
+                mtu: TunnelMTUPolicy, spis: [UInt32] = []) {
+        self.device = device
+        self.routing = routing
+        self.shared = shared
+        self.clientFamily = clientFamily
+        self.addresses = addresses
+        self.mtu = mtu
+        self.spis = spis
+    }
+
+    public struct Address: Sendable, Hashable {
+        public var device: InterfaceName
+        public var prefix: IPPrefix
+        public init(device: InterfaceName, prefix: IPPrefix) {
+            self.device = device
+            self.prefix = prefix
+        }
+    }
+}
+
+/// The device, its addresses, sysctls and MTU: every step idempotent.
+public func planDeviceSetup(_ setup: DeviceSetup, settings: HookSettings) -> HookPlan {
+    var plan: HookPlan = [.ensureVTI(setup.device)]
+    for address in setup.addresses { plan.append(.ensureAddress(address.device, address.prefix)) }
+    plan += deviceSysctls(device: setup.device.name, family: setup.clientFamily, routing: setup.routing, settings: settings)
+    plan.append(.ensureMTU(setup.device.name, setup.mtu, MTUInputs(outerFamily: setup.device.local.family, spis: setup.spis, shared: setup.shared)))
     return plan
 }
 
@@ -240,9 +283,8 @@ private func deviceSetup(event: PlutoEvent, vti: PlutoEvent.VTI, device: VTIDevi
 /// rp_filter in IPv6 (there is none) and IPv6 no send_redirects (likewise).
 /// With vti-routing=yes the host must forward: `ip_forward=1`, or for IPv6 `conf.all.forwarding=1`,
 /// which also makes the kernel ignore router advertisements on interfaces with accept_ra=1.
-private func deviceSysctls(event: PlutoEvent, vti: PlutoEvent.VTI, settings: HookSettings) -> HookPlan {
-    let device = SysctlSetting.Scope.interface(vti.interface)
-    let family = event.myClient.family
+private func deviceSysctls(device name: InterfaceName, family: AddressFamily, routing: Bool, settings: HookSettings) -> HookPlan {
+    let device = SysctlSetting.Scope.interface(name)
     func set(_ scope: SysctlSetting.Scope, _ name: String, _ value: Int) -> HookAction {
         .setSysctl(SysctlSetting(family: family, scope: scope, name: name, value: value))
     }
@@ -254,7 +296,7 @@ private func deviceSysctls(event: PlutoEvent, vti: PlutoEvent.VTI, settings: Hoo
     }
     plan += [set(device, "forwarding", 1), set(device, "accept_redirects", 0)]
     if family == .ipv4 { plan.append(set(device, "send_redirects", 0)) }
-    if vti.routing {
+    if routing {
         plan.append(family == .ipv4 ? set(.global, "ip_forward", 1) : set(.all, "forwarding", 1))
     }
     return plan
