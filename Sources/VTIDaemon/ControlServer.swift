@@ -85,10 +85,16 @@ public final class ControlServer: @unchecked Sendable {
         case "metrics":
             let text = supervisor.metrics.exposition()
             try? connection.send(line: JSONValue.object(["version": .number(1), "ok": .bool(true), "metrics": .string(text)]).serialized)
+        case "reconcile":
+            let dryRun = request["dry_run"]?.boolValue ?? false
+            let lines = supervisor.reconcile(reason: "vtictl reconcile", dryRun: dryRun)
+            try? connection.send(line: JSONValue.object([
+                "version": .number(1), "ok": .bool(true), "dry_run": .bool(dryRun), "lines": .array(lines.map { .string($0) }),
+            ]).serialized)
         case "reload":
             let failure = supervisor.reload()
             if failure == nil {
-                supervisor.reconcile()
+                supervisor.reconcile(reason: "reload")
                 supervisor.ingestSpool()
             }
             let reply = failure.map { errorReply("reload failed, the running configuration stays: \($0)") }

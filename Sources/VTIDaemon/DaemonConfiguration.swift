@@ -18,6 +18,10 @@ public struct DaemonConfiguration: Sendable, Hashable {
     public var policyRoutes: [PolicyRoute] = []
     /// How many recent events `vtictl events` can show.
     public var eventHistory = 1000
+    /// Seconds between periodic reconciles (kernel notifications trigger them in between).
+    public var reconcileIntervalSeconds = 30
+    /// Seconds a tunnel may be without SAs before its routes go.
+    public var saGraceSeconds = 10
 
     public init() {}
 
@@ -62,7 +66,8 @@ public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvert
 
 extension DaemonConfiguration {
     static let topKeys = ["ipsec_conf", "run_directory", "state_directory", "socket_group", "routes", "rp_filter", "mtu",
-                          "manage", "conns", "policy_routing", "event_history", "hook_deadline_ms"]
+                          "manage", "conns", "policy_routing", "event_history", "hook_deadline_ms",
+                          "reconcile_interval_s", "sa_grace_s"]
 
     /// Parses vtid.yaml. Errors name the file and line.
     public init(yaml text: String, file: String) throws(ConfigurationError) {
@@ -82,6 +87,8 @@ extension DaemonConfiguration {
         if let node = top["run_directory"] { runDirectory = try reader.path(node, "run_directory") }
         if let node = top["state_directory"] { stateDirectory = try reader.path(node, "state_directory") }
         if let node = top["socket_group"] { socketGroup = UInt32(try reader.integer(node, "socket_group", in: 0...65_534)) }
+        if let node = top["reconcile_interval_s"] { reconcileIntervalSeconds = try reader.integer(node, "reconcile_interval_s", in: 1...86400) }
+        if let node = top["sa_grace_s"] { saGraceSeconds = try reader.integer(node, "sa_grace_s", in: 0...3600) }
         if let node = top["event_history"] { eventHistory = try reader.integer(node, "event_history", in: 10...1_000_000) }
         if let node = top["hook_deadline_ms"] { hook.vtidDeadlineMilliseconds = Int32(try reader.integer(node, "hook_deadline_ms", in: 100...9000)) }
         if let node = top["rp_filter"] {

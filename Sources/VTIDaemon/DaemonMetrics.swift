@@ -16,6 +16,17 @@ public final class DaemonMetrics: Sendable {
             buckets: [.microseconds(100), .microseconds(500), .milliseconds(1), .milliseconds(5), .milliseconds(20), .milliseconds(100), .seconds(1)])
     }
 
+    func recordReconcile(repairs: Int, tunnelsUp: Int) {
+        registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "vtid", metricName: "reconciles", unitName: "total",
+                                                              helpText: "Reconcile passes")).increment()
+        registry.makeCounter(descriptor: MetricNameDescriptor(namespace: "vtid", metricName: "reconcile_repairs", unitName: "total",
+                                                              helpText: "Changes reconciles made to bring the kernel back to the desired state"))
+            .increment(by: Int64(repairs))
+        registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "vtid", metricName: "tunnels", unitName: "up",
+                                                            helpText: "IPsec tunnels (distinct SA reqids) in the kernel at the last reconcile"))
+            .set(Int64(tunnelsUp))
+    }
+
     func recordEvent(verb: String, result: String, duration: Duration) {
         registry.makeCounter(
             descriptor: MetricNameDescriptor(namespace: "vtid", metricName: "events", unitName: "total", helpText: "Hook events by verb and result"),

@@ -14,7 +14,15 @@ public final class Supervisor: @unchecked Sendable {
     private var ipsec: [String: RouteBasedConn]
     private let configurationFile: String
     private var reloadError: String?
-    private let leases: LeaseStore
+    let store: StateStore
+    /// When each route's tunnel was first seen without SAs.
+    var missingSince: [RouteIdentity: Int64] = [:]
+    var graceWaiting = false
+    var hasReconciled = false
+    var lastReconcile: ContinuousClock.Instant?
+    let reconcileScheduled = Mutex(false)
+    /// Last repair and last error per device or route, for `vtictl status`.
+    var objectStatus: [String: ObjectStatus] = [:]
     private var history: [EventRecord] = []
     private var nextSequence = 1
     private var applied = 0
@@ -37,7 +45,7 @@ public final class Supervisor: @unchecked Sendable {
                                                 withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         try FileManager.default.createDirectory(atPath: configuration.stateDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        leases = try LeaseStore(path: configuration.stateDirectory + "/leases.sqlite")
+        store = try StateStore(path: configuration.stateDirectory + "/leases.sqlite")
         lock = try ApplyLock(path: ControlProtocol.lockPath(in: configuration.runDirectory))
         metrics = DaemonMetrics()
         try publishHookSettings()
@@ -47,7 +55,7 @@ public final class Supervisor: @unchecked Sendable {
     /// that its fallback plans as vtid does.
     private func publishHookSettings() throws {
         let path = configuration.runDirectory + "/hook.conf"
-        let text = "# Written by vtid from \(configurationFile); vti-updown plans with these. Do not edit.\n" + configuration.hook.rendered
+        let text = "# Written by vtid from \(configurationFile); vti-updown plans with these. Do not edit.\n" + planningSettings.rendered
         try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
@@ -82,26 +90,177 @@ public final class Supervisor: @unchecked Sendable {
         }
     }
 
-    /// Makes the kernel hold what the configuration asks for beyond single events: policy rules.
-    public func reconcile() {
-        queue.sync {
-            for route in configuration.policyRoutes {
+    // MARK: Reconciliation
+
+    /// Brings the kernel to the desired state (see `planReconcile`): at start, after a reload, on a
+    /// kernel change that touches what vtid owns, and periodically. Returns what it did (or, with
+    /// `dryRun`, would do), a line each.
+    @discardableResult
+    public func reconcile(reason: String, dryRun: Bool = false) -> [String] {
+        queue.sync { reconcileOnQueue(reason: reason, dryRun: dryRun) }
+    }
+
+    func reconcileOnQueue(reason: String, dryRun: Bool) -> [String] {
+        dispatchPrecondition(condition: .onQueue(queue))
+        reconcileScheduled.withLock { $0 = false }
+        let now = Int64(Date().timeIntervalSince1970)
+        let conns = ipsec.values.filter { configuration.manages($0.name) }.sorted { $0.name < $1.name }
+        var lines: [String] = []
+        do {
+            let kernel = try kernelApplier()
+            var devices = try store.devices()
+            // A device whose conn left the configuration goes with it (vtid owns it: it is recorded).
+            let configured = Set(conns.map(\.name))
+            let gone = devices.filter { !configured.contains($0.connection) }
+            devices.removeAll { !configured.contains($0.connection) }
+            // Conns in ipsec.conf whose device vtid has not seen yet: create it now, so firewall
+            // rules can be attached before the first client (libreswan issue 468).
+            for conn in conns where configuration.connections[conn.name]?.existingDevice == nil
+                && !devices.contains(where: { $0.setup.device.name == conn.vtiInterface }) {
+                if let setup = conn.plannedDevice(settings: configuration.hook) {
+                    devices.append(OwnedDevice(connection: conn.name, setup: setup))
+                } else {
+                    lines.append("note: \(conn.name) (\(conn.location)): left= is not an address, so \(conn.vtiInterface) is created by the first event, not in advance")
+                }
+            }
+            let observed = observe(kernel, devices: devices)
+            let input = ReconcileInput(
+                devices: devices, routes: try store.routes(), conns: conns,
+                existingDevices: configuration.hook.existingDevices, missingSince: missingSince, now: now,
+                grace: Int64(configuration.saGraceSeconds), learnFromKernel: !hasReconciled)
+            let plan = planReconcile(input, observed: observed, settings: configuration.hook)
+            lines += plan.notes.map { "note: \($0)" }
+            var actions = plan.actions
+            if observed.complete {
+                actions += gone.map { .deleteVTI($0.setup.device) }
+            }
+            if dryRun {
+                lines += actions.map(\.description)
+                lines += plan.learned.map { "learn \($0.connection) \($0.peerClient) from the kernel (reqid \($0.reqid ?? 0))" }
+                lines += plan.expired.map { "forget \($0.connection) \($0.peerClient): its SAs are gone (reqid \($0.reqid ?? 0))" }
+                return lines
+            }
+            missingSince = plan.missingSince
+            graceWaiting = !plan.waiting.isEmpty
+            lock.lock()
+            let applier = HookApplier(kernel: kernel)
+            var repairs = 0
+            for action in actions {
+                let object = action.objectName
                 do {
-                    let kernel = try kernelApplier()
-                    let rule = RoutingRule(family: route.from.family == .ipv4 ? .ipv4 : .ipv6, priority: route.priority,
-                                           source: route.from.inet, table: RouteTable(rawValue: route.table),
-                                           protocol: RouteProtocol(rawValue: configuration.hook.routeProtocol))
-                    if try kernel.ensureRule(rule) { logger.info("added rule \(rule): source routing for \(route.from)") }
-                    if let device = route.device {
-                        let planned = PlannedRoute(destination: IPPrefix(.unspecified(route.from.family), length: 0)!, device: device,
-                                                   gateway: route.via, table: route.table, routeProtocol: configuration.hook.routeProtocol)
-                        for line in try HookApplier(kernel: kernel).apply([.addRoute(planned)]) {
-                            logger.info("\(line) (default route of table \(route.table) for \(route.from))")
-                        }
+                    if let line = try applier.apply(action) {
+                        repairs += 1
+                        lines.append(line)
+                        objectStatus[object, default: ObjectStatus()].lastRepair = "\(clockTime()) \(line) (\(reason))"
+                        objectStatus[object]?.lastError = nil
                     }
                 } catch {
-                    logger.error("policy routing for \(route.from): \(error)")
+                    lines.append("failed: \(action): \(error)")
+                    objectStatus[object, default: ObjectStatus()].lastError = "\(clockTime()) \(action): \(error)"
                 }
+            }
+            lock.unlock()
+            try store.batch { batch in
+                for owned in devices { try batch.save(owned) }
+                for owned in gone { try batch.removeDevice(named: owned.setup.device.name.rawValue) }
+                for owned in plan.learned { try batch.save(owned) }
+                for owned in plan.expired {
+                    try batch.removeRoutes(connection: owned.connection, peerClient: "\(owned.peerClient)")
+                    if owned.peerClient.isHost {
+                        try batch.disconnected(address: "\(owned.peerClient.address)", connection: owned.connection, inBytes: nil, outBytes: nil, at: now)
+                    }
+                }
+            }
+            for owned in plan.learned { lines.append("learned \(owned.connection) \(owned.peerClient) from the kernel's policies and SAs") }
+            for owned in plan.expired {
+                lines.append("\(owned.connection) \(owned.peerClient): its SAs (reqid \(owned.reqid ?? 0)) vanished without a down-client; routes removed after \(configuration.saGraceSeconds) s")
+            }
+            hasReconciled = true
+            metrics.recordReconcile(repairs: repairs, tunnelsUp: observed.liveReqids.count)
+        } catch {
+            lines.append("failed: \(error)")
+            kernel = nil
+        }
+        lines += ensurePolicyRouting()
+        for line in lines {
+            if line.hasPrefix("failed") { logger.error("reconcile (\(reason)): \(line)") } else { logger.notice("reconcile (\(reason)): \(line)") }
+        }
+        lastReconcile = ContinuousClock.now
+        return lines
+    }
+
+    /// The kernel's links, our routes on the devices we manage, SAs and marked policies.
+    private func observe(_ kernel: KernelApplier, devices: [OwnedDevice]) -> ObservedKernel {
+        var observed = ObservedKernel()
+        var managed = Set(devices.map(\.setup.device.name.rawValue))
+        managed.formUnion(configuration.hook.existingDevices.values.map(\.rawValue))
+        do {
+            let links = try kernel.links()
+            let names = Dictionary(links.map { ($0.index, $0.name) }, uniquingKeysWith: { first, _ in first })
+            for link in links { observed.devices[link.name] = ObservedDevice(isUp: link.isUp) }
+            for family in [Netlink.AddressFamily.ipv4, Netlink.AddressFamily.ipv6] {
+                for route in try kernel.routes(RouteFilter(family: family, protocol: RouteProtocol(rawValue: configuration.hook.routeProtocol))) {
+                    guard let index = route.outputInterface, let name = names[index], managed.contains(name), let device = InterfaceName(name) else { continue }
+                    observed.routes.append(PlannedRoute(
+                        destination: route.destination.model, device: device, gateway: route.gateway?.model, preferredSource: route.preferredSource?.model,
+                        table: route.table.rawValue, metric: route.metric, routeProtocol: route.protocol.rawValue))
+                }
+            }
+            let xfrm = try kernel.xfrmState()
+            observed.liveReqids = Set(xfrm.associations.map(\.reqid))
+            observed.markedPolicies = xfrm.policies.compactMap { policy in
+                guard policy.direction == .output, let mark = policy.mark, let reqid = policy.templateReqids.first else { return nil }
+                return MarkedPolicy(mark: mark.value, destination: policy.selector.destination.model, reqid: reqid)
+            }
+        } catch {
+            observed.complete = false
+            logger.error("reconcile: cannot read the kernel's state: \(error)")
+        }
+        return observed
+    }
+
+    /// Source-based routing for routed prefixes: the rule and its table's default route.
+    private func ensurePolicyRouting() -> [String] {
+        var lines: [String] = []
+        for route in configuration.policyRoutes {
+            do {
+                let kernel = try kernelApplier()
+                let rule = RoutingRule(family: route.from.family == .ipv4 ? .ipv4 : .ipv6, priority: route.priority,
+                                       source: route.from.inet, table: RouteTable(rawValue: route.table),
+                                       protocol: RouteProtocol(rawValue: configuration.hook.routeProtocol))
+                if try kernel.ensureRule(rule) { lines.append("added rule \(rule): source routing for \(route.from)") }
+                if let device = route.device {
+                    let planned = PlannedRoute(destination: IPPrefix(.unspecified(route.from.family), length: 0)!, device: device,
+                                               gateway: route.via, table: route.table, routeProtocol: configuration.hook.routeProtocol)
+                    for line in try HookApplier(kernel: kernel).apply([.addRoute(planned)]) {
+                        lines.append("\(line) (default route of table \(route.table) for \(route.from))")
+                    }
+                }
+            } catch {
+                lines.append("failed: policy routing for \(route.from): \(error)")
+            }
+        }
+        return lines
+    }
+
+    /// Asks for a reconcile soon (the kernel changed something vtid owns); bursts fold into one.
+    public func scheduleReconcile(reason: String, after delay: Duration = .milliseconds(100)) {
+        let first = reconcileScheduled.withLock { scheduled in
+            defer { scheduled = true }
+            return !scheduled
+        }
+        guard first else { return }
+        let nanoseconds = Int(delay.components.seconds) * 1_000_000_000 + Int(delay.components.attoseconds / 1_000_000_000)
+        queue.asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { _ = self.reconcileOnQueue(reason: reason, dryRun: false) }
+    }
+
+    /// Called every second: the periodic reconcile, and every second while a tunnel is in its
+    /// grace period.
+    public func tick() {
+        queue.async {
+            let interval = Duration.seconds(self.configuration.reconcileIntervalSeconds)
+            if self.graceWaiting || self.lastReconcile.map({ ContinuousClock.now - $0 >= interval }) ?? true {
+                _ = self.reconcileOnQueue(reason: self.graceWaiting ? "grace period" : "periodic", dryRun: false)
             }
         }
     }
@@ -197,7 +356,7 @@ public final class Supervisor: @unchecked Sendable {
                 outcomes.append(Outcome(event: event, reply: spooled[index], send: item.send, start: start))
                 continue
             }
-            let plan = planHook(event: event, settings: configuration.hook)
+            let plan = supervisedPlan(event)
             if !locked {
                 lock.lock()
                 locked = true
@@ -218,8 +377,9 @@ public final class Supervisor: @unchecked Sendable {
         if locked { lock.unlock() }
         var leaseLines: [[String]] = Array(repeating: [], count: outcomes.count)
         do {
-            try leases.batch { store in
+            try store.batch { store in
                 for (index, outcome) in outcomes.enumerated() where outcome.reply.ok {
+                    try recordTunnel(outcome.event, store)
                     leaseLines[index] = updateLeases(outcome.event, store)
                 }
             }
@@ -231,6 +391,41 @@ public final class Supervisor: @unchecked Sendable {
             record(key: "\(outcome.event.eventKey)", verb: outcome.event.verb.description, connection: outcome.event.connection.escaped,
                    source: source, result: reply.ok ? .applied : .failed, lines: reply.lines, error: reply.error, start: outcome.start)
             _ = outcome.send(reply.json.serialized)
+        }
+    }
+
+    /// The hook's plan, as vtid applies it: a managed conn's device lives as long as the conn is in
+    /// the configuration, so a pluto restart or `whack --delete` does not take it away.
+    private func supervisedPlan(_ event: PlutoEvent) -> HookPlan {
+        planHook(event: event, settings: planningSettings)
+    }
+
+    /// The hook's settings from vtid.yaml, plus the conns whose devices vtid keeps.
+    var planningSettings: HookSettings {
+        var settings = configuration.hook
+        settings.keptDevices = Set(ipsec.keys.filter { configuration.manages($0) })
+        return settings
+    }
+
+    private func isSupervised(_ connection: String) -> Bool {
+        configuration.manages(connection) && (ipsec[connection] != nil || configuration.hook.existingDevices[connection] != nil)
+    }
+
+    /// Remembers what an applied event set up: the conn's device, and the routes of the tunnel
+    /// (or forgets them when it went down), for reconciliation.
+    private func recordTunnel(_ event: PlutoEvent, _ store: StateStore.Batch) throws {
+        let connection = event.connection.escaped
+        guard isSupervised(connection) else { return }
+        let plan = supervisedPlan(event)
+        if configuration.hook.existingDevices[connection] == nil, plan.contains(where: { if case .ensureVTI = $0 { true } else { false } }),
+           let setup = deviceSetup(for: event, settings: configuration.hook) {
+            try store.save(OwnedDevice(connection: connection, setup: setup))
+        }
+        if plan.contains(where: { if case .deleteRoute = $0 { true } else { false } }) {
+            try store.removeRoutes(connection: connection, peerClient: "\(event.peerClient)")
+        }
+        for case .addRoute(let route) in plan {
+            try store.save(OwnedRoute(connection: connection, peerClient: event.peerClient, route: route, reqid: event.reqid))
         }
     }
 
@@ -252,7 +447,7 @@ public final class Supervisor: @unchecked Sendable {
         return event.peerClient.address
     }
 
-    private func updateLeases(_ event: PlutoEvent, _ store: LeaseStore.Batch) -> [String] {
+    private func updateLeases(_ event: PlutoEvent, _ store: StateStore.Batch) -> [String] {
         guard let address = leaseAddress(event) else { return [] }
         let now = Int64(Date().timeIntervalSince1970)
         let connection = event.connection.escaped
@@ -314,7 +509,7 @@ public final class Supervisor: @unchecked Sendable {
 
     public func events() -> [EventRecord] { history }
 
-    public func leaseRecords() throws -> [LeaseRecord] { try leases.all() }
+    public func leaseRecords() throws -> [LeaseRecord] { try store.all() }
 
     public func status() throws -> StatusReply {
         let connections = ipsec.values.sorted { $0.name < $1.name }.map { conn in
@@ -323,7 +518,7 @@ public final class Supervisor: @unchecked Sendable {
                              shared: conn.vtiShared, routing: conn.vtiRouting, managed: configuration.manages(conn.name),
                              addressPool: conn.addressPool.map { "\($0.lowerBound)-\($0.upperBound)" })
         }
-        let records = try leases.all()
+        let records = try store.all()
         metrics.clients.set(Int64(records.filter(\.connected).count))
         return StatusReply(daemon: DaemonRecord(version: vtidVersion, pid: getpid(), started: started, configurationFile: configurationFile,
                                                 ipsecConf: configuration.ipsecConf, reloadError: reloadError, eventsApplied: applied,
@@ -333,3 +528,28 @@ public final class Supervisor: @unchecked Sendable {
 }
 
 public let vtidVersion = "0.2.0"
+
+/// What vtid last did to, or failed to do to, one object.
+public struct ObjectStatus: Sendable, Hashable {
+    public var lastRepair: String?
+    public var lastError: String?
+}
+
+extension HookAction {
+    /// The kernel object a step is about: a device name or a route.
+    var objectName: String {
+        switch self {
+        case .ensureVTI(let spec), .deleteVTI(let spec): spec.name.rawValue
+        case .ensureMTU(let device, _, _), .ensureAddress(let device, _): device.rawValue
+        case .setSysctl(let setting): if case .interface(let device) = setting.scope { device.rawValue } else { "host" }
+        case .addRoute(let route), .deleteRoute(let route): "route \(RouteIdentity(route))"
+        case .notice: "host"
+        }
+    }
+}
+
+func clockTime() -> String {
+    let formatter = DateFormatter()
+    formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
+    return formatter.string(from: Date())
+}

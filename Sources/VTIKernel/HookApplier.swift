@@ -21,11 +21,15 @@ public struct HookApplier {
         return log
     }
 
-    private func apply(_ action: HookAction) throws(ApplyError) -> String? {
+    /// Applies one step; returns the line saying what changed, if anything did.
+    public func apply(_ action: HookAction) throws(ApplyError) -> String? {
         switch action {
         case .ensureVTI(let spec):
-            let outcome = try kernel.ensureVTI(named: spec.name.rawValue, spec.parameters)
-            return outcome == .created ? "created \(spec)" : nil
+            switch try kernel.ensureVTI(named: spec.name.rawValue, spec.parameters) {
+            case .created: return "created \(spec)"
+            case .broughtUp: return "brought \(spec.name) up"
+            case .adopted: return nil
+            }
         case .ensureMTU(let device, let policy, let inputs):
             let mtu = try tunnelMTU(for: device, policy: policy, inputs: inputs)
             return try kernel.ensureMTU(device: device.rawValue, UInt32(mtu)) ? "set \(device) mtu \(mtu) (\(policy))" : nil
@@ -87,6 +91,15 @@ public struct HookApplier {
               outputInterface: try kernel.interfaceIndex(of: planned.device.rawValue),
               gateway: planned.gateway?.inet, preferredSource: planned.preferredSource?.inet, metric: planned.metric)
     }
+}
+
+extension InetAddress {
+    /// The model's address type, for comparing kernel state with plans.
+    public var model: IPAddress { IPAddress(bytes: bytes)! }
+}
+
+extension InetPrefix {
+    public var model: IPPrefix { IPPrefix(address.model, length: Int(length))! }
 }
 
 extension IPAddress {

@@ -16,6 +16,8 @@ public final class KernelApplier {
     /// What `ensureVTI` found.
     public enum DeviceOutcome: Equatable, Sendable {
         case created
+        /// It was there with these parameters but down.
+        case broughtUp
         /// A device with exactly these parameters was there already (an earlier run, the stock script).
         case adopted
     }
@@ -48,6 +50,7 @@ public final class KernelApplier {
         }
         if !link.isUp {
             try netlink("bring \(name) up") { () throws(NetlinkError) in try route.setLink(index: link.index, up: true) }
+            if outcome == .adopted { outcome = .broughtUp }
         }
         return outcome
     }
@@ -175,6 +178,25 @@ public final class KernelApplier {
         }
         try netlink("add rule \(rule)") { () throws(NetlinkError) in try route.addRule(rule) }
         return true
+    }
+
+    /// Every link, for a reconcile pass.
+    public func links() throws(ApplyError) -> [Link] {
+        try netlink("list links") { () throws(NetlinkError) in try route.links() }
+    }
+
+    /// Every IPsec SA and policy, for a reconcile pass.
+    public func xfrmState() throws(ApplyError) -> (associations: [SecurityAssociation], policies: [SecurityPolicy]) {
+        let xfrm: NetlinkSocket
+        if let existing = xfrmSocket {
+            xfrm = existing
+        } else {
+            xfrm = try netlink("open XFRM socket") { () throws(NetlinkError) in try NetlinkSocket(.xfrm) }
+            xfrmSocket = xfrm
+        }
+        let associations = try netlink("list XFRM SAs") { () throws(NetlinkError) in try xfrm.securityAssociations() }
+        let policies = try netlink("list XFRM policies") { () throws(NetlinkError) in try xfrm.securityPolicies() }
+        return (associations, policies)
     }
 
     private func existingLink(_ name: String) throws(ApplyError) -> Link {

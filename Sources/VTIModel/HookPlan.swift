@@ -198,14 +198,14 @@ private func planVTI(step: PlutoVerb.Step, event: PlutoEvent, vti: PlutoEvent.VT
     let routes = vti.routing && event.scope == .client ? vtiRoutes(event: event, vti: vti, settings: settings) : []
     switch step {
     case .prepare:
-        return deviceSetup(event: event, vti: vti, device: device, settings: settings)
+        return planDeviceSetup(deviceSetup(event: event, vti: vti, device: device, settings: settings), settings: settings)
     case .route, .up:
-        return deviceSetup(event: event, vti: vti, device: device, settings: settings) + routes
+        return planDeviceSetup(deviceSetup(event: event, vti: vti, device: device, settings: settings), settings: settings) + routes
     case .down:
         return routes.compactMap(undoing)
     case .unroute:
         var plan = routes.compactMap(undoing)
-        if !vti.shared && (event.kind == .permanent || event.kind == .template) {
+        if !vti.shared && (event.kind == .permanent || event.kind == .template) && !settings.keptDevices.contains(event.connection.escaped) {
             plan.append(.deleteVTI(device))
         }
         return plan
@@ -220,17 +220,42 @@ private func deviceSpec(event: PlutoEvent, vti: PlutoEvent.VTI) -> VTIDeviceSpec
                          inputKey: event.markIn?.value ?? 0, outputKey: event.markOut?.value ?? 0)
 }
 
-private func deviceSetup(event: PlutoEvent, vti: PlutoEvent.VTI, device: VTIDeviceSpec, settings: HookSettings) -> HookPlan {
+private func deviceSetup(event: PlutoEvent, vti: PlutoEvent.VTI, device: VTIDeviceSpec, settings: HookSettings) -> DeviceSetup {
     var addresses: [DeviceSetup.Address] = []
     if let address = vti.address { addresses.append(.init(device: vti.interface, prefix: address)) }
     if let source = event.mySourceIP {
         // Where the stock script's addsource puts it: on the device when it routes, else on lo.
         addresses.append(.init(device: vti.routing ? vti.interface : .loopback, prefix: IPPrefix(host: source)))
     }
-    return planDeviceSetup(DeviceSetup(
+    return DeviceSetup(
         device: device, routing: vti.routing, shared: vti.shared || event.kind.isInstance, clientFamily: event.myClient.family,
         addresses: addresses, mtu: event.mtu.map { .fixed($0) } ?? settings.mtu,
-        spis: [event.spiIn, event.spiOut].compactMap { $0 }.filter { $0 != 0 }), settings: settings)
+        spis: [event.spiIn, event.spiOut].compactMap { $0 }.filter { $0 != 0 })
+}
+
+/// The device an event's conn uses, as the hook sets it up (nil for a conn without a VTI).
+public func deviceSetup(for event: PlutoEvent, settings: HookSettings) -> DeviceSetup? {
+    guard let vti = event.vti else { return nil }
+    var setup = deviceSetup(event: event, vti: vti, device: deviceSpec(event: event, vti: vti), settings: settings)
+    setup.spis = []
+    return setup
+}
+
+extension RouteBasedConn {
+    /// The conn's device as it will be once a tunnel is up, when ipsec.conf says enough (left= an
+    /// address): so that vtid can create it before the first client, for firewall rules to attach.
+    public func plannedDevice(settings: HookSettings) -> DeviceSetup? {
+        guard let local = leftAddress else { return nil }
+        let anyRemote = vtiShared || rightAddress == nil
+        let remote = anyRemote ? IPAddress.unspecified(local.family) : rightAddress!
+        guard remote.family == local.family else { return nil }
+        var addresses: [DeviceSetup.Address] = []
+        if let leftVTI { addresses.append(.init(device: vtiInterface, prefix: leftVTI)) }
+        return DeviceSetup(
+            device: VTIDeviceSpec(name: vtiInterface, local: local, remote: remote, inputKey: markIn.value, outputKey: markOut.value),
+            routing: vtiRouting, shared: anyRemote, clientFamily: (leftSubnets.first ?? rightSubnets.first)?.family ?? local.family,
+            addresses: addresses, mtu: settings.mtu)
+    }
 }
 
 /// A VTI device and how it is used: what `planDeviceSetup` needs. vtid keeps one per device it

@@ -48,6 +48,9 @@ public struct HookSettings: Sendable, Hashable {
     /// creates and configures (an xfrm interface from systemd-networkd, a test's veth); the hook
     /// then changes nothing on the device itself.
     public var existingDevices: [String: InterfaceName] = [:]
+    /// `keep_device.CONN = yes`: the conn's device stays when the conn is deleted. vtid sets it for
+    /// the conns it supervises: their devices live as long as the conn is in ipsec.conf.
+    public var keptDevices: Set<String> = []
 
     public init() {}
 
@@ -69,6 +72,7 @@ public struct HookSettings: Sendable, Hashable {
         for (connection, device) in existingDevices.sorted(by: { $0.key < $1.key }) {
             lines.append("existing_device.\(connection) = \(device)")
         }
+        for connection in keptDevices.sorted() { lines.append("keep_device.\(connection) = yes") }
         return lines.joined(separator: "\n") + "\n"
     }
 }
@@ -151,8 +155,11 @@ extension HookSettings {
             case _ where key.hasPrefix("existing_device.") && key.count > "existing_device.".count:
                 guard let device = InterfaceName(value) else { throw bad("an interface name (1-15 of A-Z a-z 0-9 . - _)") }
                 existingDevices[String(key.dropFirst("existing_device.".count))] = device
+            case _ where key.hasPrefix("keep_device.") && key.count > "keep_device.".count:
+                guard value == "yes" else { throw bad("yes") }
+                keptDevices.insert(String(key.dropFirst("keep_device.".count)))
             default:
-                throw SettingsError(file: file, line: line, problem: "unknown setting \(quoted(key)) (known: route_protocol, rp_filter, mtu, route_default, route_table, route_metric, vtid, vtid_deadline_ms, existing_device.CONN)")
+                throw SettingsError(file: file, line: line, problem: "unknown setting \(quoted(key)) (known: route_protocol, rp_filter, mtu, route_default, route_table, route_metric, vtid, vtid_deadline_ms, existing_device.CONN, keep_device.CONN)")
             }
         }
     }

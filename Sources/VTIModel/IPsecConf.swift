@@ -187,6 +187,9 @@ public struct RouteBasedConn: Sendable, Hashable {
     public var addressPool: ClosedRange<IPAddress>?
     public var leftUpdown: String?
     public var leftVTI: IPPrefix?
+    /// `left=` and `right=` when they are addresses (not %defaultroute, %any or a host name).
+    public var leftAddress: IPAddress?
+    public var rightAddress: IPAddress?
 
     /// The route-based conns of a configuration (those with `vti-interface=`), resolved.
     public static func all(in config: IPsecConfig) throws(IPsecConfigError) -> [RouteBasedConn] {
@@ -253,6 +256,8 @@ public struct RouteBasedConn: Sendable, Hashable {
             addressPool = first...last
         }
         leftUpdown = value("leftupdown")?.value
+        leftAddress = value("left").flatMap { IPAddress($0.value) }
+        rightAddress = value("right").flatMap { IPAddress($0.value) }
         if let vti = value("leftvti") {
             guard let prefix = IPPrefix(vti.value) else {
                 throw IPsecConfigError(location: vti.location, problem: "leftvti=\(quoted(vti.value)) is not an address with prefix length")

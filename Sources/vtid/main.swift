@@ -58,13 +58,16 @@ struct VTIDService: Service {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
-                    if supervisor.reload() == nil { supervisor.reconcile() }
+                    if supervisor.reload() == nil { supervisor.reconcile(reason: "reload") }
                 }
             }
             group.addTask {
+                var seconds = 0
                 while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                    try? await Task.sleep(for: .seconds(2))
-                    supervisor.ingestSpool()
+                    try? await Task.sleep(for: .seconds(1))
+                    seconds += 1
+                    if seconds % 2 == 0 { supervisor.ingestSpool() }
+                    supervisor.tick()
                 }
             }
             try? await gracefulShutdown()
@@ -75,8 +78,10 @@ struct VTIDService: Service {
     }
 }
 
+// Nothing is pruned before the desired state is loaded: configuration, records, and the events
+// the hook applied while vtid was away.
 supervisor.ingestSpool()
-supervisor.reconcile()
+supervisor.reconcile(reason: "start")
 let server: ControlServer
 do {
     server = try ControlServer(supervisor: supervisor, logger: logger)

@@ -46,6 +46,13 @@ final class HookPlanTests: XCTestCase {
         XCTAssertEqual(try plan("s2s-west-05-unroute-client", settings: settings).last, "delete VTI vti01 local 192.0.2.1 remote 192.0.2.2 ikey 5 okey 5")
     }
 
+    func testKeptDeviceOutlivesItsConn() throws {
+        var settings = HookSettings()
+        settings.keptDevices = ["westeast"]
+        XCTAssertFalse(try plan("s2s-west-05-unroute-client", settings: settings).contains { $0.hasPrefix("delete VTI") },
+                       "vtid keeps the device of a conn in its configuration")
+    }
+
     func testSiteToSiteWest() throws {
         // vti-routing=no: the device and its settings, no routes; the device goes with the conn.
         let setup = Self.setup("vti01", local: "192.0.2.1", remote: "192.0.2.2", key: 5, routing: false)

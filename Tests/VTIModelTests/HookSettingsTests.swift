@@ -43,7 +43,7 @@ final class HookSettingsTests: XCTestCase {
             ("route_default = maybe", "hook.conf:3: route_default: \"maybe\" is not yes or no"),
             ("route_table = 255", "hook.conf:3: route_table: \"255\" is not main or a table number other than 0 and 255 (local)"),
             ("route_metric = -1", "hook.conf:3: route_metric: \"-1\" is not a metric (0-4294967295)"),
-            ("colour = blue", "hook.conf:3: unknown setting \"colour\" (known: route_protocol, rp_filter, mtu, route_default, route_table, route_metric, vtid, vtid_deadline_ms, existing_device.CONN)"),
+            ("colour = blue", "hook.conf:3: unknown setting \"colour\" (known: route_protocol, rp_filter, mtu, route_default, route_table, route_metric, vtid, vtid_deadline_ms, existing_device.CONN, keep_device.CONN)"),
             ("vtid = relative", "hook.conf:3: vtid: \"relative\" is not no or vtid's run directory (an absolute path, default /run/vtid)"),
             ("existing_device.rw = bad/name", "hook.conf:3: existing_device.rw: \"bad/name\" is not an interface name (1-15 of A-Z a-z 0-9 . - _)"),
             ("just words", "hook.conf:3: expected key = value, got \"just words\""),
@@ -69,6 +69,7 @@ final class HookSettingsTests: XCTestCase {
         settings.routeMetric = 7
         settings.vtidDeadlineMilliseconds = 500
         settings.existingDevices = ["rw": InterfaceName("veth0")!, "s2s-east": InterfaceName("xfrm1")!]
+        settings.keptDevices = ["s2s", "branch-2"]
         XCTAssertEqual(try HookSettings(parsing: settings.rendered, file: "hook.conf"), settings)
         XCTAssertEqual(try HookSettings(parsing: HookSettings().rendered, file: "hook.conf"), HookSettings())
     }

@@ -3,19 +3,19 @@ import Foundation
 import VTIDaemon
 import XCTest
 
-final class LeaseStoreTests: XCTestCase {
+final class StateStoreTests: XCTestCase {
     func testLeasesSurviveReopeningAndTrackTheirClient() throws {
         let path = NSTemporaryDirectory() + "leases-\(UUID().uuidString).sqlite"
         defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
         do {
-            let store = try LeaseStore(path: path)
+            let store = try StateStore(path: path)
             try store.connected(address: "10.0.1.10", connection: "rw", peerID: "@road1", peerAddress: "192.0.2.11", spiIn: 1, spiOut: 2, at: 100)
             try store.connected(address: "10.0.1.11", connection: "rw", peerID: "@road2", peerAddress: "192.0.2.12", spiIn: 3, spiOut: 4, at: 110)
             try store.disconnected(address: "10.0.1.10", connection: "rw", inBytes: 500, outBytes: 600, at: 120)
             // Another conn's down for the same address is not this lease's.
             try store.disconnected(address: "10.0.1.11", connection: "other", inBytes: nil, outBytes: nil, at: 130)
         }
-        let store = try LeaseStore(path: path)
+        let store = try StateStore(path: path)
         var leases = try store.all()
         XCTAssertEqual(leases.map(\.address), ["10.0.1.10", "10.0.1.11"])
         XCTAssertEqual(leases.map(\.connected), [false, true])

@@ -1,0 +1,165 @@
+import VTIModel
+
+// The pure half of vtid's self-healing: given what vtid wants (its device and route records) and
+// what the kernel holds, the steps that make the kernel hold it. No I/O; Supervisor observes the
+// kernel and applies the steps.
+
+/// The kernel as one reconcile pass saw it.
+public struct ObservedKernel: Sendable {
+    /// Links by name.
+    public var devices: [String: ObservedDevice] = [:]
+    /// Routes of vtid's protocol, every table, on devices vtid manages.
+    public var routes: [PlannedRoute] = []
+    /// reqids of the IPsec SAs present: a tunnel is up while one of its SAs is.
+    public var liveReqids: Set<UInt32> = []
+    /// Outbound policies carrying a mark: which tunnels pluto has set up, by mark and selector.
+    public var markedPolicies: [MarkedPolicy] = []
+    /// Every dump succeeded. Only then may anything be removed: a partial view must never look
+    /// like "the route is not wanted".
+    public var complete = true
+
+    public init() {}
+}
+
+public struct ObservedDevice: Sendable, Hashable {
+    public var isUp: Bool
+    public init(isUp: Bool) { self.isUp = isUp }
+}
+
+public struct MarkedPolicy: Sendable, Hashable {
+    public var mark: UInt32
+    public var destination: IPPrefix
+    public var reqid: UInt32
+    public init(mark: UInt32, destination: IPPrefix, reqid: UInt32) {
+        self.mark = mark
+        self.destination = destination
+        self.reqid = reqid
+    }
+}
+
+/// A route's identity in the kernel: one route per destination and table (our metric is fixed).
+public struct RouteIdentity: Sendable, Hashable, CustomStringConvertible {
+    public var destination: IPPrefix
+    public var table: UInt32
+    public init(_ route: PlannedRoute) {
+        destination = route.destination
+        table = route.table
+    }
+    public var description: String { table == 254 ? "\(destination)" : "\(destination) table \(table)" }
+}
+
+/// What vtid wants, and the bookkeeping a pass carries to the next.
+public struct ReconcileInput: Sendable {
+    /// Devices of managed conns: from events (as the hook set them up) and from ipsec.conf.
+    public var devices: [OwnedDevice]
+    /// Routes of the tunnels vtid knows to be up.
+    public var routes: [OwnedRoute]
+    /// Managed route-based conns: learning a tunnel from the kernel needs its mark and device.
+    public var conns: [RouteBasedConn]
+    /// Conns routed into a device vtid does not manage: no SAs to watch, the hook's events rule.
+    public var existingDevices: [String: InterfaceName]
+    /// When each route's tunnel was first seen without SAs (Unix seconds).
+    public var missingSince: [RouteIdentity: Int64]
+    public var now: Int64
+    /// How long a tunnel may be without SAs before its routes go (rekeying replaces SAs; pluto
+    /// may be restarting).
+    public var grace: Int64
+    /// At start: adopt up tunnels from the kernel's marked policies that vtid has no record of.
+    public var learnFromKernel: Bool
+
+    public init(devices: [OwnedDevice], routes: [OwnedRoute], conns: [RouteBasedConn], existingDevices: [String: InterfaceName],
+                missingSince: [RouteIdentity: Int64], now: Int64, grace: Int64, learnFromKernel: Bool) {
+        self.devices = devices
+        self.routes = routes
+        self.conns = conns
+        self.existingDevices = existingDevices
+        self.missingSince = missingSince
+        self.now = now
+        self.grace = grace
+        self.learnFromKernel = learnFromKernel
+    }
+}
+
+public struct ReconcilePlan: Sendable {
+    /// Device repairs first (a route needs its device), then routes to add, then to remove.
+    public var actions: HookPlan = []
+    /// Tunnels found up in the kernel that vtid had no record of: to remember.
+    public var learned: [OwnedRoute] = []
+    /// Tunnels whose SAs stayed gone past the grace period: to forget (their routes are removed).
+    public var expired: [OwnedRoute] = []
+    public var missingSince: [RouteIdentity: Int64] = [:]
+    /// Routes kept only because their tunnel is within the grace period.
+    public var waiting: [RouteIdentity] = []
+    /// Why something was not done, for the log.
+    public var notes: [String] = []
+}
+
+/// The difference between what vtid wants and what the kernel holds, as idempotent steps. Only
+/// routes of vtid's protocol on devices it manages are ever removed, and only from a complete view.
+public func planReconcile(_ input: ReconcileInput, observed: ObservedKernel, settings: HookSettings) -> ReconcilePlan {
+    var plan = ReconcilePlan()
+    for owned in input.devices {
+        let setup = planDeviceSetup(owned.setup, settings: settings)
+        if observed.devices[owned.setup.device.name.rawValue] == nil {
+            plan.actions += setup
+        } else {
+            // The device is there: keep it up, with its settings; its MTU is the events' business.
+            plan.actions += setup.filter { if case .ensureMTU = $0 { false } else { true } }
+        }
+    }
+
+    var records = input.routes
+    if input.learnFromKernel {
+        plan.learned = learnedRoutes(input, observed: observed, settings: settings)
+        records += plan.learned
+    }
+
+    var wanted: [RouteIdentity: PlannedRoute] = [:]
+    for owned in records {
+        let identity = RouteIdentity(owned.route)
+        let watched = input.existingDevices[owned.connection] == nil && owned.reqid != nil
+        if !watched || observed.liveReqids.contains(owned.reqid!) {
+            wanted[identity] = owned.route
+            continue
+        }
+        let since = input.missingSince[identity] ?? input.now
+        if input.now - since >= input.grace {
+            plan.expired.append(owned)
+        } else {
+            wanted[identity] = owned.route
+            plan.missingSince[identity] = since
+            plan.waiting.append(identity)
+        }
+    }
+
+    let present = Dictionary(observed.routes.map { (RouteIdentity($0), $0) }, uniquingKeysWith: { first, _ in first })
+    for (identity, route) in wanted.sorted(by: { $0.key.description < $1.key.description }) where present[identity] != route {
+        plan.actions.append(.addRoute(route))
+    }
+    if observed.complete {
+        for (identity, route) in present.sorted(by: { $0.key.description < $1.key.description }) where wanted[identity] == nil {
+            plan.actions.append(.deleteRoute(route))
+        }
+    } else {
+        plan.notes.append("the kernel's state could not be read in full: nothing is removed this time")
+    }
+    return plan
+}
+
+/// Up tunnels (a marked outbound policy whose SA is there) of managed conns with vti-routing that
+/// vtid has no route record for: vtid was not told (its state was lost) but pluto has them.
+private func learnedRoutes(_ input: ReconcileInput, observed: ObservedKernel, settings: HookSettings) -> [OwnedRoute] {
+    let known = Set(input.routes.map { "\($0.connection) \($0.peerClient)" })
+    var learned: [OwnedRoute] = []
+    for policy in observed.markedPolicies where observed.liveReqids.contains(policy.reqid) {
+        guard let conn = input.conns.first(where: { $0.markOut.value == policy.mark && $0.vtiRouting }),
+              !known.contains("\(conn.name) \(policy.destination)"), !policy.destination.network.isDefault else { continue }
+        let device = input.existingDevices[conn.name] ?? conn.vtiInterface
+        learned.append(OwnedRoute(
+            connection: conn.name, peerClient: policy.destination,
+            route: PlannedRoute(destination: policy.destination, device: device, table: settings.routeTable, metric: settings.routeMetric,
+                                routeProtocol: settings.routeProtocol),
+            reqid: policy.reqid))
+    }
+    return learned
+}

@@ -1,0 +1,227 @@
+import ControlProtocol
+import GRDB
+import VTIModel
+
+/// What vtid must remember across restarts and crashes, in SQLite:
+/// - the address-pool lease table: a pool address and the client that holds (or last held) it, one
+///   row per address; a new client taking an address starts its first-seen time again;
+/// - the devices vtid manages, as the hook sets them up, so that it re-creates a deleted one the
+///   same way and deletes only devices it owns;
+/// - the routes each up tunnel should have, with the tunnel's reqid, so that a route deleted from
+///   outside comes back and a tunnel whose SAs vanished loses its routes.
+public final class StateStore: Sendable {
+    private let database: DatabaseQueue
+
+    /// Opens (or creates) the store; `path` nil keeps it in memory, for tests.
+    public init(path: String?) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        if let path {
+            // WAL with synchronous=NORMAL: a commit survives a crash of vtid (the kernel has the
+            // write); only a power loss may drop the last ones, which the next reconcile re-learns.
+            configuration.journalMode = .wal
+            configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+            database = try DatabaseQueue(path: path, configuration: configuration)
+        } else {
+            database = try DatabaseQueue(configuration: configuration)
+        }
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("leases-v1") { db in
+            try db.create(table: "lease") { table in
+                table.column("address", .text).primaryKey()
+                table.column("connection", .text).notNull()
+                table.column("peerID", .text).notNull()
+                table.column("peerAddress", .text).notNull()
+                table.column("firstSeen", .integer).notNull()
+                table.column("lastSeen", .integer).notNull()
+                table.column("connected", .boolean).notNull()
+                table.column("spiIn", .integer)
+                table.column("spiOut", .integer)
+                table.column("inBytes", .integer).notNull().defaults(to: 0)
+                table.column("outBytes", .integer).notNull().defaults(to: 0)
+            }
+        }
+        migrator.registerMigration("devices-and-routes-v1") { db in
+            try db.create(table: "device") { table in
+                table.column("name", .text).primaryKey()
+                table.column("connection", .text).notNull()
+                table.column("local", .text).notNull()
+                table.column("remote", .text).notNull()
+                table.column("inputKey", .integer).notNull()
+                table.column("outputKey", .integer).notNull()
+                table.column("routing", .boolean).notNull()
+                table.column("shared", .boolean).notNull()
+                table.column("clientFamily", .integer).notNull()
+                table.column("fixedMTU", .integer)
+                table.column("addresses", .text).notNull()
+            }
+            try db.create(table: "route") { table in
+                table.column("destination", .text).notNull()
+                table.column("tableNumber", .integer).notNull()
+                table.column("connection", .text).notNull()
+                table.column("peerClient", .text).notNull()
+                table.column("device", .text).notNull()
+                table.column("gateway", .text)
+                table.column("source", .text)
+                table.column("metric", .integer)
+                table.column("protocol", .integer).notNull()
+                table.column("reqid", .integer)
+                table.primaryKey(["destination", "tableNumber"])
+            }
+        }
+        try migrator.migrate(database)
+    }
+
+    /// Several changes in one transaction: a burst of events costs one commit.
+    public func batch(_ body: (Batch) throws -> Void) throws {
+        try database.write { db in try body(Batch(db: db)) }
+    }
+
+    public func connected(address: String, connection: String, peerID: String, peerAddress: String, spiIn: UInt32?, spiOut: UInt32?, at time: Int64) throws {
+        try batch { try $0.connected(address: address, connection: connection, peerID: peerID, peerAddress: peerAddress, spiIn: spiIn, spiOut: spiOut, at: time) }
+    }
+
+    public func disconnected(address: String, connection: String, inBytes: UInt64?, outBytes: UInt64?, at time: Int64) throws {
+        try batch { try $0.disconnected(address: address, connection: connection, inBytes: inBytes, outBytes: outBytes, at: time) }
+    }
+
+    /// The changes one transaction may make. Cached statements: this runs for every event.
+    public struct Batch {
+        let db: Database
+
+        /// A client came up with this address. The same client again keeps its first-seen time and
+        /// counters; a different client on the address starts a new lease.
+        public func connected(address: String, connection: String, peerID: String, peerAddress: String, spiIn: UInt32?, spiOut: UInt32?, at time: Int64) throws {
+            try db.cachedStatement(sql: """
+                INSERT INTO lease (address, connection, peerID, peerAddress, firstSeen, lastSeen, connected, spiIn, spiOut, inBytes, outBytes)
+                VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, 0, 0)
+                ON CONFLICT(address) DO UPDATE SET
+                    firstSeen = CASE WHEN lease.peerID = excluded.peerID AND lease.connection = excluded.connection
+                                     THEN lease.firstSeen ELSE excluded.firstSeen END,
+                    inBytes = CASE WHEN lease.peerID = excluded.peerID AND lease.connection = excluded.connection
+                                   THEN lease.inBytes ELSE 0 END,
+                    outBytes = CASE WHEN lease.peerID = excluded.peerID AND lease.connection = excluded.connection
+                                    THEN lease.outBytes ELSE 0 END,
+                    connection = excluded.connection, peerID = excluded.peerID, peerAddress = excluded.peerAddress,
+                    lastSeen = excluded.lastSeen, connected = 1, spiIn = excluded.spiIn, spiOut = excluded.spiOut
+                """).execute(arguments: [address, connection, peerID, peerAddress, time, time, spiIn.map { Int64($0) }, spiOut.map { Int64($0) }])
+        }
+
+        public func save(_ device: OwnedDevice) throws {
+            let setup = device.setup
+            let mtu: Int? = if case .fixed(let value) = setup.mtu { value } else { nil }
+            try db.cachedStatement(sql: """
+                INSERT OR REPLACE INTO device (name, connection, local, remote, inputKey, outputKey, routing, shared, clientFamily, fixedMTU, addresses)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [
+                    setup.device.name.rawValue, device.connection, "\(setup.device.local)", "\(setup.device.remote)", Int64(setup.device.inputKey),
+                    Int64(setup.device.outputKey), setup.routing, setup.shared, setup.clientFamily == .ipv4 ? 4 : 6, mtu,
+                    setup.addresses.map { "\($0.device) \($0.prefix)" }.joined(separator: ","),
+                ])
+        }
+
+        public func removeDevice(named name: String) throws {
+            try db.cachedStatement(sql: "DELETE FROM device WHERE name = ?").execute(arguments: [name])
+        }
+
+        public func save(_ owned: OwnedRoute) throws {
+            let route = owned.route
+            try db.cachedStatement(sql: """
+                INSERT OR REPLACE INTO route (destination, tableNumber, connection, peerClient, device, gateway, source, metric, protocol, reqid)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [
+                    "\(route.destination)", Int64(route.table), owned.connection, "\(owned.peerClient)", route.device.rawValue,
+                    route.gateway.map { "\($0)" }, route.preferredSource.map { "\($0)" }, route.metric.map { Int64($0) },
+                    Int64(route.routeProtocol), owned.reqid.map { Int64($0) },
+                ])
+        }
+
+        /// Forgets a tunnel's routes: the client went down, or its SAs vanished.
+        public func removeRoutes(connection: String, peerClient: String) throws {
+            try db.cachedStatement(sql: "DELETE FROM route WHERE connection = ? AND peerClient = ?").execute(arguments: [connection, peerClient])
+        }
+
+        /// The client holding `address` on `connection` went down; pluto's final byte counts if it sent them.
+        public func disconnected(address: String, connection: String, inBytes: UInt64?, outBytes: UInt64?, at time: Int64) throws {
+            try db.cachedStatement(sql: """
+                UPDATE lease SET connected = 0, lastSeen = ?, inBytes = coalesce(?, inBytes), outBytes = coalesce(?, outBytes)
+                WHERE address = ? AND connection = ?
+                """).execute(arguments: [time, inBytes.map { Int64(clamping: $0) }, outBytes.map { Int64(clamping: $0) }, address, connection])
+        }
+    }
+
+    public func all() throws -> [LeaseRecord] {
+        try database.read { try LeaseRecord.order(Column("address")).fetchAll($0) }
+    }
+
+    public func devices() throws -> [OwnedDevice] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM device ORDER BY name").compactMap(OwnedDevice.init(row:))
+        }
+    }
+
+    public func routes() throws -> [OwnedRoute] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM route ORDER BY connection, peerClient, destination").compactMap(OwnedRoute.init(row:))
+        }
+    }
+}
+
+extension LeaseRecord: FetchableRecord, PersistableRecord {
+    public static var databaseTableName: String { "lease" }
+}
+
+/// A device vtid manages (created, adopted or configured), and the conn it belongs to.
+public struct OwnedDevice: Sendable, Hashable {
+    public var connection: String
+    public var setup: DeviceSetup
+
+    public init(connection: String, setup: DeviceSetup) {
+        self.connection = connection
+        self.setup = setup
+    }
+
+    init?(row: Row) {
+        guard let name = InterfaceName(row["name"] as String), let local = IPAddress(row["local"] as String),
+              let remote = IPAddress(row["remote"] as String) else { return nil }
+        let addresses = (row["addresses"] as String).split(separator: ",").compactMap { item -> DeviceSetup.Address? in
+            let parts = item.split(separator: " ")
+            guard parts.count == 2, let device = InterfaceName(parts[0]), let prefix = IPPrefix(parts[1]) else { return nil }
+            return DeviceSetup.Address(device: device, prefix: prefix)
+        }
+        let mtu: TunnelMTUPolicy = (row["fixedMTU"] as Int?).map { .fixed($0) } ?? .derived(fallbackSuite: .conservative)
+        connection = row["connection"]
+        setup = DeviceSetup(
+            device: VTIDeviceSpec(name: name, local: local, remote: remote, inputKey: UInt32(row["inputKey"] as Int64),
+                                  outputKey: UInt32(row["outputKey"] as Int64)),
+            routing: row["routing"], shared: row["shared"], clientFamily: (row["clientFamily"] as Int) == 4 ? .ipv4 : .ipv6,
+            addresses: addresses, mtu: mtu)
+    }
+}
+
+/// A route an up tunnel should have: what the hook's plan installed for it, and the tunnel's reqid,
+/// by which vtid finds its SAs in the kernel.
+public struct OwnedRoute: Sendable, Hashable {
+    public var connection: String
+    public var peerClient: IPPrefix
+    public var route: PlannedRoute
+    public var reqid: UInt32?
+
+    public init(connection: String, peerClient: IPPrefix, route: PlannedRoute, reqid: UInt32?) {
+        self.connection = connection
+        self.peerClient = peerClient
+        self.route = route
+        self.reqid = reqid
+    }
+
+    init?(row: Row) {
+        guard let destination = IPPrefix(row["destination"] as String), let peerClient = IPPrefix(row["peerClient"] as String),
+              let device = InterfaceName(row["device"] as String) else { return nil }
+        connection = row["connection"]
+        self.peerClient = peerClient
+        route = PlannedRoute(destination: destination, device: device, gateway: (row["gateway"] as String?).flatMap(IPAddress.init),
+                             preferredSource: (row["source"] as String?).flatMap(IPAddress.init), table: UInt32(row["tableNumber"] as Int64),
+                             metric: (row["metric"] as Int64?).map { UInt32($0) }, routeProtocol: UInt8(row["protocol"] as Int64))
+        reqid = (row["reqid"] as Int64?).map { UInt32($0) }
+    }
+}
