@@ -34,10 +34,17 @@ public struct ControlClient: Sendable {
         object["version"] = .number(Double(ControlProtocol.version))
         object["request"] = .string(request)
         let line: [UInt8]?
-        do {
+        do throws(LocalSocketError) {
             let socket = try LocalSocket.connect(path: path, timeoutMilliseconds: timeoutMilliseconds)
-            try socket.send(line: JSONValue.object(object).serialized)
-            line = try socket.readLine(limit: ControlProtocol.maximumReplyBytes, timeoutMilliseconds: timeoutMilliseconds)
+            let sent = Result { () throws(LocalSocketError) in try socket.send(line: JSONValue.object(object).serialized) }
+            if case .failure(let sendFailure) = sent {
+                // vtid may have answered (a refusal) and closed before reading: show its answer.
+                let answer = Result { () throws(LocalSocketError) in try socket.readLine(limit: ControlProtocol.maximumReplyBytes, timeoutMilliseconds: 0) }
+                guard case .success(let text?) = answer else { throw sendFailure }
+                line = text
+            } else {
+                line = try socket.readLine(limit: ControlProtocol.maximumReplyBytes, timeoutMilliseconds: timeoutMilliseconds)
+            }
         } catch where error.isNobodyListening {
             throw .notRunning(path)
         } catch where error.errno == .permissionDenied {
@@ -45,6 +52,10 @@ public struct ControlClient: Sendable {
         } catch {
             throw .failed("vtid's control socket \(path): \(error)")
         }
+        return try check(line, path: path)
+    }
+
+    private func check(_ line: [UInt8]?, path: String) throws(Failure) -> [UInt8] {
         guard let line else { throw .failed("vtid closed the connection without answering (\(path))") }
         guard let reply = try? JSONValue(parsing: line) else { throw .failed("vtid's answer is not JSON") }
         guard reply["ok"]?.boolValue == true else { throw .refused(reply["error"]?.stringValue ?? "request failed") }

@@ -12,6 +12,8 @@ public struct ObservedKernel: Sendable {
     public var routes: [PlannedRoute] = []
     /// reqids of the IPsec SAs present: a tunnel is up while one of its SAs is.
     public var liveReqids: Set<UInt32> = []
+    /// The SPIs of those SAs, to size a re-created device's MTU from its tunnel's algorithms.
+    public var spisByReqid: [UInt32: [UInt32]] = [:]
     /// Outbound policies carrying a mark: which tunnels pluto has set up, by mark and selector.
     public var markedPolicies: [MarkedPolicy] = []
     /// Every dump succeeded. Only then may anything be removed: a partial view must never look
@@ -99,7 +101,13 @@ public struct ReconcilePlan: Sendable {
 public func planReconcile(_ input: ReconcileInput, observed: ObservedKernel, settings: HookSettings) -> ReconcilePlan {
     var plan = ReconcilePlan()
     for owned in input.devices {
-        let setup = planDeviceSetup(owned.setup, settings: settings)
+        var device = owned.setup
+        if !device.shared {
+            // A device of one tunnel: its MTU follows that tunnel's SA, as at up-client.
+            let reqids = Set(input.routes.filter { $0.connection == owned.connection }.compactMap(\.reqid))
+            device.spis = reqids.sorted().flatMap { observed.spisByReqid[$0] ?? [] }
+        }
+        let setup = planDeviceSetup(device, settings: settings)
         if observed.devices[owned.setup.device.name.rawValue] == nil {
             plan.actions += setup
         } else {

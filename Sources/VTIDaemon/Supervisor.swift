@@ -21,6 +21,9 @@ public final class Supervisor: @unchecked Sendable {
     var hasReconciled = false
     var lastReconcile: ContinuousClock.Instant?
     let reconcileScheduled = Mutex(false)
+    /// Names of the devices vtid manages, for the kernel watcher's threads.
+    private let watchedDeviceNames = Mutex<Set<String>>([])
+    public var watchedDevices: Set<String> { watchedDeviceNames.withLock { $0 } }
     /// Last repair and last error per device or route, for `vtictl status`.
     var objectStatus: [String: ObjectStatus] = [:]
     private var history: [EventRecord] = []
@@ -124,6 +127,8 @@ public final class Supervisor: @unchecked Sendable {
                 }
             }
             let observed = observe(kernel, devices: devices)
+            let names = Set(devices.map(\.setup.device.name.rawValue)).union(configuration.hook.existingDevices.values.map(\.rawValue))
+            watchedDeviceNames.withLock { $0 = names }
             let input = ReconcileInput(
                 devices: devices, routes: try store.routes(), conns: conns,
                 existingDevices: configuration.hook.existingDevices, missingSince: missingSince, now: now,
@@ -208,6 +213,7 @@ public final class Supervisor: @unchecked Sendable {
             }
             let xfrm = try kernel.xfrmState()
             observed.liveReqids = Set(xfrm.associations.map(\.reqid))
+            for association in xfrm.associations { observed.spisByReqid[association.reqid, default: []].append(association.spi) }
             observed.markedPolicies = xfrm.policies.compactMap { policy in
                 guard policy.direction == .output, let mark = policy.mark, let reqid = policy.templateReqids.first else { return nil }
                 return MarkedPolicy(mark: mark.value, destination: policy.selector.destination.model, reqid: reqid)

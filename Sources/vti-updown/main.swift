@@ -177,12 +177,17 @@ func spool(_ reply: HookEventReply, in runDirectory: String) {
 }
 
 /// Waits for vtid's final answer to an event it accepted, prints it, exits.
-func finish(with connection: LocalSocket) -> Never {
+func finish(with connection: LocalSocket, runDirectory: String) -> Never {
     do {
         // vtid has taken the event: it finishes it; the watchdog bounds the wait.
         guard let line = try connection.readLine(limit: ControlProtocol.maximumReplyBytes, timeoutMilliseconds: -1) else {
-            complain("\(context): vtid took the event but closed the connection without a result (did it stop?); vtid applies it when it is back")
-            exit(1)
+            // vtid died after taking the event (a crash, kill -9): it cannot apply it any more, and
+            // it kept no note of it. Applying it here is safe: every step is idempotent, and the
+            // lock, released with vtid, keeps out a vtid that is starting again.
+            say("vtid stopped before finishing the event; applying it here")
+            let lock = try? ApplyLock(path: ControlProtocol.lockPath(in: runDirectory))
+            lock?.lock()
+            applyAlone(spoolIn: runDirectory)
         }
         let reply = try HookEventReply(json: JSONValue(parsing: line))
         for line in reply.lines { say(line) }
@@ -210,7 +215,7 @@ do {
     try socket.send(line: request.json.serialized)
     connection = socket
     if let line = try socket.readLine(limit: ControlProtocol.maximumReplyBytes, timeoutMilliseconds: settings.vtidDeadlineMilliseconds) {
-        if isAccepted(line) { finish(with: socket) }
+        if isAccepted(line) { finish(with: socket, runDirectory: runDirectory) }
         // Refused without being taken (bad input, another protocol version): vtid changed nothing.
         let reply = try HookEventReply(json: JSONValue(parsing: line))
         for line in reply.lines { say(line) }
@@ -229,7 +234,7 @@ lock?.lock()
 if let connection, (try? connection.wait(timeoutMilliseconds: 0)) == true,
    let line = try? connection.readLine(limit: 4096, timeoutMilliseconds: 0), isAccepted(line) {
     lock?.unlock()
-    finish(with: connection)
+    finish(with: connection, runDirectory: runDirectory)
 }
 // Closing first makes vtid's "accepted" fail, so it will not apply this event too.
 connection = nil

@@ -90,6 +90,12 @@ do {
     exit(1)
 }
 server.start()
+do {
+    try KernelWatcher(supervisor: supervisor, logger: logger).start()
+} catch {
+    FileHandle.standardError.write(Data("vtid: cannot watch the kernel: \(error); not starting\n".utf8))
+    exit(1)
+}
 logger.info("vtid \(vtidVersion) serving on \(server.path)")
 let group = ServiceGroup(configuration: .init(
     services: [VTIDService(supervisor: supervisor, server: server, logger: logger)],

@@ -60,7 +60,10 @@ public struct ChildResult {
 /// binary itself runs under `unshare`, and then waits forever.
 public func runChild(_ arguments: [String], environment extra: [String: String] = [:]) -> ChildResult {
     var pipeEnds: [Int32] = [0, 0]
+    // Close-on-exec: a grandchild (a daemon a test starts) must not hold the pipe open, or this
+    // read would wait for it forever.
     guard pipe(&pipeEnds) == 0 else { return ChildResult(launched: false, status: -1, output: "pipe failed") }
+    for end in pipeEnds { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }

@@ -321,10 +321,10 @@ final class VTIDBed {
         runChild(["/usr/bin/env", "-i"] + environment.map { "\($0)=\($1)" } + hookCommand())
     }
 
-    /// Destinations of routes with vtid's protocol, sorted by address.
+    /// Destinations of routes with vtid's protocol on the road-warrior device, sorted by address.
     func ourRoutes() throws -> [String] {
-        try ip("-4", "route", "show", "proto", "157").split(separator: "\n").map { String($0.split(separator: " ")[0]) }
-            .sorted { $0.split(separator: ".").map { Int($0)! }.lexicographicallyPrecedes($1.split(separator: ".").map { Int($0)! }) }
+        try ip("-4", "route", "show", "proto", "157", "dev", "rwdev").split(separator: "\n").map { String($0.split(separator: " ")[0]) }
+            .sorted { $0.split(separator: ".").map { Int($0) ?? 0 }.lexicographicallyPrecedes($1.split(separator: ".").map { Int($0) ?? 0 }) }
     }
 
     func spoolFiles() throws -> [String] {

@@ -1,0 +1,82 @@
+import Foundation
+import Logging
+import Netlink
+
+/// Listens to the kernel for changes to what vtid owns and asks the supervisor for a reconcile:
+/// a managed device deleted or set down, a route of vtid's protocol removed, an SA or policy gone
+/// (deleted, hard-expired, flushed). A notification overrun (ENOBUFS: the kernel dropped some) is
+/// never a silent gap: it triggers a full reconcile too. Two threads, blocking in poll.
+public final class KernelWatcher: Sendable {
+    private let supervisor: Supervisor
+    private let logger: Logger
+    private let routeProtocol: UInt8
+
+    public init(supervisor: Supervisor, logger: Logger) {
+        self.supervisor = supervisor
+        self.logger = logger
+        routeProtocol = supervisor.configuration.hook.routeProtocol
+    }
+
+    public func start() throws {
+        let routes = try RouteMonitor([.links, .routes])
+        let xfrm = try XfrmMonitor()
+        let links = SendableMonitor(routes)
+        let associations = SendableMonitor(xfrm)
+        spawn("vtid-watch-links") { [self] in
+            while true { watch { () throws(NetlinkError) in try links.monitor.next(timeoutMilliseconds: -1).compactMap(reason) } }
+        }
+        spawn("vtid-watch-xfrm") { [self] in
+            while true { watch { () throws(NetlinkError) in try associations.monitor.next(timeoutMilliseconds: -1).compactMap(reason) } }
+        }
+    }
+
+    private func spawn(_ name: String, _ body: @escaping @Sendable () -> Void) {
+        let thread = Thread(block: body)
+        thread.name = name
+        thread.start()
+    }
+
+    private func watch(_ next: () throws(NetlinkError) -> [String]) {
+        do {
+            if let first = try next().first { supervisor.scheduleReconcile(reason: first) }
+        } catch where error.isOverrun {
+            logger.warning("kernel notifications were lost (netlink buffer overrun): full resync")
+            supervisor.scheduleReconcile(reason: "notification overrun", after: .zero)
+        } catch {
+            logger.error("watching the kernel: \(error)")
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+    }
+
+    /// Why a notification matters to vtid, or nil. Devices are judged by kind (VTI) or by being
+    /// one of the conns' existing devices; the reconcile itself decides what is wanted.
+    private func reason(_ notification: RouteNotification) -> String? {
+        switch notification {
+        case .linkRemoved(let link) where link.vti != nil || supervisor.watchedDevices.contains(link.name):
+            return "device \(link.name) deleted"
+        case .linkChanged(let link) where !link.isUp && (link.vti != nil || supervisor.watchedDevices.contains(link.name)):
+            return "device \(link.name) down"
+        case .routeRemoved(let route) where route.protocol.rawValue == routeProtocol:
+            return "route \(route.destination) removed"
+        default:
+            return nil
+        }
+    }
+
+    private func reason(_ notification: XfrmNotification) -> String? {
+        switch notification {
+        case .securityAssociationDeleted(let sa): "SA 0x\(String(sa.spi, radix: 16)) deleted"
+        case .securityAssociationExpired(let sa, hard: true): "SA 0x\(String(sa.spi, radix: 16)) expired"
+        case .securityAssociationsFlushed: "SAs flushed"
+        case .policyDeleted: "policy deleted"
+        case .policiesFlushed: "policies flushed"
+        default: nil
+        }
+    }
+}
+
+/// A monitor owned by one thread for its whole life.
+private struct SendableMonitor<Monitor>: @unchecked Sendable {
+    let monitor: Monitor
+    init(_ monitor: Monitor) { self.monitor = monitor }
+}

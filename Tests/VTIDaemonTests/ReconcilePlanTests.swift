@@ -1,0 +1,118 @@
+import VTIDaemon
+import VTIModel
+import XCTest
+
+/// planReconcile without a kernel: what it repairs, what it leaves, and when it removes.
+final class ReconcilePlanTests: XCTestCase {
+    let settings = HookSettings()
+    let vti02 = InterfaceName("vti02")!
+
+    func device(_ name: String = "vti02") -> OwnedDevice {
+        OwnedDevice(connection: "rw", setup: DeviceSetup(
+            device: VTIDeviceSpec(name: InterfaceName(name)!, local: IPAddress("192.0.2.2")!, remote: IPAddress("0.0.0.0")!, inputKey: 12, outputKey: 12),
+            routing: true, shared: true, clientFamily: .ipv4, mtu: .derived(fallbackSuite: .conservative)))
+    }
+
+    func route(_ client: String, reqid: UInt32? = 16400, device: String = "vti02") -> OwnedRoute {
+        let prefix = IPPrefix(client)!
+        return OwnedRoute(connection: "rw", peerClient: prefix,
+                          route: PlannedRoute(destination: prefix, device: InterfaceName(device)!, routeProtocol: 157), reqid: reqid)
+    }
+
+    func input(devices: [OwnedDevice] = [], routes: [OwnedRoute] = [], missingSince: [RouteIdentity: Int64] = [:], now: Int64 = 1000,
+               learn: Bool = false, existing: [String: InterfaceName] = [:]) -> ReconcileInput {
+        ReconcileInput(devices: devices, routes: routes, conns: [], existingDevices: existing, missingSince: missingSince, now: now, grace: 10,
+                       learnFromKernel: learn)
+    }
+
+    func kernel(devices: [String: Bool] = ["vti02": true], routes: [OwnedRoute] = [], reqids: Set<UInt32> = [16400]) -> ObservedKernel {
+        var observed = ObservedKernel()
+        observed.devices = devices.mapValues { ObservedDevice(isUp: $0) }
+        observed.routes = routes.map(\.route)
+        observed.liveReqids = reqids
+        return observed
+    }
+
+    func testAConvergedKernelNeedsNothingButChecks() {
+        let wanted = [route("10.0.1.10/32"), route("10.0.1.11/32")]
+        let plan = planReconcile(input(devices: [device()], routes: wanted), observed: kernel(routes: wanted), settings: settings)
+        XCTAssertFalse(plan.actions.contains { if case .addRoute = $0 { true } else if case .deleteRoute = $0 { true } else { false } })
+        XCTAssertFalse(plan.actions.contains { if case .ensureMTU = $0 { true } else { false } }, "an existing device's MTU belongs to the events")
+        XCTAssertTrue(plan.actions.contains(.ensureVTI(device().setup.device)), "kept up and checked")
+        XCTAssertEqual(plan.expired, [])
+    }
+
+    func testAMissingDeviceIsRecreatedWithItsSettingsAndRoutes() {
+        let wanted = [route("10.0.1.10/32")]
+        let plan = planReconcile(input(devices: [device()], routes: wanted), observed: kernel(devices: [:]), settings: settings)
+        let lines = plan.actions.map(\.description)
+        XCTAssertEqual(lines.first, "ensure VTI vti02 local 192.0.2.2 remote 0.0.0.0 ikey 12 okey 12")
+        XCTAssertTrue(lines.contains("set net.ipv4.conf.vti02.disable_policy=1"))
+        XCTAssertTrue(lines.contains { $0.hasPrefix("ensure MTU of vti02") })
+        XCTAssertEqual(lines.last, "add route 10.0.1.10/32 dev vti02 proto 157", "routes after the device")
+    }
+
+    func testRoutesOfOursNotWantedGoOnlyFromACompleteView() {
+        let stray = route("10.0.8.8/32")
+        var observed = kernel(routes: [route("10.0.1.10/32"), stray])
+        XCTAssertEqual(planReconcile(input(devices: [device()], routes: [route("10.0.1.10/32")]), observed: observed, settings: settings)
+            .actions.filter { if case .deleteRoute = $0 { true } else { false } }, [.deleteRoute(stray.route)])
+        observed.complete = false
+        let partial = planReconcile(input(devices: [device()], routes: [route("10.0.1.10/32")]), observed: observed, settings: settings)
+        XCTAssertFalse(partial.actions.contains { if case .deleteRoute = $0 { true } else { false } })
+        XCTAssertEqual(partial.notes, ["the kernel's state could not be read in full: nothing is removed this time"])
+    }
+
+    func testATunnelWithoutSAsKeepsItsRoutesForTheGracePeriodThenLosesThem() {
+        let gone = route("10.0.1.10/32", reqid: 16404)
+        let kept = route("10.0.1.11/32", reqid: 16400)
+        let observed = kernel(routes: [gone, kept], reqids: [16400])
+        let first = planReconcile(input(devices: [device()], routes: [gone, kept], now: 1000), observed: observed, settings: settings)
+        XCTAssertEqual(first.waiting, [RouteIdentity(gone.route)])
+        XCTAssertEqual(first.missingSince[RouteIdentity(gone.route)], 1000)
+        XCTAssertFalse(first.actions.contains { if case .deleteRoute = $0 { true } else { false } })
+        let during = planReconcile(input(devices: [device()], routes: [gone, kept], missingSince: first.missingSince, now: 1009),
+                                   observed: observed, settings: settings)
+        XCTAssertEqual(during.expired, [])
+        let after = planReconcile(input(devices: [device()], routes: [gone, kept], missingSince: first.missingSince, now: 1010),
+                                  observed: observed, settings: settings)
+        XCTAssertEqual(after.expired, [gone])
+        XCTAssertEqual(after.actions.filter { if case .deleteRoute = $0 { true } else { false } }, [.deleteRoute(gone.route)],
+                       "only the tunnel without SAs")
+        // Its SA back in time (a rekey): nothing lost, the clock starts over.
+        let back = planReconcile(input(devices: [device()], routes: [gone, kept], missingSince: first.missingSince, now: 1005),
+                                 observed: kernel(routes: [gone, kept], reqids: [16400, 16404]), settings: settings)
+        XCTAssertEqual(back.missingSince, [:])
+    }
+
+    func testExistingDeviceConnsAreNotJudgedBySAs() {
+        let onVeth = route("10.0.1.10/32", device: "rwdev")
+        let plan = planReconcile(input(routes: [onVeth], now: 5000, existing: ["rw": InterfaceName("rwdev")!]),
+                                 observed: kernel(devices: ["rwdev": true], routes: [], reqids: []), settings: settings)
+        XCTAssertEqual(plan.actions, [.addRoute(onVeth.route)])
+        XCTAssertEqual(plan.expired, [])
+    }
+
+    func testUpTunnelsVTIDHasNoRecordOfAreLearnedAtStart() throws {
+        let ipsec = try IPsecConfig(main: .init(file: "ipsec.conf", text: """
+            conn rw
+                left=192.0.2.2
+                right=%any
+                mark=12/0xffffffff
+                vti-interface=vti02
+                vti-routing=yes
+                vti-shared=yes
+            """), resolveInclude: { _, _ in [] })
+        var observed = kernel(reqids: [16400])
+        observed.markedPolicies = [MarkedPolicy(mark: 12, destination: IPPrefix("10.0.1.10/32")!, reqid: 16400),
+                                   MarkedPolicy(mark: 12, destination: IPPrefix("10.0.1.11/32")!, reqid: 16499),
+                                   MarkedPolicy(mark: 99, destination: IPPrefix("10.9.0.0/24")!, reqid: 16400)]
+        var start = input(devices: [device()], learn: true)
+        start.conns = try RouteBasedConn.all(in: ipsec)
+        let plan = planReconcile(start, observed: observed, settings: settings)
+        XCTAssertEqual(plan.learned.map(\.peerClient), [IPPrefix("10.0.1.10/32")!], "only the one with an SA, of a conn vtid manages")
+        XCTAssertTrue(plan.actions.contains(.addRoute(PlannedRoute(destination: IPPrefix("10.0.1.10/32")!, device: vti02, routeProtocol: 157))))
+        XCTAssertEqual(start.conns.first?.plannedDevice(settings: settings)?.device, device().setup.device,
+                       "the device ipsec.conf describes is the one the hook makes")
+    }
+}

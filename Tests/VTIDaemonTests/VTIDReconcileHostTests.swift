@@ -1,0 +1,73 @@
+import ControlProtocol
+import Foundation
+import KernelTestSupport
+import VTIDaemon
+import XCTest
+
+/// vtid's self-healing on the host kernel (a veth stands in for the VTI): routes deleted from
+/// outside come back, strays of our protocol go, others' routes stay, and a vtid killed in the
+/// middle of a burst converges when it is back. Real VTI devices and SAs: the UML scenario
+/// vtid-self-healing.
+final class VTIDReconcileHostTests: XCTestCase {
+    func testARouteDeletedFromOutsideComesBack() throws {
+        try inFreshNetworkNamespace(self) {
+            let bed = try VTIDBed()
+            let vtid = try bed.startVTID()
+            XCTAssertEqual(bed.runHook(roadWarrior("up-client", client: 1)).status, 0)
+            XCTAssertEqual(bed.runHook(roadWarrior("up-client", client: 2)).status, 0)
+            try ip("route", "del", "10.0.1.11/32", "dev", "rwdev")
+            XCTAssertTrue(eventually(within: 5) { (try? bed.ourRoutes()) == ["10.0.1.11", "10.0.1.12"] }, (try? bed.ourRoutes())?.description ?? "")
+            XCTAssertTrue(eventually(within: 2) { vtid.log.contains("reconcile (route 10.0.1.11/32 removed): route 10.0.1.11/32 dev rwdev proto 157") }, vtid.log)
+        }
+    }
+
+    func testOnlyOurRoutesOnOurDevicesArePruned() throws {
+        try inFreshNetworkNamespace(self) {
+            let bed = try VTIDBed()
+            _ = try bed.startVTID()
+            XCTAssertEqual(bed.runHook(roadWarrior("up-client", client: 1)).status, 0)
+            try ip("link", "add", "other0", "type", "veth", "peer", "name", "other1")
+            try ip("link", "set", "other0", "up")
+            try ip("route", "add", "10.0.9.0/24", "dev", "rwdev", "proto", "static")   // someone else's, on our device
+            try ip("route", "add", "10.0.7.0/24", "dev", "other0", "proto", "157")     // our number, not our device
+            try ip("route", "add", "10.0.8.8/32", "dev", "rwdev", "proto", "157")      // a stray of ours on our device
+            let dryRun = String(decoding: try bed.client.send("reconcile", ["dry_run": .bool(true)]), as: UTF8.self)
+            XCTAssertTrue(dryRun.contains("delete route 10.0.8.8/32 dev rwdev proto 157"), dryRun)
+            XCTAssertTrue(try ip("route", "show", "proto", "157").contains("10.0.8.8"), "a dry run changes nothing")
+            _ = try bed.client.send("reconcile")
+            _ = try bed.client.send("reconcile")
+            let routes = try ip("route", "show")
+            XCTAssertFalse(routes.contains("10.0.8.8"), routes)
+            XCTAssertTrue(routes.contains("10.0.9.0/24 dev rwdev proto static"), routes)
+            XCTAssertTrue(routes.contains("10.0.7.0/24 dev other0 proto 157"), routes)
+            XCTAssertTrue(routes.contains("10.0.1.11 dev rwdev proto 157"), routes)
+        }
+    }
+
+    /// vtid is killed (-9) in the middle of a burst of hooks; those it had not taken fall back and
+    /// spool; when it is back its records, leases and the kernel agree, one route per client.
+    func testKilledInABurstAndRestartedItConverges() throws {
+        try inFreshNetworkNamespace(self) {
+            let bed = try VTIDBed(extraTopLevel: "hook_deadline_ms: 500\n")
+            let vtid = try bed.startVTID()
+            let count = 150
+            var pids: [pid_t] = []
+            for client in 1...count {
+                pids.append(try spawn(bed.hookCommand(), environment: roadWarrior("up-client", client: client)))
+                if client == count / 3 { vtid.signal(SIGKILL) }
+            }
+            XCTAssertEqual(pids.map(waitForExit).filter { $0 != 0 }.count, 0, "every hook exits 0, vtid or not")
+            XCTAssertEqual(vtid.wait(), 128 + SIGKILL)
+            _ = try bed.startVTID()
+            let wanted = Set((1...count).map { clientAddress($0) })
+            XCTAssertEqual(Set(try bed.ourRoutes()), wanted, "no missing, no extra routes")
+            let leases = try bed.client.fetch("leases", as: LeasesReply.self).leases
+            XCTAssertEqual(Set(leases.filter(\.connected).map(\.address)), wanted, "the lease table knows every client")
+            let events = try bed.client.fetch("events", as: EventsReply.self).events
+            XCTAssertTrue(events.contains { $0.source == .hook }, "some events were applied by the hooks while vtid was dead")
+            // A stray route removed and a lost one restored by the start's reconcile, with nothing else changed.
+            let again = String(decoding: try bed.client.send("reconcile", ["dry_run": .bool(true)]), as: UTF8.self)
+            XCTAssertFalse(again.contains("route"), "converged: \(again)")
+        }
+    }
+}
