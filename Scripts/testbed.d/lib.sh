@@ -15,6 +15,7 @@ fail() {
   set +e  # the evidence is best effort: a host with no SA must not cut the dump short
   for host in $TB_HOSTS; do
     echo "--- $host: pluto log (tail)"; tail -n 15 "$TB_RUN/$host/pluto.log" 2>/dev/null | sed 's/^/    /'
+    [ -f "$TB_RUN/$host/vtid.log" ] && { echo "--- $host: vtid log (tail)"; tail -n 25 "$TB_RUN/$host/vtid.log" | sed 's/^/    /'; }
     echo "--- $host: links, VTI devices, routes, xfrm state"
     ip -n "$host" -br link 2>/dev/null | sed 's/^/    /'
     ip -n "$host" -d link show type vti 2>/dev/null | grep -E '^[0-9]|vti ' | sed 's/^/    /'
@@ -86,6 +87,13 @@ tb_pluto() {
   chmod 600 "$dir/ipsec.secrets"
   mkdir -p "$dir/nss"
   ipsec initnss --nssdir "$dir/nss" >/dev/null 2>&1 || fail "$name: ipsec initnss failed"
+  tb_pluto_run "$name"
+}
+
+# tb_pluto_run NAME: starts (or after a crash, restarts) NAME's pluto with the files tb_pluto wrote.
+tb_pluto_run() {
+  local name=$1 dir="$TB_RUN/$1"
+  rm -f "$dir/pluto.ctl" "$dir/pluto.pid"
   TB_HOST=$name ip netns exec "$name" /usr/libexec/ipsec/pluto --nofork --config "$dir/ipsec.conf" --rundir "$dir" \
     --nssdir "$dir/nss" --secretsfile "$dir/ipsec.secrets" --ipsecdir "$dir" --dumpdir "$dir" \
     --logfile "$dir/pluto.log" >/dev/null 2>&1 &
@@ -309,12 +317,13 @@ s2s_up() {
 VTID=${VTID:-$(dirname "$UPDOWN")/vtid}
 VTICTL=${VTICTL:-$(dirname "$UPDOWN")/vtictl}
 
-# vtid_config HOST: vtid.yaml for HOST (reads HOST's ipsec.conf; run and state directories under
-# $TB_RUN/HOST) and the hook.conf that sends the hook's events there. Prints the leftupdown= value.
+# vtid_config HOST [YAML]: vtid.yaml for HOST (reads HOST's ipsec.conf; run and state directories
+# under $TB_RUN/HOST; YAML lines added) and the hook.conf that sends the hook's events there.
+# Prints the leftupdown= value.
 vtid_config() {
   local dir="$TB_RUN/$1"
   mkdir -p "$dir"
-  printf 'ipsec_conf: %s\nrun_directory: %s\nstate_directory: %s\n' "$dir/ipsec.conf" "$dir/vtid" "$dir/vtid-state" >"$dir/vtid.yaml"
+  printf 'ipsec_conf: %s\nrun_directory: %s\nstate_directory: %s\n%s\n' "$dir/ipsec.conf" "$dir/vtid" "$dir/vtid-state" "${2:-}" >"$dir/vtid.yaml"
   printf 'vtid = %s\n' "$dir/vtid" >"$dir/hook.conf"
   echo "\"$UPDOWN --config $dir/hook.conf\""
 }
@@ -361,4 +370,70 @@ expect_lease() {
   awk -v a="$2" -v id="$3" '$1 == a && $3 == id && $5 == "connected" { found = 1 } END { exit !found }' <<<"$leases" \
     || fail "$1: vtid has no connected lease $2 for $3: $leases"
   ok "$1: vtid's lease table has $2 for $3"
+}
+
+# rw_server_conf UPDOWN: the road-warrior gateway (192.0.2.2, @east) of the vtid scenarios: pool
+# 10.0.1.10-10.0.1.50, shared vti02 with mark 12, routing by the hook.
+rw_server_conf() {
+  echo "config setup
+conn rw
+    left=192.0.2.2
+    leftid=@east
+    leftsubnet=0.0.0.0/0
+    right=%any
+    rightid=%any
+    rightaddresspool=10.0.1.10-10.0.1.50
+    leftmodecfgserver=yes
+    rightmodecfgclient=yes
+    narrowing=yes
+    authby=secret
+    ikev2=insist
+    esp=aes_gcm256
+    mark=12/0xffffffff
+    vti-interface=vti02
+    vti-routing=yes
+    vti-shared=yes
+    leftupdown=$1"
+}
+
+# rw_client_conf ADDRESS NAME UPDOWN: a road-warrior client of rw_server_conf's gateway.
+rw_client_conf() {
+  echo "config setup
+conn rw
+    left=$1
+    leftid=@$2
+    leftmodecfgclient=yes
+    right=192.0.2.2
+    rightid=@east
+    rightsubnet=0.0.0.0/0
+    rightmodecfgserver=yes
+    narrowing=yes
+    authby=secret
+    ikev2=insist
+    esp=aes_gcm256
+    leftupdown=$3"
+}
+
+# forget_pool_address HOST: removes the pool addresses a client kept from earlier tunnels (like the
+# stock script, the hook leaves a policy-based conn's source address in place).
+forget_pool_address() {
+  local address
+  for address in $(ip -n "$1" -4 -o addr show | awk '/inet 10\.0\.1\./ { print $4 "," $2 }'); do
+    ip -n "$1" addr del "${address%,*}" dev "${address#*,}"
+  done
+}
+
+# pool_address HOST: the address HOST got from the gateway's pool.
+pool_address() { ip -n "$1" -4 addr show | awk '/inet 10\.0\.1\./ { sub(/\/.*/, "", $2); print $2; exit }'; }
+
+# wait_for SECONDS COMMAND...: polls COMMAND every 0.2 s until it succeeds and prints how long that
+# took; returns 1 after SECONDS. Use as: took=$(wait_for 10 cmd) || fail "what did not happen".
+wait_for() {
+  local limit=$1 start=$EPOCHREALTIME
+  shift
+  until "$@" >/dev/null 2>&1; do
+    sleep 0.2
+    awk -v s="$start" -v e="$EPOCHREALTIME" -v l="$limit" 'BEGIN { exit !(e - s > l) }' && return 1
+  done
+  awk -v s="$start" -v e="$EPOCHREALTIME" 'BEGIN { printf "%.1f", e - s }'
 }

@@ -105,7 +105,7 @@ public func planReconcile(_ input: ReconcileInput, observed: ObservedKernel, set
         if !device.shared {
             // A device of one tunnel: its MTU follows that tunnel's SA, as at up-client.
             let reqids = Set(input.routes.filter { $0.connection == owned.connection }.compactMap(\.reqid))
-            device.spis = reqids.sorted().flatMap { observed.spisByReqid[$0] ?? [] }
+            device.spis = reqids.sorted().flatMap { reqid in (0...2).flatMap { observed.spisByReqid[reqid &+ $0] ?? [] } }
         }
         let setup = planDeviceSetup(device, settings: settings)
         if observed.devices[owned.setup.device.name.rawValue] == nil {
@@ -126,7 +126,7 @@ public func planReconcile(_ input: ReconcileInput, observed: ObservedKernel, set
     for owned in records {
         let identity = RouteIdentity(owned.route)
         let watched = input.existingDevices[owned.connection] == nil && owned.reqid != nil
-        if !watched || observed.liveReqids.contains(owned.reqid!) {
+        if !watched || isUp(reqid: owned.reqid!, observed) {
             wanted[identity] = owned.route
             continue
         }
@@ -154,12 +154,18 @@ public func planReconcile(_ input: ReconcileInput, observed: ObservedKernel, set
     return plan
 }
 
+/// Whether a tunnel has an SA. pluto's `PLUTO_SA_REQID` is the base of three: AH's; ESP's SAs carry
+/// base + 1 and IPComp's base + 2 (libreswan's reqid_esp, reqid_ipcomp).
+func isUp(reqid: UInt32, _ observed: ObservedKernel) -> Bool {
+    (0...2).contains { observed.liveReqids.contains(reqid &+ $0) }
+}
+
 /// Up tunnels (a marked outbound policy whose SA is there) of managed conns with vti-routing that
 /// vtid has no route record for: vtid was not told (its state was lost) but pluto has them.
 private func learnedRoutes(_ input: ReconcileInput, observed: ObservedKernel, settings: HookSettings) -> [OwnedRoute] {
     let known = Set(input.routes.map { "\($0.connection) \($0.peerClient)" })
     var learned: [OwnedRoute] = []
-    for policy in observed.markedPolicies where observed.liveReqids.contains(policy.reqid) {
+    for policy in observed.markedPolicies where isUp(reqid: policy.reqid, observed) {
         guard let conn = input.conns.first(where: { $0.markOut.value == policy.mark && $0.vtiRouting }),
               !known.contains("\(conn.name) \(policy.destination)"), !policy.destination.network.isDefault else { continue }
         let device = input.existingDevices[conn.name] ?? conn.vtiInterface

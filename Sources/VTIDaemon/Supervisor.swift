@@ -118,12 +118,13 @@ public final class Supervisor: @unchecked Sendable {
             devices.removeAll { !configured.contains($0.connection) }
             // Conns in ipsec.conf whose device vtid has not seen yet: create it now, so firewall
             // rules can be attached before the first client (libreswan issue 468).
+            let localAddresses = Set(try kernel.localAddresses().map(\.model))
             for conn in conns where configuration.connections[conn.name]?.existingDevice == nil
                 && !devices.contains(where: { $0.setup.device.name == conn.vtiInterface }) {
-                if let setup = conn.plannedDevice(settings: configuration.hook) {
+                if let setup = conn.plannedDevice(settings: configuration.hook, localAddresses: localAddresses) {
                     devices.append(OwnedDevice(connection: conn.name, setup: setup))
                 } else {
-                    lines.append("note: \(conn.name) (\(conn.location)): left= is not an address, so \(conn.vtiInterface) is created by the first event, not in advance")
+                    lines.append("note: \(conn.name) (\(conn.location)): neither left= nor right= is one of this host's addresses, so \(conn.vtiInterface) is created by the first event, not in advance")
                 }
             }
             let observed = observe(kernel, devices: devices)

@@ -180,6 +180,15 @@ public final class KernelApplier {
         return true
     }
 
+    /// This host's addresses, both families.
+    public func localAddresses() throws(ApplyError) -> [InetAddress] {
+        var result: [InetAddress] = []
+        for family in [AddressFamily.ipv4, .ipv6] {
+            result += try netlink("list addresses") { () throws(NetlinkError) in try route.addresses(family: family) }.map(\.prefix.address)
+        }
+        return result
+    }
+
     /// Every link, for a reconcile pass.
     public func links() throws(ApplyError) -> [Link] {
         try netlink("list links") { () throws(NetlinkError) in try route.links() }

@@ -242,18 +242,27 @@ public func deviceSetup(for event: PlutoEvent, settings: HookSettings) -> Device
 }
 
 extension RouteBasedConn {
-    /// The conn's device as it will be once a tunnel is up, when ipsec.conf says enough (left= an
-    /// address): so that vtid can create it before the first client, for firewall rules to attach.
-    public func plannedDevice(settings: HookSettings) -> DeviceSetup? {
-        guard let local = leftAddress else { return nil }
-        let anyRemote = vtiShared || rightAddress == nil
-        let remote = anyRemote ? IPAddress.unspecified(local.family) : rightAddress!
-        guard remote.family == local.family else { return nil }
+    /// The conn's device as it will be once a tunnel is up, when ipsec.conf says enough (left= or
+    /// right= one of this host's addresses): so that vtid can create it before the first client,
+    /// for firewall rules to attach.
+    public func plannedDevice(settings: HookSettings, localAddresses: Set<IPAddress>) -> DeviceSetup? {
+        // Like pluto, take whichever end is this host's: the same file often serves both gateways.
+        let ends: (local: IPAddress, remote: IPAddress?)
+        if let left = leftAddress, localAddresses.contains(left) {
+            ends = (left, rightAddress)
+        } else if let right = rightAddress, localAddresses.contains(right) {
+            ends = (right, leftAddress)
+        } else {
+            return nil
+        }
+        let anyRemote = vtiShared || ends.remote == nil
+        let remote = anyRemote ? IPAddress.unspecified(ends.local.family) : ends.remote!
+        guard remote.family == ends.local.family else { return nil }
         var addresses: [DeviceSetup.Address] = []
-        if let leftVTI { addresses.append(.init(device: vtiInterface, prefix: leftVTI)) }
+        if let leftVTI, ends.local == leftAddress { addresses.append(.init(device: vtiInterface, prefix: leftVTI)) }
         return DeviceSetup(
-            device: VTIDeviceSpec(name: vtiInterface, local: local, remote: remote, inputKey: markIn.value, outputKey: markOut.value),
-            routing: vtiRouting, shared: anyRemote, clientFamily: (leftSubnets.first ?? rightSubnets.first)?.family ?? local.family,
+            device: VTIDeviceSpec(name: vtiInterface, local: ends.local, remote: remote, inputKey: markIn.value, outputKey: markOut.value),
+            routing: vtiRouting, shared: anyRemote, clientFamily: (leftSubnets.first ?? rightSubnets.first)?.family ?? ends.local.family,
             addresses: addresses, mtu: settings.mtu)
     }
 }

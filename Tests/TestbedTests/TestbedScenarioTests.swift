@@ -91,11 +91,11 @@ final class TestbedScenarioTests: XCTestCase {
     }
 
     /// vtid on the gateways, with real pluto peers: events through vtid, its lease table, the
-    /// hook's fallback while vtid is down, and vtictl status.
+    /// hook's fallback while vtid is down, vtictl status, and self-healing.
     func testVTIDWithRealPlutoPeers() throws {
         try requireTestbed()
         let hook = URL(fileURLWithPath: productsDirectory()).appendingPathComponent("vti-updown").path
-        let result = try testbed(["scenario", "vtid-road-warriors", "vtid-site-to-site"], environment: ["UPDOWN": hook])
+        let result = try testbed(["scenario", "vtid-road-warriors", "vtid-site-to-site", "vtid-self-healing"], environment: ["UPDOWN": hook])
         XCTAssertEqual(result.status, 0, "scenarios failed with vtid:\n\(result.output.suffix(6000))")
         for expected in [
             "ok - vtid-road-warriors: gw: vtid's lease table has 10.0.1.10 for @road1",
@@ -108,8 +108,21 @@ final class TestbedScenarioTests: XCTestCase {
             "ok - vtid-road-warriors: gw: a restart keeps the lease table",
             "ok - vtid-road-warriors: gw: no route 10.0.1.10 (road1 disconnected)",
             "ok - vtid-site-to-site: west: 10.1.0.1 reaches 10.2.0.1 (west LAN to east LAN, routed by vtid)",
-            "ok - vtid-site-to-site: west: vti01 is gone (the conn was deleted)",
-            "=== vtid-road-warriors: passed", "=== vtid-site-to-site: passed",
+            "ok - vtid-site-to-site: west: vti01 exists before the tunnel (pre-created by vtid from ipsec.conf)",
+            "ok - vtid-site-to-site: west: vti01 stays after whack --delete (the conn is still configured)",
+            "ok - vtid-site-to-site: west: vti01 is gone (the conn left ipsec.conf and vtid reloaded)",
+            "ok - vtid-self-healing: gw: vti02 exists before any client connected",
+            "s after the device was deleted",
+            "ok - vtid-self-healing: gw: vti02 MTU 1406 (re-created with the shared device's MTU)",
+            "s after being set down (the kernel drops a down device's routes)",
+            "ok - vtid-self-healing: gw: a route of another protocol on vti02 is left alone",
+            "after its SAs vanished (grace 3 s)",
+            "ok - vtid-self-healing: gw: vtid logged the SAs that vanished",
+            "ok - vtid-self-healing: road2: 10.0.1.11 reaches 10.3.0.1 (road2 untouched)",
+            "ok - vtid-self-healing: gw: after kill -9 and restart, vtid's routes are exactly pluto's clients",
+            "ok - vtid-self-healing: gw: vtid's lease table agrees with pluto",
+            "ok - vtid-self-healing: gw: exactly the two clients' routes after pluto's restart",
+            "=== vtid-road-warriors: passed", "=== vtid-site-to-site: passed", "=== vtid-self-healing: passed",
         ] {
             XCTAssertTrue(result.output.contains(expected), "missing from the test bed's output: \(expected)")
         }

@@ -25,7 +25,8 @@ final class ReconcilePlanTests: XCTestCase {
                        learnFromKernel: learn)
     }
 
-    func kernel(devices: [String: Bool] = ["vti02": true], routes: [OwnedRoute] = [], reqids: Set<UInt32> = [16400]) -> ObservedKernel {
+    /// `reqids` are the SAs' (ESP: pluto's PLUTO_SA_REQID + 1).
+    func kernel(devices: [String: Bool] = ["vti02": true], routes: [OwnedRoute] = [], reqids: Set<UInt32> = [16401]) -> ObservedKernel {
         var observed = ObservedKernel()
         observed.devices = devices.mapValues { ObservedDevice(isUp: $0) }
         observed.routes = routes.map(\.route)
@@ -66,7 +67,7 @@ final class ReconcilePlanTests: XCTestCase {
     func testATunnelWithoutSAsKeepsItsRoutesForTheGracePeriodThenLosesThem() {
         let gone = route("10.0.1.10/32", reqid: 16404)
         let kept = route("10.0.1.11/32", reqid: 16400)
-        let observed = kernel(routes: [gone, kept], reqids: [16400])
+        let observed = kernel(routes: [gone, kept], reqids: [16401])
         let first = planReconcile(input(devices: [device()], routes: [gone, kept], now: 1000), observed: observed, settings: settings)
         XCTAssertEqual(first.waiting, [RouteIdentity(gone.route)])
         XCTAssertEqual(first.missingSince[RouteIdentity(gone.route)], 1000)
@@ -81,8 +82,33 @@ final class ReconcilePlanTests: XCTestCase {
                        "only the tunnel without SAs")
         // Its SA back in time (a rekey): nothing lost, the clock starts over.
         let back = planReconcile(input(devices: [device()], routes: [gone, kept], missingSince: first.missingSince, now: 1005),
-                                 observed: kernel(routes: [gone, kept], reqids: [16400, 16404]), settings: settings)
+                                 observed: kernel(routes: [gone, kept], reqids: [16401, 16405]), settings: settings)
         XCTAssertEqual(back.missingSince, [:])
+    }
+
+    func testAPreCreatedDeviceTakesWhicheverEndIsLocal() throws {
+        let ipsec = try IPsecConfig(main: .init(file: "ipsec.conf", text: """
+            conn s2s
+                left=192.0.2.1
+                right=192.0.2.2
+                leftsubnet=10.1.0.0/24
+                rightsubnet=10.2.0.0/24
+                mark=5/0xffffffff
+                vti-interface=vti01
+            """), resolveInclude: { _, _ in [] })
+        let conn = try XCTUnwrap(try RouteBasedConn.all(in: ipsec).first)
+        XCTAssertEqual(conn.plannedDevice(settings: settings, localAddresses: [IPAddress("192.0.2.1")!])?.device.description,
+                       "vti01 local 192.0.2.1 remote 192.0.2.2 ikey 5 okey 5")
+        XCTAssertEqual(conn.plannedDevice(settings: settings, localAddresses: [IPAddress("192.0.2.2")!])?.device.description,
+                       "vti01 local 192.0.2.2 remote 192.0.2.1 ikey 5 okey 5")
+    }
+
+    func testPlutosReqidIsTheBaseOfTheESPSAs() {
+        let tunnel = route("10.0.1.10/32", reqid: 16400)
+        for (reqids, up) in [([UInt32(16400)], true), ([16401], true), ([16402], true), ([16403], false), ([16399], false)] {
+            let plan = planReconcile(input(routes: [tunnel]), observed: kernel(routes: [tunnel], reqids: Set(reqids)), settings: settings)
+            XCTAssertEqual(plan.waiting.isEmpty, up, "SA reqid \(reqids) for PLUTO_SA_REQID 16400")
+        }
     }
 
     func testExistingDeviceConnsAreNotJudgedBySAs() {
@@ -103,16 +129,18 @@ final class ReconcilePlanTests: XCTestCase {
                 vti-routing=yes
                 vti-shared=yes
             """), resolveInclude: { _, _ in [] })
-        var observed = kernel(reqids: [16400])
-        observed.markedPolicies = [MarkedPolicy(mark: 12, destination: IPPrefix("10.0.1.10/32")!, reqid: 16400),
+        var observed = kernel(reqids: [16401])
+        observed.markedPolicies = [MarkedPolicy(mark: 12, destination: IPPrefix("10.0.1.10/32")!, reqid: 16401),
                                    MarkedPolicy(mark: 12, destination: IPPrefix("10.0.1.11/32")!, reqid: 16499),
-                                   MarkedPolicy(mark: 99, destination: IPPrefix("10.9.0.0/24")!, reqid: 16400)]
+                                   MarkedPolicy(mark: 99, destination: IPPrefix("10.9.0.0/24")!, reqid: 16401)]
         var start = input(devices: [device()], learn: true)
         start.conns = try RouteBasedConn.all(in: ipsec)
         let plan = planReconcile(start, observed: observed, settings: settings)
         XCTAssertEqual(plan.learned.map(\.peerClient), [IPPrefix("10.0.1.10/32")!], "only the one with an SA, of a conn vtid manages")
         XCTAssertTrue(plan.actions.contains(.addRoute(PlannedRoute(destination: IPPrefix("10.0.1.10/32")!, device: vti02, routeProtocol: 157))))
-        XCTAssertEqual(start.conns.first?.plannedDevice(settings: settings)?.device, device().setup.device,
+        let conn = try XCTUnwrap(start.conns.first)
+        XCTAssertEqual(conn.plannedDevice(settings: settings, localAddresses: [IPAddress("192.0.2.2")!])?.device, device().setup.device,
                        "the device ipsec.conf describes is the one the hook makes")
+        XCTAssertNil(conn.plannedDevice(settings: settings, localAddresses: [IPAddress("192.0.2.9")!]), "not this host's conn")
     }
 }

@@ -9,54 +9,19 @@ tb_host road1 192.0.2.11/24
 tb_host road2 192.0.2.12/24
 tb_host road3 192.0.2.13/24
 gw_updown=$(vtid_config gw)
-server="config setup
-conn rw
-    left=192.0.2.2
-    leftid=@east
-    leftsubnet=0.0.0.0/0
-    right=%any
-    rightid=%any
-    rightaddresspool=10.0.1.10-10.0.1.50
-    leftmodecfgserver=yes
-    rightmodecfgclient=yes
-    narrowing=yes
-    authby=secret
-    ikev2=insist
-    esp=aes_gcm256
-    mark=12/0xffffffff
-    vti-interface=vti02
-    vti-routing=yes
-    vti-shared=yes
-    leftupdown=$gw_updown"
-client() {
-  echo "config setup
-conn rw
-    left=$1
-    leftid=@$2
-    leftmodecfgclient=yes
-    right=192.0.2.2
-    rightid=@east
-    rightsubnet=0.0.0.0/0
-    rightmodecfgserver=yes
-    narrowing=yes
-    authby=secret
-    ikev2=insist
-    esp=aes_gcm256
-    leftupdown=$UPDOWN"
-}
+server=$(rw_server_conf "$gw_updown")
 secret='PSK "testbed-vtid-road-warrior-secret"'
 tb_pluto gw "$server" "@east @road1 : $secret
 @east @road2 : $secret
 @east @road3 : $secret"
 vtid_start gw
 for n in 1 2 3; do
-  tb_pluto road$n "$(client 192.0.2.1$n road$n)" "@road$n @east : $secret"
+  tb_pluto road$n "$(rw_client_conf 192.0.2.1$n road$n "$UPDOWN")" "@road$n @east : $secret"
 done
 for host in gw road1 road2 road3; do tb_add $host rw; done
 tb_up road1 rw gw
 tb_up road2 rw gw
-pool() { ip -n "$1" -4 addr show | awk '/inet 10\.0\.1\./ { sub(/\/.*/, "", $2); print $2; exit }'; }
-pool1=$(pool road1) pool2=$(pool road2)
+pool1=$(pool_address road1) pool2=$(pool_address road2)
 [ -n "$pool1" ] && [ -n "$pool2" ] || fail "the clients got no pool addresses ($pool1, $pool2)"
 expect_vti gw vti02 192.0.2.2 0.0.0.0 12
 expect_route gw "$pool1" vti02
@@ -88,7 +53,7 @@ done
 vtid_stop gw
 expect_ping road1 "$pool1" 10.3.0.1 "road1 with vtid stopped"
 tb_up road3 rw gw
-pool3=$(pool road3)
+pool3=$(pool_address road3)
 [ -n "$pool3" ] || fail "road3 got no pool address"
 expect_route gw "$pool3" vti02
 expect_ping road3 "$pool3" 10.3.0.1 "road3, connected while vtid was down (the hook's fallback)"

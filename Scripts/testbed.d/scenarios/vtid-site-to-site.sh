@@ -1,5 +1,7 @@
-# Site-to-site through vtid on both gateways: vtid creates the device, sets MTU and sysctls, routes
-# the LANs; deleting the conn removes the device, as with the hook alone.
+# Site-to-site through vtid on both gateways: vtid creates the device before the tunnel (so firewall
+# rules can be loaded first), the hook's events set MTU and routes through vtid; deleting the conn
+# in pluto keeps the device (it is still configured); removing the conn from ipsec.conf and
+# reloading vtid removes it.
 [ -x "$UPDOWN" ] && [ "$UPDOWN" != /usr/libexec/ipsec/_updown ] || fail "this scenario tests vtid: set UPDOWN to vti-updown's path"
 s2s_hosts
 west_updown=$(vtid_config west)
@@ -9,6 +11,8 @@ tb_pluto west "$(s2s_conf "$west_updown" 10.1.0.0/24 10.2.0.0/24 yes)" '@west @e
 tb_pluto east "$(s2s_conf "$east_updown" 10.1.0.0/24 10.2.0.0/24 yes)" '@west @east : PSK "testbed-vtid-s2s"'
 vtid_start west
 vtid_start east
+expect_vti west vti01 192.0.2.1 192.0.2.2 5
+ok "west: vti01 exists before the tunnel (pre-created by vtid from ipsec.conf)"
 tb_add west s2s
 tb_add east s2s
 s2s_up
@@ -25,4 +29,9 @@ ok "west: vtid applied the hook's events ($applied)"
 tb_down west s2s
 tb_down east s2s
 sleep 1
-expect_no_link west vti01 "the conn was deleted"
+ip -n west link show vti01 >/dev/null 2>&1 || fail "west: vti01 went with the conn although it is still in ipsec.conf"
+ok "west: vti01 stays after whack --delete (the conn is still configured)"
+expect_no_route west 10.2.0.0/24 "the tunnel is down"
+printf 'config setup\n' >"$TB_RUN/west/ipsec.conf"
+vtictl_on west reload >/dev/null || fail "west: vtictl reload failed"
+expect_no_link west vti01 "the conn left ipsec.conf and vtid reloaded"
