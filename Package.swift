@@ -80,6 +80,12 @@ let package = Package(
             dependencies: ["Netlink"],
             path: "Benchmarks/RouteBatch"
         ),
+        // Scripts/bench-reconcile: vtid's reconcile over routes that are already right.
+        .executableTarget(
+            name: "vtictl-bench-reconcile",
+            dependencies: ["VTIDaemon", "VTIModel", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/Reconcile"
+        ),
         // Runs a test in a throwaway network namespace (a child process under `unshare -n`).
         .target(name: "KernelTestSupport", path: "Tests/KernelTestSupport"),
         // Scripts/bench-hook: the start-up floor of a static Swift program.

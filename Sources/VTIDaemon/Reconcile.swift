@@ -141,13 +141,12 @@ public func planReconcile(_ input: ReconcileInput, observed: ObservedKernel, set
     }
 
     let present = Dictionary(observed.routes.map { (RouteIdentity($0), $0) }, uniquingKeysWith: { first, _ in first })
-    for (identity, route) in wanted.sorted(by: { $0.key.description < $1.key.description }) where present[identity] != route {
-        plan.actions.append(.addRoute(route))
-    }
+    // Only the differences are ordered (for stable logs): a converged pass sorts nothing.
+    let toAdd = wanted.filter { present[$0.key] != $0.value }.map(\.value)
+    plan.actions += toAdd.sorted { "\($0.destination)" < "\($1.destination)" }.map { .addRoute($0) }
     if observed.complete {
-        for (identity, route) in present.sorted(by: { $0.key.description < $1.key.description }) where wanted[identity] == nil {
-            plan.actions.append(.deleteRoute(route))
-        }
+        let toDelete = present.filter { wanted[$0.key] == nil }.map(\.value)
+        plan.actions += toDelete.sorted { "\($0.destination)" < "\($1.destination)" }.map { .deleteRoute($0) }
     } else {
         plan.notes.append("the kernel's state could not be read in full: nothing is removed this time")
     }

@@ -151,19 +151,38 @@ public final class Supervisor: @unchecked Sendable {
             lock.lock()
             let applier = HookApplier(kernel: kernel)
             var repairs = 0
-            for action in actions {
+            let stamp = clockTime()
+            func note(_ action: HookAction, _ line: String?, _ failure: ApplyError?) {
                 let object = action.objectName
-                do {
-                    if let line = try applier.apply(action) {
-                        repairs += 1
-                        lines.append(line)
-                        objectStatus[object, default: ObjectStatus()].lastRepair = "\(clockTime()) \(line) (\(reason))"
-                        objectStatus[object]?.lastError = nil
-                    }
-                } catch {
-                    lines.append("failed: \(action): \(error)")
-                    objectStatus[object, default: ObjectStatus()].lastError = "\(clockTime()) \(action): \(error)"
+                if let failure {
+                    lines.append("failed: \(action): \(failure)")
+                    objectStatus[object, default: ObjectStatus()].lastError = "\(stamp) \(action): \(failure)"
+                } else if let line {
+                    repairs += 1
+                    lines.append(line)
+                    objectStatus[object, default: ObjectStatus()].lastRepair = "\(stamp) \(line) (\(reason))"
+                    objectStatus[object]?.lastError = nil
                 }
+            }
+            // Devices and settings one by one, then the routes in two batches (thousands of
+            // clients' routes after a device came back).
+            var adds: [PlannedRoute] = []
+            var deletes: [PlannedRoute] = []
+            for action in actions {
+                switch action {
+                case .addRoute(let route): adds.append(route)
+                case .deleteRoute(let route): deletes.append(route)
+                default:
+                    do {
+                        note(action, try applier.apply(action), nil)
+                    } catch {
+                        note(action, nil, error)
+                    }
+                }
+            }
+            for (route, failure) in zip(adds, applier.applyRoutes(adds)) { note(.addRoute(route), "route \(route)", failure) }
+            for (route, failure) in zip(deletes, applier.applyRoutes(deletes, removing: true)) {
+                note(.deleteRoute(route), "removed route \(route)", failure)
             }
             lock.unlock()
             try store.batch { batch in

@@ -55,6 +55,33 @@ public struct HookApplier {
         }
     }
 
+    /// Installs (or, with `removing`, deletes) many routes in one netlink batch: a reconcile that
+    /// restores the routes of thousands of clients. One result per route, in order.
+    public func applyRoutes(_ routes: [PlannedRoute], removing: Bool = false) -> [ApplyError?] {
+        var indexes: [InterfaceName: Result<Int32, ApplyError>] = [:]
+        var kernelRoutes: [Route] = []
+        var failures: [Int: ApplyError] = [:]
+        var positions: [Int] = []
+        for (position, planned) in routes.enumerated() {
+            if indexes[planned.device] == nil {
+                indexes[planned.device] = Result { () throws(ApplyError) in try kernel.interfaceIndex(of: planned.device.rawValue) }
+            }
+            switch indexes[planned.device]! {
+            case .failure(let error):
+                // With the device gone its routes are gone too: nothing to remove.
+                if !removing { failures[position] = error }
+            case .success(let index):
+                kernelRoutes.append(Route(destination: planned.destination.inet, table: RouteTable(rawValue: planned.table),
+                                          protocol: RouteProtocol(rawValue: planned.routeProtocol), outputInterface: index,
+                                          gateway: planned.gateway?.inet, preferredSource: planned.preferredSource?.inet, metric: planned.metric))
+                positions.append(position)
+            }
+        }
+        let results = removing ? kernel.removeRoutes(kernelRoutes) : kernel.ensureRoutes(kernelRoutes)
+        for (position, result) in zip(positions, results) { failures[position] = result }
+        return routes.indices.map { failures[$0] ?? nil }
+    }
+
     /// The MTU for a VTI device: fixed, or from the path MTU of the device that holds the local
     /// address and the SA's algorithms and encapsulation.
     func tunnelMTU(for device: InterfaceName, policy: TunnelMTUPolicy, inputs: MTUInputs) throws(ApplyError) -> Int {
