@@ -87,9 +87,12 @@ public struct ConnectionRecord: Codable, Sendable, Hashable {
     public var routing: Bool
     public var managed: Bool
     public var addressPool: String?
+    /// What vtid last repaired on the conn's device, and the last error it met there (time first).
+    public var lastRepair: String?
+    public var lastError: String?
 
     public init(name: String, location: String, markIn: String, markOut: String, device: String, shared: Bool, routing: Bool,
-                managed: Bool, addressPool: String?) {
+                managed: Bool, addressPool: String?, lastRepair: String? = nil, lastError: String? = nil) {
         self.name = name
         self.location = location
         self.markIn = markIn
@@ -99,6 +102,8 @@ public struct ConnectionRecord: Codable, Sendable, Hashable {
         self.routing = routing
         self.managed = managed
         self.addressPool = addressPool
+        self.lastRepair = lastRepair
+        self.lastError = lastError
     }
 }
 
@@ -109,13 +114,16 @@ public struct StatusReply: Codable, Sendable {
     public var daemon: DaemonRecord
     public var connections: [ConnectionRecord]
     public var leases: [LeaseRecord]
+    /// Errors vtid knows of now, one sentence each: objects it could not repair, a failed reload.
+    public var problems: [String]
 
-    public init(daemon: DaemonRecord, connections: [ConnectionRecord], leases: [LeaseRecord]) {
+    public init(daemon: DaemonRecord, connections: [ConnectionRecord], leases: [LeaseRecord], problems: [String] = []) {
         version = ControlProtocol.version
         ok = true
         self.daemon = daemon
         self.connections = connections
         self.leases = leases
+        self.problems = problems
     }
 }
 

@@ -539,17 +539,20 @@ public final class Supervisor: @unchecked Sendable {
 
     public func status() throws -> StatusReply {
         let connections = ipsec.values.sorted { $0.name < $1.name }.map { conn in
-            ConnectionRecord(name: conn.name, location: "\(conn.location)", markIn: "\(conn.markIn)", markOut: "\(conn.markOut)",
-                             device: configuration.connections[conn.name]?.existingDevice?.rawValue ?? conn.vtiInterface.rawValue,
-                             shared: conn.vtiShared, routing: conn.vtiRouting, managed: configuration.manages(conn.name),
-                             addressPool: conn.addressPool.map { "\($0.lowerBound)-\($0.upperBound)" })
+            let device = configuration.connections[conn.name]?.existingDevice?.rawValue ?? conn.vtiInterface.rawValue
+            return ConnectionRecord(name: conn.name, location: "\(conn.location)", markIn: "\(conn.markIn)", markOut: "\(conn.markOut)",
+                                    device: device, shared: conn.vtiShared, routing: conn.vtiRouting, managed: configuration.manages(conn.name),
+                                    addressPool: conn.addressPool.map { "\($0.lowerBound)-\($0.upperBound)" },
+                                    lastRepair: objectStatus[device]?.lastRepair, lastError: objectStatus[device]?.lastError)
         }
         let records = try store.all()
         metrics.clients.set(Int64(records.filter(\.connected).count))
+        var problems = objectStatus.compactMap { object, status in status.lastError.map { "\(object): \($0)" } }.sorted()
+        if let reloadError { problems.insert("reload failed, running the previous configuration: \(reloadError)", at: 0) }
         return StatusReply(daemon: DaemonRecord(version: vtidVersion, pid: getpid(), started: started, configurationFile: configurationFile,
                                                 ipsecConf: configuration.ipsecConf, reloadError: reloadError, eventsApplied: applied,
                                                 eventsFailed: failed),
-                           connections: connections, leases: records)
+                           connections: connections, leases: records, problems: problems)
     }
 }
 

@@ -58,6 +58,30 @@ extension VTICtl {
         }
     }
 
+    /// `vtictl reconcile`: make the kernel hold what vtid wants now, or show the difference.
+    struct Reconcile: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run vtid's reconcile now; with --dry-run, print the difference it would repair and change nothing.")
+
+        @Flag(help: "Only print what would be done.")
+        var dryRun = false
+
+        @OptionGroup var daemon: DaemonOptions
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            let line = try ask { try daemon.client.send("reconcile", ["dry_run": .bool(dryRun)]) }
+            let lines = (try? JSONValue(parsing: line))?["lines"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            if output.json {
+                print(String(decoding: line, as: UTF8.self))
+            } else if lines.isEmpty {
+                print(dryRun ? "nothing to repair: the kernel holds what vtid wants" : "nothing needed repair")
+            } else {
+                lines.forEach { print($0) }
+            }
+        }
+    }
+
     /// `vtictl reload`: what SIGHUP does, with the answer.
     struct Reload: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -85,6 +85,14 @@ struct StatusReport: Codable {
                             conn.addressPool ?? "-", "\(clients)", conn.location]
                 },
                 empty: "no route-based conns in \(daemon.ipsecConf)").lines
+            for conn in vtid.connections {
+                if let repair = conn.lastRepair { lines.append("  \(conn.name): last repair \(repair)") }
+            }
+            if !vtid.problems.isEmpty {
+                lines.append("")
+                lines.append(colour("PROBLEMS", .red))
+                lines += vtid.problems.map { "  " + $0 }
+            }
             lines.append("")
             lines += Table(
                 header: ["CLIENT", "CONN", "PEER ID", "PEER", "STATE", "SINCE", "IN BYTES", "OUT BYTES"],
@@ -95,12 +103,21 @@ struct StatusReport: Codable {
                 empty: "no road-warrior clients").lines
             lines.append("")
         } else {
-            lines.append("vtid: NOT RUNNING (\(vtidError ?? "no answer")); showing what the kernel holds")
+            lines.append(colour("vtid: NOT RUNNING", .red) + " (\(vtidError ?? "no answer")); showing what the kernel holds")
             lines.append("")
         }
         lines += kernel.table()
         return lines.joined(separator: "\n")
     }
+}
+
+enum Colour: String {
+    case red = "31"
+}
+
+/// ANSI colour only when stdout is a terminal: pipes and scripts get plain text.
+func colour(_ text: String, _ colour: Colour) -> String {
+    isatty(1) != 0 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil ? "\u{1b}[\(colour.rawValue)m\(text)\u{1b}[0m" : text
 }
 
 func duration(since start: Int64) -> String {

@@ -44,6 +44,25 @@ final class VTIDReconcileHostTests: XCTestCase {
         }
     }
 
+    func testVTICtlReconcileShowsThenRepairs() throws {
+        try inFreshNetworkNamespace(self) {
+            let bed = try VTIDBed()
+            _ = try bed.startVTID()
+            XCTAssertEqual(bed.runHook(roadWarrior("up-client", client: 1)).status, 0)
+            try ip("route", "add", "10.0.8.8/32", "dev", "rwdev", "proto", "157")
+            let vtictl = [product("vtictl"), "reconcile", "--run-directory", bed.directory + "/run"]
+            let dryRun = runChild(vtictl + ["--dry-run"])
+            XCTAssertEqual(dryRun.status, 0, dryRun.output)
+            XCTAssertTrue(dryRun.output.contains("delete route 10.0.8.8/32 dev rwdev proto 157"), dryRun.output)
+            XCTAssertTrue(try ip("route", "show").contains("10.0.8.8"))
+            let repair = runChild(vtictl)
+            XCTAssertTrue(repair.output.contains("removed route 10.0.8.8/32 dev rwdev proto 157"), repair.output)
+            XCTAssertEqual(runChild(vtictl + ["--dry-run"]).output, "nothing to repair: the kernel holds what vtid wants\n")
+            let status = runChild([product("vtictl"), "status", "--json", "--run-directory", bed.directory + "/run"])
+            XCTAssertTrue(status.output.contains("\"problems\" : ["), status.output)
+        }
+    }
+
     /// vtid is killed (-9) in the middle of a burst of hooks; those it had not taken fall back and
     /// spool; when it is back its records, leases and the kernel agree, one route per client.
     func testKilledInABurstAndRestartedItConverges() throws {
