@@ -372,7 +372,7 @@ expect_lease() {
   ok "$1: vtid's lease table has $2 for $3"
 }
 
-# rw_server_conf UPDOWN: the road-warrior gateway (192.0.2.2, @east) of the vtid scenarios: pool
+# rw_server_conf UPDOWN: the road-warrior gateway (192.0.2.2, @east) of the scenarios: pool
 # 10.0.1.10-10.0.1.50, shared vti02 with mark 12, routing by the hook.
 rw_server_conf() {
   echo "config setup
@@ -393,7 +393,8 @@ conn rw
     vti-interface=vti02
     vti-routing=yes
     vti-shared=yes
-    leftupdown=$1"
+    leftupdown=$1
+    rightupdown=$1"
 }
 
 # rw_client_conf ADDRESS NAME UPDOWN: a road-warrior client of rw_server_conf's gateway.
@@ -411,7 +412,8 @@ conn rw
     authby=secret
     ikev2=insist
     esp=aes_gcm256
-    leftupdown=$3"
+    leftupdown=$3
+    rightupdown=$3"
 }
 
 # forget_pool_address HOST: removes the pool addresses a client kept from earlier tunnels (like the

@@ -3,9 +3,6 @@
 #ifndef VTICTL_CLIBMNL_SHIM_H
 #define VTICTL_CLIBMNL_SHIM_H
 
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
 // glibc's netinet/in.h first: linux/libc-compat.h then skips its own in6_addr, which would
 // clash with Glibc's in Swift.
 #include <netinet/in.h>
@@ -32,14 +29,19 @@ static inline int vtictl_nl_cap_ack(void) { return NETLINK_CAP_ACK; }
 // Swift cannot call the variadic or macro forms; these give it the alignment rule of netlink.
 static inline unsigned vtictl_nlmsg_align(unsigned len) { return MNL_ALIGN(len); }
 
-// vtid's control socket (Sources/Netlink/LocalSocket.swift): the glibc names it needs are GNU
-// extensions or enum values Swift does not see, so they are spelled here.
+// vtid's control socket (Sources/Netlink/LocalSocket.swift): what Swift does not see of glibc's
+// socket API (enum-typed flags, struct ucred behind _GNU_SOURCE) is spelled here.
 #include <sys/un.h>
 #include <poll.h>
 #include <fcntl.h>
 #include <unistd.h>
 static inline int vtictl_unix_stream_socket(void) { return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0); }
-static inline int vtictl_accept_cloexec(int fd) { return accept4(fd, 0, 0, SOCK_CLOEXEC); }
+// accept4 is a GNU extension (and defining _GNU_SOURCE here clashes with Glibc's module).
+static inline int vtictl_accept_cloexec(int fd) {
+    int client = accept(fd, 0, 0);
+    if (client >= 0) fcntl(client, F_SETFD, FD_CLOEXEC);
+    return client;
+}
 static inline int vtictl_peer_credentials(int fd, int *pid, unsigned *uid, unsigned *gid) {
     struct { int pid; unsigned uid; unsigned gid; } credentials;  // struct ucred's layout
     socklen_t length = sizeof credentials;

@@ -130,13 +130,7 @@ public final class KernelApplier {
 
     /// The SA with this SPI (host order), if the kernel has it.
     public func securityAssociation(spi: UInt32) throws(ApplyError) -> SecurityAssociation? {
-        let xfrm: NetlinkSocket
-        if let existing = xfrmSocket {
-            xfrm = existing
-        } else {
-            xfrm = try netlink("open XFRM socket") { () throws(NetlinkError) in try NetlinkSocket(.xfrm) }
-            xfrmSocket = xfrm
-        }
+        let xfrm = try xfrm()
         return try netlink("list XFRM SAs") { () throws(NetlinkError) in try xfrm.securityAssociations() }.first { $0.spi == spi }
     }
 
@@ -196,16 +190,18 @@ public final class KernelApplier {
 
     /// Every IPsec SA and policy, for a reconcile pass.
     public func xfrmState() throws(ApplyError) -> (associations: [SecurityAssociation], policies: [SecurityPolicy]) {
-        let xfrm: NetlinkSocket
-        if let existing = xfrmSocket {
-            xfrm = existing
-        } else {
-            xfrm = try netlink("open XFRM socket") { () throws(NetlinkError) in try NetlinkSocket(.xfrm) }
-            xfrmSocket = xfrm
-        }
+        let xfrm = try xfrm()
         let associations = try netlink("list XFRM SAs") { () throws(NetlinkError) in try xfrm.securityAssociations() }
         let policies = try netlink("list XFRM policies") { () throws(NetlinkError) in try xfrm.securityPolicies() }
         return (associations, policies)
+    }
+
+    /// The XFRM socket, opened on first use (the hook rarely needs it).
+    private func xfrm() throws(ApplyError) -> NetlinkSocket {
+        if let xfrmSocket { return xfrmSocket }
+        let socket = try netlink("open XFRM socket") { () throws(NetlinkError) in try NetlinkSocket(.xfrm) }
+        xfrmSocket = socket
+        return socket
     }
 
     private func existingLink(_ name: String) throws(ApplyError) -> Link {

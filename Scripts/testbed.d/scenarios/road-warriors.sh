@@ -6,43 +6,8 @@ tb_switch
 tb_host gw 192.0.2.2/24 10.3.0.1/24
 tb_host road1 192.0.2.11/24
 tb_host road2 192.0.2.12/24
-server="config setup
-conn rw
-    left=192.0.2.2
-    leftid=@east
-    leftsubnet=0.0.0.0/0
-    right=%any
-    rightid=%any
-    rightaddresspool=10.0.1.10-10.0.1.50
-    leftmodecfgserver=yes
-    rightmodecfgclient=yes
-    narrowing=yes
-    authby=secret
-    ikev2=insist
-    esp=aes_gcm256
-    mark=12/0xffffffff
-    vti-interface=vti02
-    vti-routing=yes
-    vti-shared=yes
-    leftupdown=$updown
-    rightupdown=$updown"
-client() {
-  echo "config setup
-conn rw
-    left=$1
-    leftid=@$2
-    leftmodecfgclient=yes
-    right=192.0.2.2
-    rightid=@east
-    rightsubnet=0.0.0.0/0
-    rightmodecfgserver=yes
-    narrowing=yes
-    authby=secret
-    ikev2=insist
-    esp=aes_gcm256
-    leftupdown=$updown
-    rightupdown=$updown"
-}
+server=$(rw_server_conf "$updown")
+client() { rw_client_conf "$1" "$2" "$updown"; }
 secrets='@east @road1 : PSK "testbed-road-warrior-secret"
 @east @road2 : PSK "testbed-road-warrior-secret"'
 tb_pluto gw "$server" "$secrets"
