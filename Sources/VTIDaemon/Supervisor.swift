@@ -21,6 +21,7 @@ public final class Supervisor: @unchecked Sendable {
     var hasReconciled = false
     var lastReconcile: ContinuousClock.Instant?
     let reconcileScheduled = Mutex(false)
+    let lastPassEnded = Mutex<ContinuousClock.Instant?>(nil)
     /// Names of the devices vtid manages, for the kernel watcher's threads.
     private let watchedDeviceNames = Mutex<Set<String>>([])
     public var watchedDevices: Set<String> { watchedDeviceNames.withLock { $0 } }
@@ -211,6 +212,7 @@ public final class Supervisor: @unchecked Sendable {
             if line.hasPrefix("failed") { logger.error("reconcile (\(reason)): \(line)") } else { logger.notice("reconcile (\(reason)): \(line)") }
         }
         lastReconcile = ContinuousClock.now
+        lastPassEnded.withLock { $0 = ContinuousClock.now }
         return lines
     }
 
@@ -276,7 +278,11 @@ public final class Supervisor: @unchecked Sendable {
             return !scheduled
         }
         guard first else { return }
-        let nanoseconds = Int(delay.components.seconds) * 1_000_000_000 + Int(delay.components.attoseconds / 1_000_000_000)
+        // At most two notification-driven passes a second: a gateway with thousands of clients
+        // rekeys all the time, and each pass reads every route and SA.
+        let sinceLast = lastPassEnded.withLock { $0.map { ContinuousClock.now - $0 } } ?? .seconds(3600)
+        let wait = max(delay, .milliseconds(500) - sinceLast)
+        let nanoseconds = Int(wait.components.seconds) * 1_000_000_000 + Int(wait.components.attoseconds / 1_000_000_000)
         queue.asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { _ = self.reconcileOnQueue(reason: reason, dryRun: false) }
     }
 
