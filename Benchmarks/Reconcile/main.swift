@@ -7,8 +7,22 @@ import VTIDaemon
 import VTIModel
 
 let arguments = CommandLine.arguments
+// Scripts/bench-status: `leases COUNT STATE_DIRECTORY` fills a lease table with COUNT connected
+// clients and exits.
+if arguments.count == 4, arguments[1] == "leases", let count = Int(arguments[2]) {
+    let store = try StateStore(path: arguments[3] + "/leases.sqlite")
+    try store.batch { batch in
+        for index in 0..<count {
+            let address = IPAddress.v4(IPv4Address(rawValue: 0x0a40_0001 + UInt32(index)))
+            try batch.connected(address: "\(address)", connection: "rw", peerID: "CN=client\(index).example.com",
+                                peerAddress: "198.18.\(index >> 8 & 255).\(index & 255)", spiIn: 0x1000_0000 + UInt32(index),
+                                spiOut: 0x2000_0000 + UInt32(index), at: 1_795_400_000 + Int64(index))
+        }
+    }
+    exit(0)
+}
 guard arguments.count == 4, let count = Int(arguments[1]), let rounds = Int(arguments[2]) else {
-    FileHandle.standardError.write(Data("usage: vtictl-bench-reconcile COUNT ROUNDS WORKDIR\n".utf8))
+    FileHandle.standardError.write(Data("usage: vtictl-bench-reconcile COUNT ROUNDS WORKDIR | leases COUNT STATE_DIRECTORY\n".utf8))
     exit(2)
 }
 let work = arguments[3]

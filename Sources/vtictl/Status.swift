@@ -59,9 +59,11 @@ struct StatusReport: Codable {
     /// A connected client's bytes are its SAs' current counters, read from the kernel.
     mutating func fillCounters() {
         guard var leases = vtid?.leases else { return }
+        // By SPI: thousands of clients and twice as many SAs.
+        let bySPI = Dictionary(kernel.securityAssociations.map { ($0.spi, $0) }, uniquingKeysWith: { first, _ in first })
         for index in leases.indices where leases[index].connected {
-            let spis = [leases[index].spiIn, leases[index].spiOut].compactMap { $0 }.map { "0x" + String($0, radix: 16) }
-            for sa in kernel.securityAssociations where spis.contains(sa.spi) {
+            for spi in [leases[index].spiIn, leases[index].spiOut].compactMap({ $0 }) {
+                guard let sa = bySPI["0x" + String(spi, radix: 16)] else { continue }
                 if sa.destination == leases[index].peerAddress { leases[index].outBytes = sa.bytes } else { leases[index].inBytes = sa.bytes }
             }
         }
