@@ -151,7 +151,22 @@ public final class StateStore: Sendable {
     }
 
     public func all() throws -> [LeaseRecord] {
-        try database.read { try LeaseRecord.order(Column("address")).fetchAll($0) }
+        // Rows by column index, not Codable: `vtictl status` with thousands of clients waits on this.
+        try database.read { db in
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT address, connection, peerID, peerAddress, firstSeen, lastSeen, connected, spiIn, spiOut, inBytes, outBytes
+                FROM lease ORDER BY address
+                """)
+            var leases: [LeaseRecord] = []
+            while let row = try rows.next() {
+                leases.append(LeaseRecord(
+                    address: row[0], connection: row[1], peerID: row[2], peerAddress: row[3], firstSeen: row[4], lastSeen: row[5],
+                    connected: row[6], spiIn: (row[7] as Int64?).map { UInt32(truncatingIfNeeded: $0) },
+                    spiOut: (row[8] as Int64?).map { UInt32(truncatingIfNeeded: $0) },
+                    inBytes: UInt64(bitPattern: row[9] as Int64), outBytes: UInt64(bitPattern: row[10] as Int64)))
+            }
+            return leases
+        }
     }
 
     public func devices() throws -> [OwnedDevice] {

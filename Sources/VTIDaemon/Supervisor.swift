@@ -551,8 +551,11 @@ public final class Supervisor: @unchecked Sendable {
                                     addressPool: conn.addressPool.map { "\($0.lowerBound)-\($0.upperBound)" },
                                     lastRepair: objectStatus[device]?.lastRepair, lastError: objectStatus[device]?.lastError)
         }
-        let records = try store.all()
+        var records = try store.all()
         metrics.clients.set(Int64(records.filter(\.connected).count))
+        if let associations = try? kernelApplier().xfrmState().associations {
+            records = records.withCounters(from: associations)
+        }
         var problems = objectStatus.compactMap { object, status in status.lastError.map { "\(object): \($0)" } }.sorted()
         if let reloadError { problems.insert("reload failed, running the previous configuration: \(reloadError)", at: 0) }
         return StatusReply(daemon: DaemonRecord(version: vtidVersion, pid: getpid(), started: started, configurationFile: configurationFile,
@@ -587,4 +590,21 @@ func clockTime() -> String {
     let formatter = DateFormatter()
     formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
     return formatter.string(from: Date())
+}
+
+extension Array where Element == LeaseRecord {
+    /// A connected client's bytes are its SAs' current counters (by SPI; the outbound SA's
+    /// destination is the peer).
+    func withCounters(from associations: [SecurityAssociation]) -> [LeaseRecord] {
+        let bySPI = Dictionary(associations.map { ($0.spi, $0) }, uniquingKeysWith: { first, _ in first })
+        return map { lease in
+            guard lease.connected else { return lease }
+            var lease = lease
+            for spi in [lease.spiIn, lease.spiOut].compactMap({ $0 }) {
+                guard let sa = bySPI[spi] else { continue }
+                if "\(sa.destination)" == lease.peerAddress { lease.outBytes = sa.bytes } else { lease.inBytes = sa.bytes }
+            }
+            return lease
+        }
+    }
 }

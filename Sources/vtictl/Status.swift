@@ -24,6 +24,12 @@ extension VTICtl {
                 throw ValidationError("cannot read the kernel's state: \(error)")
             }
             var report = StatusReport(vtidRunning: false, vtidError: nil, vtid: nil, kernel: kernel)
+            if output.json && connection == nil, let raw = try? daemon.client.send("status") {
+                // vtid's answer as it came (with the SA counters it filled in): thousands of
+                // clients need no decoding and encoding again.
+                print("{\"kernel\":\(try encodeJSON(kernel, pretty: false)),\"vtid\":\(String(decoding: raw, as: UTF8.self)),\"vtidRunning\":true}")
+                return
+            }
             do {
                 report.vtid = try daemon.client.fetch("status", as: StatusReply.self)
                 report.vtidRunning = true
@@ -31,7 +37,6 @@ extension VTICtl {
                 report.vtidError = "\(error)"
             }
             if let connection { report.keep(connection: connection) }
-            report.fillCounters()
             if output.json {
                 print(try encodeJSON(report))
             } else {
@@ -54,20 +59,6 @@ struct StatusReport: Codable {
         if let device = vtid?.connections.first?.device {
             kernel.devices.removeAll { $0.name != device }
         }
-    }
-
-    /// A connected client's bytes are its SAs' current counters, read from the kernel.
-    mutating func fillCounters() {
-        guard var leases = vtid?.leases else { return }
-        // By SPI: thousands of clients and twice as many SAs.
-        let bySPI = Dictionary(kernel.securityAssociations.map { ($0.spi, $0) }, uniquingKeysWith: { first, _ in first })
-        for index in leases.indices where leases[index].connected {
-            for spi in [leases[index].spiIn, leases[index].spiOut].compactMap({ $0 }) {
-                guard let sa = bySPI["0x" + String(spi, radix: 16)] else { continue }
-                if sa.destination == leases[index].peerAddress { leases[index].outBytes = sa.bytes } else { leases[index].inBytes = sa.bytes }
-            }
-        }
-        vtid?.leases = leases
     }
 
     func table() -> String {
@@ -133,14 +124,24 @@ func duration(since start: Int64) -> String {
 /// Local time of day for today, else the date: what a 3 a.m. reader wants.
 func clock(_ time: Int64) -> String {
     let date = Date(timeIntervalSince1970: TimeInterval(time))
-    let formatter = DateFormatter()
-    formatter.dateFormat = Calendar.current.isDateInToday(date) ? "HH:mm:ss" : "yyyy-MM-dd HH:mm"
-    return formatter.string(from: date)
+    return (Calendar.current.isDateInToday(date) ? Clock.timeOfDay : Clock.day).string(from: date)
 }
 
-func encodeJSON(_ value: some Encodable) throws -> String {
+/// Formatters are costly to make: one each for a table of thousands of rows.
+private enum Clock {
+    static let timeOfDay = formatter("HH:mm:ss")
+    static let day = formatter("yyyy-MM-dd HH:mm")
+
+    static func formatter(_ format: String) -> DateFormatter {
+        let formatter = DateFormatter()
+        formatter.dateFormat = format
+        return formatter
+    }
+}
+
+func encodeJSON(_ value: some Encodable, pretty: Bool = true) throws -> String {
     let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys] : [.sortedKeys]
     return String(decoding: try encoder.encode(value), as: UTF8.self)
 }
 
