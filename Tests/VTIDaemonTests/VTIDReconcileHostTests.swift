@@ -59,7 +59,12 @@ final class VTIDReconcileHostTests: XCTestCase {
             XCTAssertTrue(repair.output.contains("removed route 10.0.8.8/32 dev rwdev proto 157"), repair.output)
             XCTAssertEqual(runChild(vtictl + ["--dry-run"]).output, "nothing to repair: the kernel holds what vtid wants\n")
             let status = runChild([product("vtictl"), "status", "--json", "--run-directory", bed.directory + "/run"])
-            XCTAssertTrue(status.output.contains("\"problems\" : ["), status.output)
+            let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [String: Any], status.output)
+            XCTAssertEqual(json["vtidRunning"] as? Bool, true)
+            let vtid = try XCTUnwrap(json["vtid"] as? [String: Any])
+            XCTAssertEqual(vtid["problems"] as? [String], [])
+            XCTAssertEqual((vtid["leases"] as? [[String: Any]])?.first?["address"] as? String, "10.0.1.11")
+            XCTAssertNotNil((json["kernel"] as? [String: Any])?["devices"])
         }
     }
 
