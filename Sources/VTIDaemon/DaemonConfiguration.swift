@@ -25,12 +25,9 @@ public struct DaemonConfiguration: Sendable, Hashable {
 
     public init() {}
 
-    /// Per-conn settings under `conns:`.
+    /// Per-conn settings under `conns:`. `existing_device` lives in `hook.existingDevices`, where
+    /// the planner (vtid's and the hook's fallback) reads it.
     public struct ConnectionSettings: Sendable, Hashable {
-        /// Route into an existing device of this name instead of a VTI that vtid creates:
-        /// for a device managed elsewhere (an xfrm interface made by systemd-networkd, a test's veth).
-        /// vtid then changes nothing on the device itself, only routes and leases.
-        public var existingDevice: InterfaceName?
         /// Answer ARP for each client's pool address on this LAN interface (a proxy neighbour
         /// entry), for a pool carved out of the LAN's own subnet.
         public var proxyARP: InterfaceName?
@@ -131,8 +128,7 @@ extension DaemonConfiguration {
                 let settings = try reader.mapping(value, "conns.\(name)", keys: ["existing_device", "proxy_arp"])
                 var connection = ConnectionSettings()
                 if let node = settings["existing_device"] {
-                    connection.existingDevice = try reader.interface(node, "existing_device")
-                    hook.existingDevices[name] = connection.existingDevice
+                    hook.existingDevices[name] = try reader.interface(node, "existing_device")
                 }
                 if let node = settings["proxy_arp"] { connection.proxyARP = try reader.interface(node, "proxy_arp") }
                 connections[name] = connection

@@ -120,7 +120,7 @@ public final class Supervisor: @unchecked Sendable {
             // Conns in ipsec.conf whose device vtid has not seen yet: create it now, so firewall
             // rules can be attached before the first client (libreswan issue 468).
             let localAddresses = Set(try kernel.localAddresses().map(\.model))
-            for conn in conns where configuration.connections[conn.name]?.existingDevice == nil
+            for conn in conns where configuration.hook.existingDevices[conn.name] == nil
                 && !devices.contains(where: { $0.setup.device.name == conn.vtiInterface }) {
                 if let setup = conn.plannedDevice(settings: configuration.hook, localAddresses: localAddresses) {
                     devices.append(OwnedDevice(connection: conn.name, setup: setup))
@@ -545,7 +545,7 @@ public final class Supervisor: @unchecked Sendable {
 
     public func status() throws -> StatusReply {
         let connections = ipsec.values.sorted { $0.name < $1.name }.map { conn in
-            let device = configuration.connections[conn.name]?.existingDevice?.rawValue ?? conn.vtiInterface.rawValue
+            let device = configuration.hook.existingDevices[conn.name]?.rawValue ?? conn.vtiInterface.rawValue
             return ConnectionRecord(name: conn.name, location: "\(conn.location)", markIn: "\(conn.markIn)", markOut: "\(conn.markOut)",
                                     device: device, shared: conn.vtiShared, routing: conn.vtiRouting, managed: configuration.manages(conn.name),
                                     addressPool: conn.addressPool.map { "\($0.lowerBound)-\($0.upperBound)" },

@@ -189,17 +189,18 @@ func finish(with connection: LocalSocket, runDirectory: String) -> Never {
             lock?.lock()
             applyAlone(spoolIn: runDirectory)
         }
-        let reply = try HookEventReply(json: JSONValue(parsing: line))
-        for line in reply.lines { say(line) }
-        if let error = reply.error {
-            complain("\(context): \(error)")
-            exit(reply.ok ? 0 : 1)
-        }
-        exit(reply.ok ? 0 : 1)
+        report(try HookEventReply(json: JSONValue(parsing: line)))
     } catch {
         complain("\(context): vtid's answer could not be read: \(error)")
         exit(1)
     }
+}
+
+/// Prints vtid's result for pluto's log and exits with its status.
+func report(_ reply: HookEventReply) -> Never {
+    for line in reply.lines { say(line) }
+    if let error = reply.error { complain("\(context): vtid: \(error)") }
+    exit(reply.ok ? 0 : 1)
 }
 
 /// Whether the line is vtid's `{"accepted": true}`, the promise to apply the event.
@@ -217,10 +218,7 @@ do {
     if let line = try socket.readLine(limit: ControlProtocol.maximumReplyBytes, timeoutMilliseconds: settings.vtidDeadlineMilliseconds) {
         if isAccepted(line) { finish(with: socket, runDirectory: runDirectory) }
         // Refused without being taken (bad input, another protocol version): vtid changed nothing.
-        let reply = try HookEventReply(json: JSONValue(parsing: line))
-        for line in reply.lines { say(line) }
-        if let error = reply.error { complain("\(context): vtid: \(error)") }
-        exit(reply.ok ? 0 : 1)
+        report(try HookEventReply(json: JSONValue(parsing: line)))
     }
     say("vtid did not take the event within \(settings.vtidDeadlineMilliseconds) ms; applying it here")
 } catch let error as LocalSocketError where error.isNobodyListening {

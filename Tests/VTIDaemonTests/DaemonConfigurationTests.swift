@@ -49,6 +49,7 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.policyRoutes.first?.priority, 900)
         XCTAssertEqual(configuration.socketGroup, 27)
         XCTAssertEqual(configuration.eventHistory, 50)
+        XCTAssertEqual(configuration.hook.vtidDeadlineMilliseconds, 500, "the hook's deadline comes from vtid.yaml")
     }
 
     func testErrorsNameTheLine() {
