@@ -1,4 +1,4 @@
-// What vtid reports over the control socket. vtid encodes these with Foundation's JSONEncoder and
+// What vtid reports over the control socket. vtid encodes these with JSONLineEncoder and
 // vtictl decodes them: the JSON keys are the documented, stable interface (README, "Control
 // protocol"); add fields, never rename them.
 
@@ -108,7 +108,7 @@ public struct ConnectionRecord: Codable, Sendable, Hashable {
 }
 
 /// The answer to `status`.
-public struct StatusReply: Codable, Sendable {
+public struct StatusReply: Codable, Sendable, Hashable {
     public var version: Int
     public var ok: Bool
     public var daemon: DaemonRecord
@@ -152,14 +152,14 @@ public struct DaemonRecord: Codable, Sendable, Hashable {
     }
 }
 
-public struct LeasesReply: Codable, Sendable {
+public struct LeasesReply: Codable, Sendable, Hashable {
     public var version = ControlProtocol.version
     public var ok = true
     public var leases: [LeaseRecord]
     public init(leases: [LeaseRecord]) { self.leases = leases }
 }
 
-public struct EventsReply: Codable, Sendable {
+public struct EventsReply: Codable, Sendable, Hashable {
     public var version = ControlProtocol.version
     public var ok = true
     public var events: [EventRecord]

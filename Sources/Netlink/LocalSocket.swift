@@ -170,13 +170,15 @@ public final class LocalSocket {
     /// The next line without its newline; nil at end of stream or after `timeoutMilliseconds`
     /// without one. A line longer than `limit` bytes is an error: nobody gets to fill our memory.
     public func readLine(limit: Int, timeoutMilliseconds: Int32) throws(LocalSocketError) -> [UInt8]? {
-        var chunk = [UInt8](repeating: 0, count: 8192)
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        var searched = 0  // bytes already known to hold no newline: a 2 MB reply is scanned once
         while true {
-            if let newline = buffered.firstIndex(of: UInt8(ascii: "\n")) {
+            if let newline = buffered[searched...].firstIndex(of: UInt8(ascii: "\n")) {
                 let line = Array(buffered[..<newline])
                 buffered.removeSubrange(...newline)
                 return line
             }
+            searched = buffered.count
             guard buffered.count <= limit else { throw LocalSocketError("read a line of over \(limit) bytes", .messageTooLong) }
             guard try wait(timeoutMilliseconds: timeoutMilliseconds) else { return nil }
             let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress!, $0.count, 0) }

@@ -114,11 +114,7 @@ struct SendableSocket: @unchecked Sendable {
 
     func reply(_ make: () throws -> some Encodable) {
         do {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            var bytes = [UInt8](try encoder.encode(try make()))
-            bytes.append(UInt8(ascii: "\n"))
-            try socket.send(bytes)
+            try socket.send(try JSONLineEncoder().encodeLine(try make()))
         } catch {
             try? socket.send(line: errorReply("\(error)").serialized)
         }

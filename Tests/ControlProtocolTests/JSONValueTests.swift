@@ -51,4 +51,33 @@ final class JSONValueTests: XCTestCase {
         XCTAssertEqual(try HookEventReply(json: JSONValue(parsing: reply.json.serialized)), reply)
         XCTAssertThrowsError(try HookEventReply(json: JSONValue(parsing: #"{"version":1}"#)))
     }
+
+    /// vtid's replies go out through JSONLineEncoder; Foundation's decoder (vtictl) must read them
+    /// as the same values, and the documents must equal what JSONEncoder would have written.
+    func testLineEncoderAgreesWithFoundation() throws {
+        let lease = LeaseRecord(address: "10.0.1.10", connection: "rw", peerID: "CN=\u{1}evil\"\\ \u{7f} é 🔑\n\t\r", peerAddress: "192.0.2.11",
+                                firstSeen: 1_795_439_656, lastSeen: -3, connected: true, spiIn: 0xddc4_60b8, spiOut: nil,
+                                inBytes: UInt64.max, outBytes: 0)
+        let status = StatusReply(
+            daemon: DaemonRecord(version: "0.2.0", pid: 42, started: 1_795_439_000, configurationFile: "/etc/vtictl/vtid.yaml",
+                                 ipsecConf: "/etc/ipsec.conf", reloadError: nil, eventsApplied: 7, eventsFailed: 1),
+            connections: [ConnectionRecord(name: "rw", location: "ipsec.conf:3", markIn: "12/0xffffffff", markOut: "12/0xffffffff",
+                                           device: "vti02", shared: true, routing: true, managed: true, addressPool: nil,
+                                           lastRepair: "device recreated", lastError: nil)],
+            leases: [lease, lease], problems: ["vti01: \"quoted\""])
+        let events = EventsReply(events: [EventRecord(sequence: 1, time: 5, key: "k", verb: "up-client", connection: "rw", source: .hook,
+                                                      result: .failed, lines: [], error: "no such device", microseconds: 12)])
+        func check<T: Codable & Equatable>(_ value: T) throws {
+            let ours = try JSONLineEncoder().encodeLine(value)
+            XCTAssertEqual(ours.last, UInt8(ascii: "\n"))
+            XCTAssertEqual(ours.filter { $0 == UInt8(ascii: "\n") }.count, 1, "one line on the wire")
+            XCTAssertEqual(try JSONDecoder().decode(T.self, from: Data(ours)), value)
+            XCTAssertEqual(try JSONValue(parsing: Array(ours.dropLast())), try JSONValue(parsing: [UInt8](JSONEncoder().encode(value))))
+        }
+        try check(status)
+        try check(LeasesReply(leases: [lease]))
+        try check(events)
+        try check(LeasesReply(leases: []))
+        XCTAssertThrowsError(try JSONLineEncoder().encodeLine(Double.nan))
+    }
 }
