@@ -22,6 +22,9 @@ public struct DaemonConfiguration: Sendable, Hashable {
     public var reconcileIntervalSeconds = 30
     /// Seconds a tunnel may be without SAs before its routes go.
     public var saGraceSeconds = 10
+    /// Where things were set, for `vtictl check`: `manage.CONN`, `conns.CONN`,
+    /// `policy_routing.INDEX` and top-level keys, to line numbers.
+    public var lines: [String: Int] = [:]
 
     public init() {}
 
@@ -80,6 +83,7 @@ extension DaemonConfiguration {
         guard let root else { return }
         let reader = YAMLReader(file: file)
         let top = try reader.mapping(root, "the top level", keys: Self.topKeys)
+        for (key, node) in top { lines[key] = node.mark?.line }
         if let node = top["ipsec_conf"] { ipsecConf = try reader.path(node, "ipsec_conf") }
         if let node = top["run_directory"] { runDirectory = try reader.path(node, "run_directory") }
         if let node = top["state_directory"] { stateDirectory = try reader.path(node, "state_directory") }
@@ -116,7 +120,11 @@ extension DaemonConfiguration {
             if case .scalar(let scalar) = node, scalar.string == "all" {
                 managedConnections = nil
             } else if case .sequence(let sequence) = node {
-                managedConnections = Set(try sequence.map { (item: Node) throws(ConfigurationError) in try reader.scalar(item, "manage") })
+                managedConnections = Set(try sequence.map { (item: Node) throws(ConfigurationError) in
+                    let name = try reader.scalar(item, "manage")
+                    lines["manage.\(name)"] = item.mark?.line
+                    return name
+                })
             } else {
                 throw reader.error(node, "manage must be all or a list of conn names")
             }
@@ -125,6 +133,7 @@ extension DaemonConfiguration {
             guard case .mapping(let mapping) = node else { throw reader.error(node, "conns must map conn names to settings") }
             for (key, value) in mapping {
                 let name = try reader.scalar(key, "a conn name")
+                lines["conns.\(name)"] = key.mark?.line
                 let settings = try reader.mapping(value, "conns.\(name)", keys: ["existing_device", "proxy_arp"])
                 var connection = ConnectionSettings()
                 if let node = settings["existing_device"] {
@@ -137,6 +146,7 @@ extension DaemonConfiguration {
         if let node = top["policy_routing"] {
             guard case .sequence(let sequence) = node else { throw reader.error(node, "policy_routing must be a list") }
             for item in sequence {
+                lines["policy_routing.\(policyRoutes.count)"] = item.mark?.line
                 let entry = try reader.mapping(item, "policy_routing entry", keys: ["from", "table", "priority", "via", "device"])
                 guard let from = entry["from"], let table = entry["table"] else {
                     throw reader.error(item, "a policy_routing entry needs from: PREFIX and table: N")
@@ -159,7 +169,7 @@ extension DaemonConfiguration {
         }
         for (name, connection) in connections where managedConnections.map({ !$0.contains(name) }) ?? false {
             _ = connection
-            throw ConfigurationError(file: file, line: root.mark?.line, problem: "conns.\(name) has settings but manage: does not list it")
+            throw ConfigurationError(file: file, line: lines["conns.\(name)"] ?? root.mark?.line, problem: "conns.\(name) has settings but manage: does not list it")
         }
     }
 

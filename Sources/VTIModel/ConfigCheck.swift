@@ -42,11 +42,16 @@ public func checkRouteBasedConns(_ conns: [RouteBasedConn]) -> [ConfigFinding] {
             } else if sameDevice && !(conn.vtiShared && other.vtiShared) {
                 error(conn, "conns \(other.name) (\(other.location)) and \(conn.name) share \(conn.vtiInterface) without vti-shared=yes on both")
             }
+            if sameDevice, let left = conn.leftAddress, let otherLeft = other.leftAddress, left != otherLeft {
+                error(conn, "conn \(conn.name) puts \(conn.vtiInterface) on local address \(left), conn \(other.name) (\(other.location)) on \(otherLeft): a VTI device has one local address")
+            } else if sameDevice && !conn.vtiShared, let right = conn.rightAddress, let otherRight = other.rightAddress, right != otherRight {
+                error(conn, "conn \(conn.name) puts \(conn.vtiInterface) towards peer \(right), conn \(other.name) (\(other.location)) towards \(otherRight): an unshared VTI device has one peer (use one device per peer)")
+            }
             if let pool = conn.addressPool, let otherPool = other.addressPool, overlaps(pool, otherPool) {
                 error(conn, "address pool \(pool.lowerBound)-\(pool.upperBound) overlaps conn \(other.name)'s \(otherPool.lowerBound)-\(otherPool.upperBound) (\(other.location))")
             }
         }
-        if let updown = conn.leftUpdown, !updown.hasSuffix("/vti-updown") && !updown.hasPrefix("vti-updown") {
+        if let updown = conn.updownProgram, !updown.hasSuffix("/vti-updown") && updown != "vti-updown" {
             warning(conn, "conn \(conn.name) runs leftupdown=\(updown), not vti-updown: devices, routes and MTU are left to it")
         } else if conn.leftUpdown == nil {
             warning(conn, "conn \(conn.name) has no leftupdown=: libreswan's stock script handles its VTI")

@@ -186,6 +186,8 @@ public struct RouteBasedConn: Sendable, Hashable {
     /// `rightaddresspool=FIRST-LAST`.
     public var addressPool: ClosedRange<IPAddress>?
     public var leftUpdown: String?
+    /// The program `leftupdown=` runs: its first word (arguments may follow).
+    public var updownProgram: String? { leftUpdown?.split(separator: " ").first.map(String.init) }
     public var leftVTI: IPPrefix?
     /// `left=` and `right=` when they are addresses (not %defaultroute, %any or a host name).
     public var leftAddress: IPAddress?
@@ -193,12 +195,25 @@ public struct RouteBasedConn: Sendable, Hashable {
 
     /// The route-based conns of a configuration (those with `vti-interface=`), resolved.
     public static func all(in config: IPsecConfig) throws(IPsecConfigError) -> [RouteBasedConn] {
+        let (conns, errors) = each(in: config)
+        if let first = errors.first { throw first }
+        return conns
+    }
+
+    /// Every conn that can be read, and what is wrong with each one that cannot: `vtictl check`
+    /// reports all broken conns at once.
+    public static func each(in config: IPsecConfig) -> (conns: [RouteBasedConn], errors: [IPsecConfigError]) {
         var result: [RouteBasedConn] = []
+        var errors: [IPsecConfigError] = []
         for section in config.conns where section.name != "%default" {
-            guard let resolved = try config.resolved(section.name), resolved.settings["vti-interface"] != nil else { continue }
-            result.append(try RouteBasedConn(resolved))
+            do {
+                guard let resolved = try config.resolved(section.name), resolved.settings["vti-interface"] != nil else { continue }
+                result.append(try RouteBasedConn(resolved))
+            } catch {
+                errors.append(error)
+            }
         }
-        return result
+        return (result, errors)
     }
 
     init(_ section: ConfigSection) throws(IPsecConfigError) {

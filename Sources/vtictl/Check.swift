@@ -11,38 +11,51 @@ extension VTICtl {
             abstract: "Check libreswan's route-based conns and the kernel's VTI support, changing nothing.",
             discussion: "Exits 1 if anything is an error, 0 with warnings only. Each finding names file and line.")
 
-        @Option(name: .customLong("ipsec-conf"), help: "libreswan's main configuration file.")
-        var ipsecConf = "/etc/ipsec.conf"
+        @Option(help: "vtid's configuration; a missing file at the default path means vtid's defaults.")
+        var config = "/etc/vtictl/vtid.yaml"
 
-        @Flag(help: "Skip the kernel checks (for checking a configuration meant for another host).")
+        @Option(name: .customLong("ipsec-conf"), help: "libreswan's main configuration file (default: vtid.yaml's ipsec_conf, else /etc/ipsec.conf).")
+        var ipsecConf: String?
+
+        @Flag(help: "Skip the checks against this host: kernel support, devices, ip rules, sysctl files, the hook's path (for a configuration meant for another host).")
         var noKernel = false
 
         @OptionGroup var output: OutputOptions
 
         func run() throws {
             var findings: [ConfigFinding] = []
-            var connCount = 0
+            var daemon = DaemonConfiguration()
             do {
-                let config = try loadIPsecConfig(ipsecConf)
-                let conns = try RouteBasedConn.all(in: config)
-                connCount = conns.count
-                findings += checkRouteBasedConns(conns)
+                daemon = try loadDaemonConfiguration(config, requireFile: config != "/etc/vtictl/vtid.yaml")
+            } catch {
+                findings.append(ConfigFinding(severity: .error, location: error.line.map { ConfigLocation(file: error.file, line: $0) },
+                                              message: error.line == nil ? "\(error.file): \(error.problem)" : error.problem))
+            }
+            if let ipsecConf { daemon.ipsecConf = ipsecConf }
+            var conns: [RouteBasedConn] = []
+            do {
+                let parsed = RouteBasedConn.each(in: try loadIPsecConfig(daemon.ipsecConf))
+                conns = parsed.conns
+                findings += parsed.errors.map { ConfigFinding(severity: .error, location: $0.location, message: $0.problem) }
             } catch {
                 findings.append(ConfigFinding(severity: .error, location: error.location, message: error.problem))
             }
-            if !noKernel { findings += kernelFindings() }
+            findings += checkRouteBasedConns(conns)
+            findings += daemon.findings(against: conns, file: config)
+            if !noKernel {
+                findings += KernelSupport.ofRunningKernel().findings
+                findings += checkHost(conns, settings: daemon.hook, facts: HostFacts.read(updowns: Set(conns.compactMap(\.updownProgram))))
+            }
             let errors = findings.filter { $0.severity == .error }.count
             let warnings = findings.count - errors
             if output.json {
                 let report = CheckReport(
-                    routeBasedConns: connCount, errors: errors, warnings: warnings,
+                    routeBasedConns: conns.count, errors: errors, warnings: warnings,
                     findings: findings.map { .init(severity: $0.severity.rawValue, file: $0.location?.file, line: $0.location?.line, message: $0.message) })
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                print(try encodeJSON(report))
             } else {
                 for finding in findings { print(finding) }
-                print("\(connCount) route-based conn\(connCount == 1 ? "" : "s") checked: \(errors) error\(errors == 1 ? "" : "s"), \(warnings) warning\(warnings == 1 ? "" : "s")")
+                print("\(conns.count) route-based conn\(conns.count == 1 ? "" : "s") checked: \(errors) error\(errors == 1 ? "" : "s"), \(warnings) warning\(warnings == 1 ? "" : "s")")
             }
             if errors > 0 { throw ExitCode(1) }
         }
@@ -63,25 +76,60 @@ struct CheckReport: Codable {
     var findings: [Finding]
 }
 
-/// Can this kernel carry VTI tunnels? ip_vti and esp4 loaded, built in, or loadable; XFRM netlink.
-private func kernelFindings() -> [ConfigFinding] {
-    var findings: [ConfigFinding] = []
-    var release = utsname()
-    uname(&release)
-    let version = withUnsafeBytes(of: release.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-    let modulesDirectory = "/lib/modules/\(version)"
-    let known = ["modules.dep", "modules.builtin"].compactMap {
-        FileManager.default.contents(atPath: "\(modulesDirectory)/\($0)").map { String(decoding: $0, as: UTF8.self) }
-    }.joined(separator: "\n")
-    for (module, purpose) in [("ip_vti", "VTI devices"), ("esp4", "ESP (IPsec encryption)")] {
-        if FileManager.default.fileExists(atPath: "/sys/module/\(module)") || known.contains("/\(module).ko") { continue }
-        findings.append(ConfigFinding(severity: .error, location: nil,
-            message: "the running kernel (\(version)) has no \(module) for \(purpose): it is neither loaded, built in, nor in \(modulesDirectory)"))
+extension KernelSupport {
+    /// Loaded (/sys/module), built in or installed (modules.builtin, modules.dep) for `uname -r`.
+    static func ofRunningKernel() -> KernelSupport {
+        var release = utsname()
+        uname(&release)
+        let version = withUnsafeBytes(of: release.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let modulesDirectory = "/lib/modules/\(version)"
+        let index = ["modules.dep", "modules.builtin"].compactMap {
+            FileManager.default.contents(atPath: "\(modulesDirectory)/\($0)").map { String(decoding: $0, as: UTF8.self) }
+        }.joined(separator: "\n")
+        let available = Set(required.map(\.0).filter { module in
+            FileManager.default.fileExists(atPath: "/sys/module/\(module)") || index.contains("/\(module).ko")
+        })
+        var xfrmError: String?
+        do {
+            _ = try NetlinkSocket(.xfrm)
+        } catch {
+            xfrmError = "\(error)"
+        }
+        return KernelSupport(release: version, modulesDirectory: modulesDirectory, availableModules: available, xfrmNetlinkError: xfrmError)
     }
-    do {
-        _ = try NetlinkSocket(.xfrm)
-    } catch {
-        findings.append(ConfigFinding(severity: .error, location: nil, message: "no XFRM netlink (xfrm_user): \(error)"))
+}
+
+extension HostFacts {
+    /// The sysctl files in the order `sysctl --system` reads them (later lines win).
+    static let sysctlDirectories = ["/usr/lib/sysctl.d", "/lib/sysctl.d", "/usr/local/lib/sysctl.d", "/run/sysctl.d", "/etc/sysctl.d"]
+
+    static func read(updowns: Set<String>) -> HostFacts {
+        var facts = HostFacts()
+        if let route = try? NetlinkSocket(.route) {
+            for family in [Netlink.AddressFamily.ipv4, Netlink.AddressFamily.ipv6] {
+                for rule in (try? route.rules(family: family)) ?? [] {
+                    guard let mark = rule.firewallMark else { continue }
+                    facts.markRules.append(.init(priority: rule.priority ?? 0, mark: mark, mask: rule.firewallMask ?? 0xffff_ffff, table: rule.table.rawValue))
+                }
+            }
+            facts.devices = ((try? route.links()) ?? []).map { link in
+                .init(name: link.name, vti: link.vti.map {
+                    .init(inputKey: $0.inputKey, outputKey: $0.outputKey, local: $0.local.description, remote: $0.remote.description)
+                })
+            }
+        }
+        // systemd-sysctl: a file name in a later directory replaces the same name in an earlier one.
+        var files: [String: String] = [:]
+        for directory in sysctlDirectories {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasSuffix(".conf") {
+                files[name] = "\(directory)/\(name)"
+            }
+        }
+        for path in files.keys.sorted().compactMap({ files[$0] }) + ["/etc/sysctl.conf"] {
+            guard let data = FileManager.default.contents(atPath: path) else { continue }
+            facts.sysctlFiles += SysctlFileSetting.parse(String(decoding: data, as: UTF8.self), file: path)
+        }
+        facts.executables = Set(updowns.filter { FileManager.default.isExecutableFile(atPath: $0) })
+        return facts
     }
-    return findings
 }

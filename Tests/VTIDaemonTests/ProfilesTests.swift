@@ -36,7 +36,8 @@ final class ProfilesTests: XCTestCase {
 
     func testVTICtlCheckAcceptsThem() throws {
         for directory in try profileDirectories() {
-            let result = runChild([product("vtictl"), "check", "--no-kernel", "--ipsec-conf", directory.appendingPathComponent("ipsec.conf").path])
+            let result = runChild([product("vtictl"), "check", "--no-kernel", "--config", directory.appendingPathComponent("vtid.yaml").path,
+                                   "--ipsec-conf", directory.appendingPathComponent("ipsec.conf").path])
             XCTAssertEqual(result.status, 0, "\(directory.lastPathComponent): \(result.output)")
             XCTAssertTrue(result.output.contains(": 0 errors, 0 warnings"), result.output)
         }

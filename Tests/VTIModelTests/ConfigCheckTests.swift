@@ -81,4 +81,38 @@ final class ConfigCheckTests: XCTestCase {
             "ipsec.conf:1: warning: conn a has no leftupdown=: libreswan's stock script handles its VTI",
         ])
     }
+
+    func testOneDeviceTowardsTwoPeersOrFromTwoAddresses() throws {
+        XCTAssertEqual(try findings("conn a\n    left=192.0.2.1\n    right=198.51.100.1\n    mark=5\n    vti-interface=vti01\n\(updown)conn b\n    left=192.0.2.1\n    right=203.0.113.7\n    mark=5\n    vti-interface=vti01\n\(updown)"), [
+            "ipsec.conf:7: error: conns a (ipsec.conf:1) and b share vti01 without vti-shared=yes on both",
+            "ipsec.conf:7: error: conn b puts vti01 towards peer 203.0.113.7, conn a (ipsec.conf:1) towards 198.51.100.1: an unshared VTI device has one peer (use one device per peer)",
+        ])
+        XCTAssertEqual(try findings("conn a\n    left=192.0.2.1\n    mark=5\n    vti-interface=vti01\n    vti-shared=yes\n\(updown)conn b\n    left=192.0.2.9\n    mark=5\n    vti-interface=vti01\n    vti-shared=yes\n\(updown)"), [
+            "ipsec.conf:7: error: conn b puts vti01 on local address 192.0.2.9, conn a (ipsec.conf:1) on 192.0.2.1: a VTI device has one local address",
+        ])
+    }
+
+    /// Missing marks and invalid device names are reported for every conn at once, with lines.
+    func testEveryUnreadableConnIsReported() throws {
+        let config = try IPsecConfig(main: .init(file: "ipsec.conf", text: """
+            conn nomark
+                vti-interface=vti01
+            conn badname
+                mark=6
+                vti-interface=vti/2
+            conn toolong
+                mark=7
+                vti-interface=averyveryverylongname
+            conn good
+                mark=8
+                vti-interface=vti08
+            """))
+        let (conns, errors) = RouteBasedConn.each(in: config)
+        XCTAssertEqual(conns.map(\.name), ["good"])
+        XCTAssertEqual(errors.map(\.description), [
+            "ipsec.conf:1: conn nomark has vti-interface= but no mark= (the VTI's keys)",
+            "ipsec.conf:5: vti-interface=\"vti/2\" is not a valid interface name (1-15 letters, digits, '.', '-' or '_')",
+            "ipsec.conf:8: vti-interface=\"averyveryverylongname\" is not a valid interface name (1-15 letters, digits, '.', '-' or '_')",
+        ])
+    }
 }

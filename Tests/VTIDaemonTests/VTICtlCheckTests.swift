@@ -1,0 +1,131 @@
+import Foundation
+import KernelTestSupport
+import XCTest
+
+/// `vtictl check` as an operator runs it: the real binary on files with one mistake each, and,
+/// in a throwaway network namespace, against real ip rules and devices.
+final class VTICtlCheckTests: XCTestCase {
+    private var directory = ""
+    private let hook = "/usr/local/libexec/vtictl/vti-updown"
+
+    override func setUpWithError() throws {
+        directory = NSTemporaryDirectory() + "vtictl-check-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Writes the two files and runs check; returns exit status and output lines.
+    private func check(ipsec: String, yaml: String = "", _ extra: [String] = ["--no-kernel"]) throws -> (status: Int32, lines: [String]) {
+        try ipsec.write(toFile: "\(directory)/ipsec.conf", atomically: true, encoding: .utf8)
+        try yaml.write(toFile: "\(directory)/vtid.yaml", atomically: true, encoding: .utf8)
+        let result = runChild([product("vtictl"), "check", "--config", "\(directory)/vtid.yaml", "--ipsec-conf", "\(directory)/ipsec.conf"] + extra)
+        XCTAssertTrue(result.launched, "vtictl did not start: build it first (swift build)")
+        return (result.status, result.output.split(separator: "\n").map { $0.replacingOccurrences(of: directory + "/", with: "") })
+    }
+
+    private var siteConn: String { "conn site\n    left=192.0.2.1\n    right=198.51.100.1\n    mark=0x80010/0xffffffff\n    vti-interface=vti01\n    leftupdown=\(hook)\n" }
+
+    func testABrokenVTIDConfigurationNamesItsLine() throws {
+        let result = try check(ipsec: siteConn, yaml: "routes:\n  protocol: 157\n  tabel: 100\n")
+        XCTAssertEqual(result.status, 1)
+        XCTAssertEqual(result.lines, [
+            "vtid.yaml:3: error: unknown setting tabel in routes (known: protocol, table, metric, default)",
+            "1 route-based conn checked: 1 error, 0 warnings",
+        ])
+    }
+
+    func testVTIDConfigurationThatNamesNothing() throws {
+        let ipsec = siteConn + "conn rw\n    mark=12\n    vti-interface=vti02\n    vti-shared=yes\n    leftupdown=\(hook)\n"
+        let yaml = """
+            manage:
+              - site
+              - sight
+              - rw
+            conns:
+              rw:
+                proxy_arp: eth1
+              rw2:
+                existing_device: xfrm2
+            policy_routing:
+              - from: 203.0.113.0/28
+                table: 100
+            routes:
+              table: 100
+            """
+        let result = try check(ipsec: ipsec, yaml: yaml.replacingOccurrences(of: "  - rw\n", with: "  - rw\n  - rw2\n"))
+        XCTAssertEqual(result.status, 1)
+        XCTAssertEqual(result.lines, [
+            "vtid.yaml:3: warning: manage: lists sight, which is not a route-based conn (mark= and vti-interface=) in ipsec.conf",
+            "vtid.yaml:5: warning: manage: lists rw2, which is not a route-based conn (mark= and vti-interface=) in ipsec.conf",
+            "vtid.yaml:7: warning: conns.rw.proxy_arp: conn rw has no rightaddresspool=, so there are no client addresses to answer ARP for",
+            "vtid.yaml:9: warning: conns.rw2: no route-based conn of that name in ipsec.conf; these settings apply to nothing",
+            "vtid.yaml:12: warning: policy_routing from 203.0.113.0/28: no conn's rightaddresspool= hands out addresses in it, so the rule matches no client",
+            "vtid.yaml:12: error: policy_routing table 100 is also routes.table, where the clients' routes go: its default route would capture every client's replies; use a table of its own",
+            "2 route-based conns checked: 1 error, 5 warnings",
+        ])
+    }
+
+    /// Findings about ipsec.conf only (the host's kernel support is tested on its own).
+    private func connFindings(_ result: (status: Int32, lines: [String])) -> [String] {
+        result.lines.filter { $0.hasPrefix("ipsec.conf:") }
+    }
+
+    func testAMarkThatAnotherIpRuleSelects() throws {
+        try inFreshNetworkNamespace(self) {
+            // What Tailscale installs: every packet marked 0x80000/0xff0000 goes to its table.
+            _ = try ip("rule", "add", "pref", "5210", "fwmark", "0x80000/0xff0000", "table", "52")
+            let result = try check(ipsec: siteConn, [])
+            XCTAssertEqual(result.status, 1)
+            XCTAssertEqual(connFindings(result), [
+                "ipsec.conf:1: error: conn site's mark 524304 (0x80010) is also selected by the kernel's ip rule 5210 (fwmark 0x80000/0xff0000 lookup 52): another firewall-mark user would route this tunnel's packets; give the conn a mark outside that range",
+                "ipsec.conf:1: error: conn site: leftupdown=\(hook) is not an executable file here: pluto would fail every state change",
+            ].filter { !$0.contains("leftupdown") || !FileManager.default.isExecutableFile(atPath: hook) })
+            _ = try ip("rule", "del", "pref", "5210")
+            XCTAssertEqual(connFindings(try check(ipsec: siteConn.replacingOccurrences(of: hook, with: "/bin/true"), [])).filter { !$0.contains("vti-updown") }, [],
+                           "with the rule gone, nothing about the mark")
+        }
+    }
+
+    func testADeviceInTheWay() throws {
+        try inFreshNetworkNamespace(self) {
+            _ = try ip("link", "add", "vti01", "type", "veth", "peer", "name", "vti01-peer")
+            let conn = siteConn.replacingOccurrences(of: hook, with: "/bin/true")
+            XCTAssertEqual(connFindings(try check(ipsec: conn, [])).filter { !$0.contains("vti-updown") }, [
+                "ipsec.conf:1: error: vti01 exists and is not a VTI device: conn site cannot have it (rename vti-interface= or set existing_device in vtid.yaml)",
+            ])
+            XCTAssertEqual(connFindings(try check(ipsec: conn, yaml: "conns:\n  site:\n    existing_device: vti01\n", [])).filter { !$0.contains("vti-updown") }, [],
+                           "a device named by existing_device is the conn's to use")
+        }
+    }
+
+    /// The kernel check agrees with what `find` sees in the module tree and /sys/module.
+    func testKernelSupportMatchesTheRunningKernel() throws {
+        let result = try check(ipsec: siteConn, [])
+        for module in ["ip_vti", "esp4"] {
+            let probe = runChild(["/bin/sh", "-c", "test -e /sys/module/\(module) || grep -q '/\(module).ko' /lib/modules/$(uname -r)/modules.builtin 2>/dev/null || [ -n \"$(find /lib/modules/$(uname -r) -name '\(module).ko*' 2>/dev/null | head -1)\" ]"])
+            let reported = result.lines.contains { $0.hasPrefix("error: the running kernel") && $0.contains("has no \(module) ") }
+            XCTAssertEqual(reported, probe.status != 0, "\(module): check says \(reported ? "missing" : "present"), the module tree says \(probe.status == 0 ? "present" : "missing")")
+            if reported { XCTAssertEqual(result.status, 1) }
+        }
+    }
+
+    func testJSONReport() throws {
+        let result = runChild([product("vtictl"), "check", "--json", "--no-kernel", "--config", "\(directory)/none.yaml", "--ipsec-conf", "\(directory)/none.conf"])
+        XCTAssertEqual(result.status, 1)
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any], result.output)
+        XCTAssertEqual(Set(report.keys), ["routeBasedConns", "errors", "warnings", "findings"])
+        XCTAssertEqual(report["errors"] as? Int, 2)
+        let findings = try XCTUnwrap(report["findings"] as? [[String: Any]])
+        XCTAssertEqual(findings.map { $0["severity"] as? String }, ["error", "error"])
+        XCTAssertEqual(findings.first?["message"] as? String, "\(directory)/none.yaml: cannot read the file")
+        XCTAssertTrue(findings.allSatisfy { Set($0.keys).isSubset(of: ["severity", "file", "line", "message"]) })
+        let good = try check(ipsec: siteConn, ["--no-kernel", "--json"])
+        XCTAssertEqual(good.status, 0)
+        let clean = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(good.lines.joined(separator: "\n").utf8)) as? [String: Any])
+        XCTAssertEqual(clean["routeBasedConns"] as? Int, 1)
+        XCTAssertEqual((clean["findings"] as? [Any])?.count, 0)
+    }
+}
