@@ -165,3 +165,45 @@ public struct EventsReply: Codable, Sendable, Hashable {
     public var events: [EventRecord]
     public init(events: [EventRecord]) { self.events = events }
 }
+
+/// A route vtid keeps for an up tunnel (`vtictl routes`): what the hook's plan installed, owned by
+/// the conn and peer client it serves.
+public struct RouteRecord: Codable, Sendable, Hashable {
+    public var destination: String
+    public var device: String
+    /// 254 is main.
+    public var table: UInt32
+    public var gateway: String?
+    public var source: String?
+    public var metric: UInt32?
+    public var connection: String
+    /// The peer's client subnet (a road warrior's /32) whose tunnel the route serves.
+    public var peerClient: String
+    /// The tunnel's IPsec reqid, by which vtid finds its SAs; nil until an SA was seen.
+    public var reqid: UInt32?
+
+    public init(destination: String, device: String, table: UInt32, gateway: String?, source: String?, metric: UInt32?,
+                connection: String, peerClient: String, reqid: UInt32?) {
+        self.destination = destination
+        self.device = device
+        self.table = table
+        self.gateway = gateway
+        self.source = source
+        self.metric = metric
+        self.connection = connection
+        self.peerClient = peerClient
+        self.reqid = reqid
+    }
+}
+
+public struct RoutesReply: Codable, Sendable, Hashable {
+    public var version = ControlProtocol.version
+    public var ok = true
+    /// The route protocol number vtid tags its routes with (`routes.protocol`).
+    public var routeProtocol: UInt8
+    public var routes: [RouteRecord]
+    public init(routeProtocol: UInt8, routes: [RouteRecord]) {
+        self.routeProtocol = routeProtocol
+        self.routes = routes
+    }
+}

@@ -80,6 +80,8 @@ public final class ControlServer: @unchecked Sendable {
             supervisor.queue.async { client.reply { try supervisor.status() } }
         case "leases":
             supervisor.queue.async { client.reply { LeasesReply(leases: try supervisor.leaseRecords()) } }
+        case "routes":
+            supervisor.queue.async { client.reply { try supervisor.routeRecords() } }
         case "events":
             supervisor.queue.async { client.reply { EventsReply(events: supervisor.events()) } }
         case "metrics":

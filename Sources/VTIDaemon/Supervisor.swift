@@ -543,6 +543,15 @@ public final class Supervisor: @unchecked Sendable {
 
     public func leaseRecords() throws -> [LeaseRecord] { try store.all() }
 
+    public func routeRecords() throws -> RoutesReply {
+        RoutesReply(routeProtocol: configuration.hook.routeProtocol, routes: try store.routes().map { owned in
+            let route = owned.route
+            return RouteRecord(destination: "\(route.destination)", device: route.device.rawValue, table: route.table,
+                               gateway: route.gateway.map { "\($0)" }, source: route.preferredSource.map { "\($0)" }, metric: route.metric,
+                               connection: owned.connection, peerClient: "\(owned.peerClient)", reqid: owned.reqid)
+        })
+    }
+
     public func status() throws -> StatusReply {
         let connections = ipsec.values.sorted { $0.name < $1.name }.map { conn in
             let device = configuration.hook.existingDevices[conn.name]?.rawValue ?? conn.vtiInterface.rawValue

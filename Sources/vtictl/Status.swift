@@ -40,7 +40,10 @@ extension VTICtl {
             if output.json {
                 print(try encodeJSON(report))
             } else {
-                print(report.table())
+                // existing_device conns use devices of other kinds; the table shows their state too.
+                let shown = Set(report.kernel.devices.map(\.name))
+                let others = Set(report.vtid?.connections.map(\.device) ?? []).subtracting(shown)
+                print(report.table(otherDevices: others.isEmpty ? [:] : (try? KernelReport.linkStates(others)) ?? [:]))
             }
         }
     }
@@ -61,7 +64,7 @@ struct StatusReport: Codable {
         }
     }
 
-    func table() -> String {
+    func table(otherDevices: [String: (state: String, mtu: UInt32)] = [:]) -> String {
         var lines: [String] = []
         if let vtid {
             let daemon = vtid.daemon
@@ -71,7 +74,7 @@ struct StatusReport: Codable {
             lines += Table(
                 header: ["CONN", "DEVICE", "STATE", "MTU", "MARK IN/OUT", "SHARED", "POOL", "CLIENTS", "DEFINED AT"],
                 rows: vtid.connections.map { conn in
-                    let device = kernel.devices.first { $0.name == conn.device }
+                    let device = kernel.devices.first { $0.name == conn.device }.map { (state: $0.state, mtu: $0.mtu) } ?? otherDevices[conn.device]
                     let clients = vtid.leases.filter { $0.connection == conn.name && $0.connected }.count
                     return [conn.name, conn.device, device?.state ?? "missing", device.map { "\($0.mtu)" } ?? "-",
                             conn.markIn == conn.markOut ? conn.markIn : "\(conn.markIn)/\(conn.markOut)", conn.shared ? "yes" : "no",
@@ -187,6 +190,15 @@ struct KernelReport: Codable {
                bytes: sa.bytes, packets: sa.packets)
         }
         return KernelReport(devices: devices, securityAssociations: sas)
+    }
+
+    /// State and MTU of devices by name, whatever their kind.
+    static func linkStates(_ names: Set<String>) throws -> [String: (state: String, mtu: UInt32)] {
+        var states: [String: (state: String, mtu: UInt32)] = [:]
+        for link in try NetlinkSocket(.route).links() where names.contains(link.name) {
+            states[link.name] = (link.isUp ? "up" : "down", link.mtu)
+        }
+        return states
     }
 
     func table() -> [String] {

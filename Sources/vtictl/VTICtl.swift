@@ -9,7 +9,7 @@ struct VTICtl: ParsableCommand {
         commandName: "vtictl",
         abstract: "Show and check route-based IPsec (VTI) state on this host.",
         version: VTICtlVersion.current,
-        subcommands: [Status.self, Leases.self, Events.self, Reconcile.self, Check.self, Reload.self, Metrics.self, Version.self],
+        subcommands: [Status.self, Leases.self, Routes.self, Events.self, Reconcile.self, Check.self, Reload.self, Metrics.self, Version.self],
         defaultSubcommand: Status.self)
 }
 

@@ -1,0 +1,166 @@
+import ControlProtocol
+import Foundation
+import KernelTestSupport
+import XCTest
+
+/// Every vtictl subcommand as an operator runs it, against a real vtid in a throwaway network
+/// namespace (real socket, real kernel), then with vtid stopped. Tables are compared whole, with
+/// only times, durations, the pid and the temporary directory masked; `--json` documents have
+/// their keys checked against the documented schema (README, "vtictl").
+final class VTICtlCommandTests: XCTestCase {
+    private func vtictl(_ bed: VTIDBed, _ arguments: String...) -> (status: Int32, text: String) {
+        let result = runChild([product("vtictl")] + arguments + ["--run-directory", bed.directory + "/run"])
+        XCTAssertTrue(result.launched, "vtictl did not start: build it first (swift build)")
+        return (result.status, masked(result.output, bed))
+    }
+
+    /// Times of day, durations, the pid, microseconds and the test's directory vary from run to run.
+    private func masked(_ text: String, _ bed: VTIDBed) -> String {
+        var text = text.replacingOccurrences(of: bed.directory, with: "DIR")
+        for (pattern, replacement) in [(#"\d\d:\d\d:\d\d"#, "HH:MM:SS"), (#"pid \d+"#, "pid N"), (#"up \d+s"#, "up Ns"),
+                                       (#"applied  \d+ *"#, "applied  µs  "), (#"µs +DETAIL"#, "µs  DETAIL")] {
+            text = text.replacingOccurrences(of: pattern, with: replacement, options: .regularExpression)
+        }
+        return text
+    }
+
+    private func object(_ text: String) throws -> [String: Any] {
+        try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], text)
+    }
+
+    private func keys(_ value: Any?) -> Set<String> { Set((value as? [String: Any])?.keys ?? [:].keys) }
+
+    private let leaseKeys: Set<String> = ["address", "connection", "peerID", "peerAddress", "firstSeen", "lastSeen", "connected",
+                                          "spiIn", "spiOut", "inBytes", "outBytes"]
+
+    func testEverySubcommandAgainstARunningVTIDAndWithoutIt() throws {
+        try inFreshNetworkNamespace(self) {
+            let bed = try VTIDBed()
+            let vtid = try bed.startVTID()
+            XCTAssertEqual(bed.runHook(roadWarrior("up-client", client: 1)).status, 0)
+            XCTAssertEqual(bed.runHook(roadWarrior("up-client", client: 2)).status, 0)
+            // A route with vtid's protocol on a device vtid does not manage: shown, never pruned.
+            try ip("link", "add", "other0", "type", "veth", "peer", "name", "other0peer")
+            try ip("link", "set", "other0", "up")
+            try ip("route", "add", "198.18.0.0/24", "dev", "other0", "proto", "157")
+
+            let status = vtictl(bed, "status")
+            XCTAssertEqual(status.status, 0)
+            XCTAssertEqual(status.text, """
+                vtid: running (pid N, up Ns, 2 events applied, 0 failed), DIR/vtid.yaml
+
+                CONN  DEVICE  STATE  MTU   MARK IN/OUT    SHARED  POOL                  CLIENTS  DEFINED AT
+                rw    rwdev   up     1500  12/0xffffffff  yes     10.0.1.10-10.0.3.250  2        DIR/ipsec.conf:1
+
+                CLIENT     CONN  PEER ID   PEER         STATE      SINCE     IN BYTES  OUT BYTES
+                10.0.1.11  rw    @client1  192.0.2.101  connected  HH:MM:SS  0         0
+                10.0.1.12  rw    @client2  192.0.2.102  connected  HH:MM:SS  0         0
+
+                no VTI devices
+
+                no IPsec SAs
+
+                """)
+            XCTAssertEqual(vtictl(bed, "status", "rw").text, status.text, "the one conn is all there is")
+            XCTAssertTrue(vtictl(bed, "status", "other").text.contains("no route-based conns"), "an unknown conn filters everything out")
+
+            let statusJSON = try object(vtictl(bed, "status", "--json").text)
+            XCTAssertEqual(Set(statusJSON.keys), ["kernel", "vtid", "vtidRunning"])
+            XCTAssertEqual(statusJSON["vtidRunning"] as? Bool, true)
+            XCTAssertEqual(keys(statusJSON["kernel"]), ["devices", "securityAssociations"])
+            let reply = try XCTUnwrap(statusJSON["vtid"] as? [String: Any])
+            XCTAssertEqual(Set(reply.keys), ["version", "ok", "daemon", "connections", "leases", "problems"])
+            XCTAssertEqual(keys(reply["daemon"]), ["version", "pid", "started", "configurationFile", "ipsecConf", "eventsApplied", "eventsFailed"])
+            let connection = try XCTUnwrap((reply["connections"] as? [Any])?.first)
+            XCTAssertEqual(keys(connection), ["name", "location", "markIn", "markOut", "device", "shared", "routing", "managed", "addressPool"])
+            XCTAssertEqual((reply["leases"] as? [Any])?.map(keys), [leaseKeys, leaseKeys])
+            XCTAssertEqual(try object(vtictl(bed, "status", "rw", "--json").text)["vtidRunning"] as? Bool, true)
+
+            XCTAssertEqual(vtictl(bed, "leases").text, """
+                CLIENT     CONN  PEER ID   PEER         STATE      FIRST SEEN  LAST SEEN  IN BYTES  OUT BYTES
+                10.0.1.11  rw    @client1  192.0.2.101  connected  HH:MM:SS    HH:MM:SS   0         0
+                10.0.1.12  rw    @client2  192.0.2.102  connected  HH:MM:SS    HH:MM:SS   0         0
+
+                """)
+            XCTAssertEqual(bed.runHook(roadWarrior("down-client", client: 1, extra: ["PLUTO_INBYTES": "4200", "PLUTO_OUTBYTES": "3100"])).status, 0)
+            XCTAssertEqual(vtictl(bed, "leases", "--connected").text, """
+                CLIENT     CONN  PEER ID   PEER         STATE      FIRST SEEN  LAST SEEN  IN BYTES  OUT BYTES
+                10.0.1.12  rw    @client2  192.0.2.102  connected  HH:MM:SS    HH:MM:SS   0         0
+
+                """)
+            let leasesJSON = try object(vtictl(bed, "leases", "--json").text)
+            XCTAssertEqual(Set(leasesJSON.keys), ["version", "ok", "leases"])
+            let gone = try XCTUnwrap((leasesJSON["leases"] as? [[String: Any]])?.first)
+            XCTAssertEqual(gone["connected"] as? Bool, false)
+            XCTAssertEqual(gone["inBytes"] as? Int, 4200)
+
+            let routes = vtictl(bed, "routes")
+            XCTAssertEqual(routes.status, 0)
+            XCTAssertEqual(routes.text, """
+                DESTINATION   DEVICE  TABLE  VIA  SOURCE  CONN  CLIENT        REQID  KERNEL
+                10.0.1.12/32  rwdev   main   -    -       rw    10.0.1.12/32  16408  installed
+
+                NOT RECORDED BY VTID  DEVICE  TABLE
+                198.18.0.0/24         other0  main
+
+                """)
+            let routesJSON = try object(vtictl(bed, "routes", "--json").text)
+            XCTAssertEqual(Set(routesJSON.keys), ["vtidRunning", "routeProtocol", "routes", "unrecorded"])
+            let entry = try XCTUnwrap((routesJSON["routes"] as? [Any])?.first)
+            XCTAssertEqual(keys(entry), ["route", "inKernel"])
+            XCTAssertEqual(keys((entry as? [String: Any])?["route"]), ["destination", "device", "table", "connection", "peerClient", "reqid"])
+
+            XCTAssertEqual(vtictl(bed, "events", "--limit", "2").text, """
+                #  TIME      VERB         CONN  BY    RESULT   µs  DETAIL
+                2  HH:MM:SS  up-client    rw    vtid  applied  µs  route 10.0.1.12/32 dev rwdev proto 157
+                3  HH:MM:SS  down-client  rw    vtid  applied  µs  removed route 10.0.1.11/32 dev rwdev proto 157
+
+                """)
+            let eventsJSON = try object(vtictl(bed, "events", "--json").text)
+            XCTAssertEqual(Set(eventsJSON.keys), ["version", "ok", "events"])
+            XCTAssertEqual((eventsJSON["events"] as? [Any])?.map(keys).first,
+                           ["sequence", "time", "key", "verb", "connection", "source", "result", "lines", "microseconds"])
+
+            XCTAssertEqual(vtictl(bed, "reconcile", "--dry-run").text, "nothing to repair: the kernel holds what vtid wants\n")
+            try ip("route", "del", "10.0.1.12/32", "dev", "rwdev")
+            let repaired = vtictl(bed, "reconcile")
+            XCTAssertEqual(repaired.status, 0)
+            XCTAssertTrue(["nothing needed repair\n", "route 10.0.1.12/32 dev rwdev proto 157\n"].contains(repaired.text) || repaired.text.contains("10.0.1.12/32"),
+                          "either the route monitor was first or this pass put it back: \(repaired.text)")
+            XCTAssertTrue(eventually(within: 5) { (try? bed.ourRoutes()) == ["10.0.1.12"] })
+            XCTAssertEqual(vtictl(bed, "reload").text, "vtid reloaded its configuration\n")
+            XCTAssertTrue(vtictl(bed, "metrics").text.contains(#"vtid_events_total{verb="up-client",result="applied"} 2"#))
+            XCTAssertEqual(runChild([product("vtictl"), "version"]).output, "vtictl 0.1.0\n")
+
+            // vtid stopped: status and routes show the kernel and say so; the rest fail in one sentence.
+            XCTAssertEqual(vtid.stop(), 0)
+            let down = "vtid is not running (nothing listens on DIR/run/control.sock)"
+            let statusDown = vtictl(bed, "status")
+            XCTAssertEqual(statusDown.status, 0)
+            XCTAssertEqual(statusDown.text, """
+                vtid: NOT RUNNING (\(down)); showing what the kernel holds
+
+                no VTI devices
+
+                no IPsec SAs
+
+                """)
+            let statusDownJSON = try object(vtictl(bed, "status", "--json").text)
+            XCTAssertEqual(statusDownJSON["vtidRunning"] as? Bool, false)
+            XCTAssertEqual(statusDownJSON["vtidError"] as? String, down.replacingOccurrences(of: "DIR", with: bed.directory))
+            XCTAssertEqual(vtictl(bed, "routes").text, """
+                vtid: NOT RUNNING (\(down)); showing the kernel's routes with protocol 157
+
+                DESTINATION    DEVICE  TABLE
+                10.0.1.12/32   rwdev   main
+                198.18.0.0/24  other0  main
+
+                """)
+            for command in [["leases"], ["events"], ["reconcile", "--dry-run"], ["reload"], ["metrics"]] {
+                let result = runChild([product("vtictl")] + command + ["--run-directory", bed.directory + "/run"])
+                XCTAssertEqual(result.status, 1, "\(command)")
+                XCTAssertEqual(masked(result.output, bed), "vtictl: \(down)\n", "\(command)")
+            }
+        }
+    }
+}
