@@ -90,9 +90,12 @@ public struct ConnectionRecord: Codable, Sendable, Hashable {
     /// What vtid last repaired on the conn's device, and the last error it met there (time first).
     public var lastRepair: String?
     public var lastError: String?
+    /// The conn's IPsec SAs now (nil when vtid could not read them).
+    public var traffic: ConnectionTraffic?
 
     public init(name: String, location: String, markIn: String, markOut: String, device: String, shared: Bool, routing: Bool,
-                managed: Bool, addressPool: String?, lastRepair: String? = nil, lastError: String? = nil) {
+                managed: Bool, addressPool: String?, lastRepair: String? = nil, lastError: String? = nil, traffic: ConnectionTraffic? = nil) {
+        self.traffic = traffic
         self.name = name
         self.location = location
         self.markIn = markIn
@@ -104,6 +107,30 @@ public struct ConnectionRecord: Codable, Sendable, Hashable {
         self.addressPool = addressPool
         self.lastRepair = lastRepair
         self.lastError = lastError
+    }
+}
+
+/// A conn's IPsec SAs as the kernel counts them: those whose reqid a policy with the conn's mark
+/// names. Counters restart at each rekey (a new SA); `since` is the oldest SA's installation.
+public struct ConnectionTraffic: Codable, Sendable, Hashable {
+    /// Remote ends of the SAs: one for a site-to-site conn, each client's address on a shared one.
+    public var peers: [String]
+    public var associations: Int
+    /// Unix time, seconds.
+    public var since: Int64?
+    public var inBytes: UInt64
+    public var outBytes: UInt64
+    public var inPackets: UInt64
+    public var outPackets: UInt64
+
+    public init(peers: [String], associations: Int, since: Int64?, inBytes: UInt64, outBytes: UInt64, inPackets: UInt64, outPackets: UInt64) {
+        self.peers = peers
+        self.associations = associations
+        self.since = since
+        self.inBytes = inBytes
+        self.outBytes = outBytes
+        self.inPackets = inPackets
+        self.outPackets = outPackets
     }
 }
 

@@ -553,16 +553,19 @@ public final class Supervisor: @unchecked Sendable {
     }
 
     public func status() throws -> StatusReply {
+        let xfrm = try? kernelApplier().xfrmState()
+        let locals = Set(((try? kernelApplier().localAddresses()) ?? []).map { "\($0)" })
         let connections = ipsec.values.sorted { $0.name < $1.name }.map { conn in
             let device = configuration.hook.existingDevices[conn.name]?.rawValue ?? conn.vtiInterface.rawValue
             return ConnectionRecord(name: conn.name, location: "\(conn.location)", markIn: "\(conn.markIn)", markOut: "\(conn.markOut)",
                                     device: device, shared: conn.vtiShared, routing: conn.vtiRouting, managed: configuration.manages(conn.name),
                                     addressPool: conn.addressPool.map { "\($0.lowerBound)-\($0.upperBound)" },
-                                    lastRepair: objectStatus[device]?.lastRepair, lastError: objectStatus[device]?.lastError)
+                                    lastRepair: objectStatus[device]?.lastRepair, lastError: objectStatus[device]?.lastError,
+                                    traffic: xfrm.map { traffic(of: conn, in: $0, localAddresses: locals) })
         }
         var records = try store.all()
         metrics.clients.set(Int64(records.filter(\.connected).count))
-        if let associations = try? kernelApplier().xfrmState().associations {
+        if let associations = xfrm?.associations {
             records = records.withCounters(from: associations)
         }
         var problems = objectStatus.compactMap { object, status in status.lastError.map { "\(object): \($0)" } }.sorted()
@@ -572,6 +575,30 @@ public final class Supervisor: @unchecked Sendable {
                                                 eventsFailed: failed),
                            connections: connections, leases: records, problems: problems)
     }
+}
+
+/// The SAs of a conn: those whose reqid a policy carrying the conn's mark names.
+func traffic(of conn: RouteBasedConn, in xfrm: (associations: [SecurityAssociation], policies: [SecurityPolicy]),
+             localAddresses: Set<String>) -> ConnectionTraffic {
+    let marks = [conn.markIn.value, conn.markOut.value]
+    let reqids = Set(xfrm.policies.filter { $0.mark.map { marks.contains($0.value) } ?? false }.flatMap(\.templateReqids))
+    var traffic = ConnectionTraffic(peers: [], associations: 0, since: nil, inBytes: 0, outBytes: 0, inPackets: 0, outPackets: 0)
+    var peers = Set<String>()
+    for sa in xfrm.associations where reqids.contains(sa.reqid) {
+        traffic.associations += 1
+        if sa.addTime > 0 { traffic.since = min(traffic.since ?? Int64.max, Int64(sa.addTime)) }
+        if localAddresses.contains("\(sa.destination)") {
+            traffic.inBytes += sa.bytes
+            traffic.inPackets += sa.packets
+            peers.insert("\(sa.source)")
+        } else {
+            traffic.outBytes += sa.bytes
+            traffic.outPackets += sa.packets
+            peers.insert("\(sa.destination)")
+        }
+    }
+    traffic.peers = peers.sorted()
+    return traffic
 }
 
 public let vtidVersion = "0.2.0"

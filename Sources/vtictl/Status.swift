@@ -72,12 +72,18 @@ struct StatusReport: Codable {
             if let error = daemon.reloadError { lines.append("  last reload FAILED, running the previous configuration: \(error)") }
             lines.append("")
             lines += Table(
-                header: ["CONN", "DEVICE", "STATE", "MTU", "MARK IN/OUT", "SHARED", "POOL", "CLIENTS", "DEFINED AT"],
+                header: ["CONN", "DEVICE", "STATE", "MTU", "MARK IN/OUT", "SHARED", "PEER", "SAS SINCE", "IN BYTES/PKTS", "OUT BYTES/PKTS",
+                         "POOL", "CLIENTS", "DEFINED AT"],
                 rows: vtid.connections.map { conn in
                     let device = kernel.devices.first { $0.name == conn.device }.map { (state: $0.state, mtu: $0.mtu) } ?? otherDevices[conn.device]
                     let clients = vtid.leases.filter { $0.connection == conn.name && $0.connected }.count
+                    let traffic = conn.traffic
+                    let peers = traffic?.peers ?? []
                     return [conn.name, conn.device, device?.state ?? "missing", device.map { "\($0.mtu)" } ?? "-",
                             conn.markIn == conn.markOut ? conn.markIn : "\(conn.markIn)/\(conn.markOut)", conn.shared ? "yes" : "no",
+                            peers.first.map { peers.count > 1 ? "\($0) +\(peers.count - 1)" : $0 } ?? "-",
+                            traffic?.since.map(clock) ?? "-",
+                            traffic.map { "\($0.inBytes)/\($0.inPackets)" } ?? "-", traffic.map { "\($0.outBytes)/\($0.outPackets)" } ?? "-",
                             conn.addressPool ?? "-", "\(clients)", conn.location]
                 },
                 empty: "no route-based conns in \(daemon.ipsecConf)").lines

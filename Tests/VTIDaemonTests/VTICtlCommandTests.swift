@@ -49,8 +49,8 @@ final class VTICtlCommandTests: XCTestCase {
             XCTAssertEqual(status.text, """
                 vtid: running (pid N, up Ns, 2 events applied, 0 failed), DIR/vtid.yaml
 
-                CONN  DEVICE  STATE  MTU   MARK IN/OUT    SHARED  POOL                  CLIENTS  DEFINED AT
-                rw    rwdev   up     1500  12/0xffffffff  yes     10.0.1.10-10.0.3.250  2        DIR/ipsec.conf:1
+                CONN  DEVICE  STATE  MTU   MARK IN/OUT    SHARED  PEER  SAS SINCE  IN BYTES/PKTS  OUT BYTES/PKTS  POOL                  CLIENTS  DEFINED AT
+                rw    rwdev   up     1500  12/0xffffffff  yes     -     -          0/0            0/0             10.0.1.10-10.0.3.250  2        DIR/ipsec.conf:1
 
                 CLIENT     CONN  PEER ID   PEER         STATE      SINCE     IN BYTES  OUT BYTES
                 10.0.1.11  rw    @client1  192.0.2.101  connected  HH:MM:SS  0         0
@@ -72,7 +72,10 @@ final class VTICtlCommandTests: XCTestCase {
             XCTAssertEqual(Set(reply.keys), ["version", "ok", "daemon", "connections", "leases", "problems"])
             XCTAssertEqual(keys(reply["daemon"]), ["version", "pid", "started", "configurationFile", "ipsecConf", "eventsApplied", "eventsFailed"])
             let connection = try XCTUnwrap((reply["connections"] as? [Any])?.first)
-            XCTAssertEqual(keys(connection), ["name", "location", "markIn", "markOut", "device", "shared", "routing", "managed", "addressPool"])
+            XCTAssertEqual(keys(connection), ["name", "location", "markIn", "markOut", "device", "shared", "routing", "managed", "addressPool", "traffic"])
+            // The host has no ESP, so no SA: the test bed's scenarios check peers and counters.
+            XCTAssertEqual(keys((connection as? [String: Any])?["traffic"]),
+                           ["peers", "associations", "inBytes", "outBytes", "inPackets", "outPackets"])
             XCTAssertEqual((reply["leases"] as? [Any])?.map(keys), [leaseKeys, leaseKeys])
             XCTAssertEqual(try object(vtictl(bed, "status", "rw", "--json").text)["vtidRunning"] as? Bool, true)
 

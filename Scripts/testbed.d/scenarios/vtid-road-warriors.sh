@@ -52,6 +52,11 @@ for n in 1 2; do
     || fail "gw: vtictl status does not show road$n at $address with bytes in and out"
   ok "gw: vtictl status shows road$n at $address with non-zero byte counters"
 done
+# The conn's line: both clients as peers, and its SAs' counters.
+traffic=$(vtictl_json gw status | grep -o '"traffic":{[^}]*}') || fail "gw: vtictl status --json has no traffic for rw"
+grep -q '"peers":\["192.0.2.11","192.0.2.12"\]' <<<"$traffic" || fail "gw: conn rw's peers are not the two clients: $traffic"
+grep -Eq '"inBytes":[1-9][0-9]*,"outBytes":[1-9]' <<<"$traffic" || fail "gw: conn rw's SAs carried no bytes: $traffic"
+ok "gw: vtictl status shows conn rw with both clients as peers and non-zero SA counters"
 
 # vtid stops (as systemd stops it): tunnels stay, and a new client still gets its route.
 vtid_stop gw
