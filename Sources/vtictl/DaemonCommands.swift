@@ -113,7 +113,13 @@ func ask<Reply>(_ request: () throws -> Reply) throws -> Reply {
     do {
         return try request()
     } catch {
-        FileHandle.standardError.write(Data("vtictl: \(error)\n".utf8))
-        throw ExitCode(1)
+        throw failure("\(error)")
     }
+}
+
+/// Says what went wrong in one sentence on stderr (no usage text: the command was right) and
+/// gives the exit status 1 to throw.
+func failure(_ sentence: String) -> ExitCode {
+    FileHandle.standardError.write(Data("vtictl: \(sentence)\n".utf8))
+    return ExitCode(1)
 }

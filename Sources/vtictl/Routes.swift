@@ -31,7 +31,7 @@ extension VTICtl {
             do {
                 kernel = try KernelRoute.read(protocol: report.routeProtocol)
             } catch {
-                throw ValidationError("cannot read the kernel's routes: \(error)")
+                throw failure("cannot read the kernel's routes: \(error)")
             }
             let installed = Set(kernel)
             report.routes = recorded.filter { connection == nil || $0.connection == connection }.map {

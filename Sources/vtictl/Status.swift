@@ -21,7 +21,7 @@ extension VTICtl {
             do {
                 kernel = try KernelReport.read()
             } catch {
-                throw ValidationError("cannot read the kernel's state: \(error)")
+                throw failure("cannot read the kernel's state: \(error)")
             }
             var report = StatusReport(vtidRunning: false, vtidError: nil, vtid: nil, kernel: kernel)
             if output.json && connection == nil, let raw = try? daemon.client.send("status") {
