@@ -1,0 +1,37 @@
+import Foundation
+import KernelTestSupport
+import XCTest
+
+/// vti-updown's own command line: what an operator types to try it (`--plan` with a recorded
+/// event changes nothing), and what pluto never passes.
+final class HookCommandLineTests: XCTestCase {
+    private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../VTIModelTests/Fixtures/libreswan-4.10-updown").standardized.path
+
+    private func recorded(_ name: String) throws -> [String] {
+        try String(contentsOfFile: "\(fixtures)/\(name).env", encoding: .utf8).split(separator: "\n").map(String.init)
+    }
+
+    func testVersionHelpAndBadArguments() {
+        XCTAssertEqual(runChild([product("vti-updown"), "--version"]).output, "vti-updown 0.1.0\n")
+        let help = runChild([product("vti-updown"), "--help"])
+        XCTAssertEqual(help.status, 0)
+        XCTAssertTrue(help.output.hasPrefix("usage: vti-updown [--config FILE] [--plan] [VERB]\n"), help.output)
+        let bad = runChild([product("vti-updown"), "--frobnicate"])
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.output.hasPrefix("vti-updown: unexpected argument --frobnicate\n"), bad.output)
+    }
+
+    /// The road client's route-client as pluto 4.10 sent it: the plan, one line per step, and no change.
+    func testPlanPrintsWhatWouldBeDone() throws {
+        let result = runChild(["/usr/bin/env", "-i"] + (try recorded("rw-road1-03-route-client")) + [product("vti-updown"), "--plan", "--config", "/dev/null"])
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertEqual(result.output, """
+            vti-updown: plan for route-client rw peer 192.0.2.2 id @east:
+              ensure address 10.0.1.10/32 on lo
+              add route 0.0.0.0/1 dev eth0 src 10.0.1.10 proto 157
+              add route 128.0.0.0/1 dev eth0 src 10.0.1.10 proto 157
+
+            """)
+    }
+}
