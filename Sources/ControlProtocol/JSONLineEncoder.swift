@@ -21,8 +21,13 @@ public struct JSONLineEncoder {
 /// The shared byte buffer every container of one document writes into.
 final class JSONOutput {
     var bytes: [UInt8] = []
+    var depth = 0
 
     func write(_ value: some Encodable, codingPath: [any CodingKey]) throws {
+        // A scalar type without a case in `StreamingEncoder.write` would encode itself forever.
+        guard depth < 64 else { throw JSONEncodingFailure("\(codingPath.map(\.stringValue)): nested over 64 deep, or \(type(of: value)) is not supported") }
+        depth += 1
+        defer { depth -= 1 }
         let encoder = StreamingEncoder(output: self, codingPath: codingPath)
         try value.encode(to: encoder)
         try encoder.finish()
@@ -157,7 +162,10 @@ private final class StreamingEncoder: Encoder {
         case let number as UInt16: output.appendNumber(number)
         case let number as UInt8: output.appendNumber(number)
         case let number as UInt: output.appendNumber(number)
+        case let number as Int16: output.appendNumber(number)
+        case let number as Int8: output.appendNumber(number)
         case let number as Double: try output.appendNumber(number)
+        case let number as Float: try output.appendNumber(Double(number))
         default: try output.write(value, codingPath: path())
         }
     }

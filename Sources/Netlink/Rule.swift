@@ -12,6 +12,11 @@ public struct RoutingRule: Hashable, Sendable, CustomStringConvertible {
     public var firewallMask: UInt32?
     /// `FRA_PROTOCOL`: who installed the rule, as for routes.
     public var `protocol`: RouteProtocol
+    /// `not` (FIB_RULE_INVERT): the rule applies to traffic its selectors do not match. Read from
+    /// dumps; rules this module adds are never inverted.
+    public var isInverted = false
+    /// What a matching packet meets, when it is not a table lookup (read from dumps).
+    public var action = RuleAction.lookup
 
     public init(
         family: AddressFamily, priority: UInt32? = nil, source: InetPrefix? = nil, destination: InetPrefix? = nil,
@@ -34,6 +39,35 @@ public struct RoutingRule: Hashable, Sendable, CustomStringConvertible {
         if let destination { text += " to \(destination)" }
         if let firewallMark { text += " fwmark \(firewallMark)" }
         return text + " lookup \(table)"
+    }
+}
+
+/// `fib_rule_hdr.action`.
+public enum RuleAction: Hashable, Sendable, CustomStringConvertible {
+    case lookup, goto, nop, blackhole, unreachable, prohibit, other(UInt8)
+
+    init(_ raw: UInt8) {
+        switch Int32(raw) {
+        case Int32(FR_ACT_TO_TBL): self = .lookup
+        case Int32(FR_ACT_GOTO): self = .goto
+        case Int32(FR_ACT_NOP): self = .nop
+        case Int32(FR_ACT_BLACKHOLE): self = .blackhole
+        case Int32(FR_ACT_UNREACHABLE): self = .unreachable
+        case Int32(FR_ACT_PROHIBIT): self = .prohibit
+        default: self = .other(raw)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .lookup: "lookup"
+        case .goto: "goto"
+        case .nop: "nop"
+        case .blackhole: "blackhole"
+        case .unreachable: "unreachable"
+        case .prohibit: "prohibit"
+        case .other(let raw): "action \(raw)"
+        }
     }
 }
 
@@ -86,6 +120,8 @@ extension RoutingRule {
             throw NetlinkDecodingError(what: "rule family \(header.family)", offset: 0)
         }
         self.init(family: family, table: RouteTable(rawValue: UInt32(header.table)), protocol: .unspecified)
+        isInverted = header.flags & UInt32(FIB_RULE_INVERT) != 0
+        action = RuleAction(header.action)
         var decoder = AttributeDecoder(payload, from: alignedSize(of: fib_rule_hdr.self))
         while let attribute = decoder.next() {
             switch Int(attribute.type) {

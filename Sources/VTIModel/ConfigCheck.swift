@@ -37,15 +37,16 @@ public func checkRouteBasedConns(_ conns: [RouteBasedConn]) -> [ConfigFinding] {
             if conn.markIn.value == other.markIn.value && !sameDevice {
                 error(conn, "conn \(conn.name) uses mark \(conn.markIn.value) like conn \(other.name) (\(other.location)) but another device (\(conn.vtiInterface), not \(other.vtiInterface)): each VTI device needs its own mark")
             }
+            let unshared = sameDevice && !(conn.vtiShared && other.vtiShared)
             if sameDevice && conn.markIn.value != other.markIn.value {
                 error(conn, "conn \(conn.name) puts \(conn.vtiInterface) on mark \(conn.markIn.value), conn \(other.name) (\(other.location)) on mark \(other.markIn.value): one device has one key")
-            } else if sameDevice && !(conn.vtiShared && other.vtiShared) {
+            } else if unshared, let right = conn.rightAddress, let otherRight = other.rightAddress, right != otherRight {
+                error(conn, "conn \(conn.name) puts \(conn.vtiInterface) towards peer \(right), conn \(other.name) (\(other.location)) towards \(otherRight): an unshared VTI device has one peer (use one device per peer)")
+            } else if unshared {
                 error(conn, "conns \(other.name) (\(other.location)) and \(conn.name) share \(conn.vtiInterface) without vti-shared=yes on both")
             }
             if sameDevice, let left = conn.leftAddress, let otherLeft = other.leftAddress, left != otherLeft {
                 error(conn, "conn \(conn.name) puts \(conn.vtiInterface) on local address \(left), conn \(other.name) (\(other.location)) on \(otherLeft): a VTI device has one local address")
-            } else if sameDevice && !conn.vtiShared, let right = conn.rightAddress, let otherRight = other.rightAddress, right != otherRight {
-                error(conn, "conn \(conn.name) puts \(conn.vtiInterface) towards peer \(right), conn \(other.name) (\(other.location)) towards \(otherRight): an unshared VTI device has one peer (use one device per peer)")
             }
             if let pool = conn.addressPool, let otherPool = other.addressPool, overlaps(pool, otherPool) {
                 error(conn, "address pool \(pool.lowerBound)-\(pool.upperBound) overlaps conn \(other.name)'s \(otherPool.lowerBound)-\(otherPool.upperBound) (\(other.location))")

@@ -10,15 +10,22 @@ public struct HostFacts: Sendable {
         public var priority: UInt32
         public var mark: UInt32
         public var mask: UInt32
-        public var table: UInt32
-        public init(priority: UInt32, mark: UInt32, mask: UInt32, table: UInt32) {
+        /// What a selected packet meets: `lookup 52`, `unreachable`.
+        public var action: String
+        /// `not fwmark`: the rule takes the packets without the mark (wg-quick's).
+        public var isInverted: Bool
+        public init(priority: UInt32, mark: UInt32, mask: UInt32, action: String, isInverted: Bool = false) {
             self.priority = priority
             self.mark = mark
             self.mask = mask
-            self.table = table
+            self.action = action
+            self.isInverted = isInverted
         }
 
-        func matches(_ value: UInt32) -> Bool { value & mask == mark & mask }
+        /// Whether packets carrying `value` are taken by this rule rather than passed over.
+        func selects(_ value: UInt32) -> Bool { (value & mask == mark & mask) != isInverted }
+
+        var selector: String { "\(isInverted ? "not " : "")fwmark 0x\(String(mark, radix: 16))/0x\(String(mask, radix: 16)) \(action)" }
     }
 
     /// A network device; `vti` is nil for any other kind.
@@ -54,30 +61,74 @@ public struct HostFacts: Sendable {
     public init() {}
 }
 
-/// One `key = value` line of a sysctl.d file.
+/// One line of a sysctl.d file: `key = value`, or `-key` excluding a key from the globs.
 public struct SysctlFileSetting: Sendable, Hashable {
-    /// Dotted, as `sysctl` writes it: `net.ipv4.conf.all.rp_filter`.
+    /// Dotted, as `sysctl` writes it: `net.ipv4.conf.all.rp_filter`; may hold `*` and `?`.
     public var key: String
-    public var value: String
+    /// nil: an exclusion (`-net.ipv4.conf.all.rp_filter` on its own).
+    public var value: String?
     public var location: ConfigLocation
 
-    /// Reads a sysctl.d file as systemd-sysctl does: `#` and `;` comments, `/` or `.` separators,
-    /// a leading `-` (ignore failures) dropped; anything else is skipped, not judged.
+    var isGlob: Bool { key.contains("*") || key.contains("?") }
+
+    /// Reads a sysctl.d file as systemd-sysctl does: `#` and `;` comments; a key whose first
+    /// separator is a dot has dots and slashes swapped (`net.ipv4.conf.eth0/100.rp_filter`), one
+    /// whose first separator is a slash is taken as a path; a leading `-` before `key = value`
+    /// only ignores failures. Anything else is skipped, not judged.
     public static func parse(_ text: String, file: String) -> [SysctlFileSetting] {
         var settings: [SysctlFileSetting] = []
         for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.drop { $0 == " " || $0 == "\t" }
-            guard let first = line.first, first != "#", first != ";", let equals = line.firstIndex(of: "=") else { continue }
+            guard let first = line.first, first != "#", first != ";" else { continue }
+            let location = ConfigLocation(file: file, line: index + 1)
+            guard let equals = line.firstIndex(of: "=") else {
+                let key = line.trimmingSpaces
+                if key.hasPrefix("-") && key.count > 1 { settings.append(SysctlFileSetting(key: dotted(String(key.dropFirst())), value: nil, location: location)) }
+                continue
+            }
             var key = line[..<equals].trimmingSpaces
             if key.hasPrefix("-") { key = String(key.dropFirst()) }
-            // In slash form the separators are slashes and a dot belongs to a name (a VLAN device).
-            if key.contains("/") {
-                key = String(key.map { $0 == "/" ? "." : ($0 == "." ? "/" : $0) })
-            }
-            settings.append(SysctlFileSetting(key: key, value: line[line.index(after: equals)...].trimmingSpaces,
-                                              location: ConfigLocation(file: file, line: index + 1)))
+            settings.append(SysctlFileSetting(key: dotted(key), value: line[line.index(after: equals)...].trimmingSpaces, location: location))
         }
         return settings
+    }
+
+    /// The dotted form, in which a dot inside a name (a VLAN device) is a slash.
+    private static func dotted(_ key: String) -> String {
+        guard let separator = key.first(where: { $0 == "." || $0 == "/" }), separator == "/" else { return key }
+        return String(key.map { $0 == "/" ? "." : ($0 == "." ? "/" : $0) })
+    }
+
+    /// The setting `sysctl --system` leaves for `key`: the last explicit one (an explicit key
+    /// beats any glob), else the last matching glob, unless an exclusion takes the key out of them.
+    static func effective(_ key: String, in settings: [SysctlFileSetting]) -> SysctlFileSetting? {
+        if let explicit = settings.last(where: { !$0.isGlob && $0.key == key && $0.value != nil }) { return explicit }
+        if settings.contains(where: { $0.value == nil && matches($0.key, key) }) { return nil }
+        return settings.last { $0.isGlob && $0.value != nil && matches($0.key, key) }
+    }
+
+    /// `*` and `?` as in glob(7), over the dotted key.
+    static func matches(_ pattern: String, _ key: String) -> Bool {
+        let pattern = Array(pattern), key = Array(key)
+        var p = 0, k = 0, star = -1, resume = 0
+        while k < key.count {
+            if p < pattern.count && (pattern[p] == "?" || pattern[p] == key[k]) {
+                p += 1
+                k += 1
+            } else if p < pattern.count && pattern[p] == "*" {
+                star = p
+                resume = k
+                p += 1
+            } else if star >= 0 {
+                p = star + 1
+                resume += 1
+                k = resume
+            } else {
+                return false
+            }
+        }
+        while p < pattern.count && pattern[p] == "*" { p += 1 }
+        return p == pattern.count
     }
 }
 
@@ -86,7 +137,8 @@ public struct SysctlFileSetting: Sendable, Hashable {
 public let routeProtocolsInUse: [UInt8: String] = [
     2: "kernel", 3: "boot", 4: "static", 8: "gated", 9: "ra", 10: "mrt", 11: "zebra", 12: "bird", 13: "dnrouted",
     14: "xorp", 15: "ntk", 16: "dhcp", 17: "mrouted", 18: "keepalived", 42: "babel", 99: "openr",
-    186: "bgp", 187: "isis", 188: "ospf", 189: "rip", 192: "eigrp",
+    186: "bgp", 187: "isis", 188: "ospf", 189: "rip", 190: "ripng", 191: "nhrp", 192: "eigrp", 193: "ldp", 194: "sharp",
+    195: "pbr", 196: "zstatic", 197: "openfabric", 198: "srte",
 ]
 
 /// Checks conns and the hook's settings against what is on the host.
@@ -101,12 +153,18 @@ public func checkHost(_ conns: [RouteBasedConn], settings: HookSettings, facts: 
     for conn in conns {
         let device = settings.existingDevices[conn.name] ?? conn.vtiInterface
         for mark in Set([conn.markIn.value, conn.markOut.value]).sorted() {
-            for rule in facts.markRules where rule.matches(mark) {
-                add(.error, conn.location, "conn \(conn.name)'s mark \(mark) (0x\(String(mark, radix: 16))) is also selected by the kernel's ip rule \(rule.priority) (fwmark 0x\(String(rule.mark, radix: 16))/0x\(String(rule.mask, radix: 16)) lookup \(rule.table)): another firewall-mark user would route this tunnel's packets; give the conn a mark outside that range")
-            }
+            // The same rule in both families (Tailscale's) is one rule to the reader.
+            var seen = Set<String>()
+            let rules = facts.markRules.filter { $0.selects(mark) }.sorted { $0.priority < $1.priority }
+                .filter { seen.insert("\($0.priority) \($0.selector)").inserted }
+            guard !rules.isEmpty else { continue }
+            let listed = rules.map { "\($0.priority) (\($0.selector))" }.joined(separator: ", ")
+            add(.error, conn.location, "conn \(conn.name)'s mark \(mark) (0x\(String(mark, radix: 16))) is also selected by the kernel's ip rule\(rules.count > 1 ? "s" : "") \(listed): another firewall-mark user would route this tunnel's packets; give the conn a mark outside that range")
         }
-        for other in facts.devices where other.name != device.rawValue && other.vti?.inputKey == conn.markIn.value && conn.markIn.value != 0 {
-            add(.error, conn.location, "the kernel's \(other.name) already uses key \(conn.markIn.value) (local \(other.vti!.local), remote \(other.vti!.remote)): conn \(conn.name)'s \(device) with the same key would take or lose its traffic; delete \(other.name) or give the conn another mark")
+        for other in facts.devices where other.name != device.rawValue {
+            guard let vti = other.vti, (vti.inputKey == conn.markIn.value && vti.inputKey != 0) || (vti.outputKey == conn.markOut.value && vti.outputKey != 0) else { continue }
+            let key = vti.inputKey == conn.markIn.value ? vti.inputKey : vti.outputKey
+            add(.error, conn.location, "the kernel's \(other.name) already uses key \(key) (local \(vti.local), remote \(vti.remote)): conn \(conn.name)'s \(device) with the same key would take or lose its traffic; delete \(other.name) or give the conn another mark")
         }
         if let existing = facts.devices.first(where: { $0.name == device.rawValue }) {
             if let vti = existing.vti {
@@ -127,36 +185,33 @@ public func checkHost(_ conns: [RouteBasedConn], settings: HookSettings, facts: 
     return findings
 }
 
-/// sysctl.d lines that `sysctl --system` (a package upgrade, a boot) would apply over what the
-/// hook sets: the tunnels then break long after the change that caused it.
+/// sysctl.d settings that `sysctl --system` (a package upgrade, a boot) would apply over what
+/// the hook sets: the tunnels then break long after the change that caused it. Judged on the
+/// value each key ends up with, so a later file that corrects an earlier one is not reported.
 private func sysctlConflicts(_ conns: [RouteBasedConn], settings: HookSettings, files: [SysctlFileSetting]) -> [ConfigFinding] {
     var findings: [ConfigFinding] = []
-    let devices = Set(conns.map { (settings.existingDevices[$0.name] ?? $0.vtiInterface).rawValue })
+    let devices = Set(conns.map { (settings.existingDevices[$0.name] ?? $0.vtiInterface).rawValue }).sorted()
     let forwarding = conns.contains { $0.vtiRouting || $0.addressPool != nil }
-    for line in files {
-        let parts = line.key.split(separator: ".").map(String.init)
-        let value = Int(line.value)
-        func warn(_ message: String) {
-            findings.append(ConfigFinding(severity: .warning, location: line.location, message: message))
+    func check(_ key: String, _ judge: (Int) -> String?) {
+        guard let setting = SysctlFileSetting.effective(key, in: files), let text = setting.value, let value = Int(text),
+              let problem = judge(value) else { return }
+        let shown = setting.key == key ? "\(key) = \(value)" : "\(setting.key) = \(value) (so \(key))"
+        findings.append(ConfigFinding(severity: .warning, location: setting.location, message: "\(shown): \(problem)"))
+    }
+    if forwarding {
+        for key in ["net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding"] {
+            check(key) { $0 == 0 ? "route-based conns route clients and subnets; the hook turns forwarding on, and `sysctl --system` would turn it off again" : nil }
         }
-        if line.key == "net.ipv4.ip_forward" && value == 0 && forwarding {
-            warn("net.ipv4.ip_forward = 0: route-based conns route clients and subnets; the hook turns forwarding on, and `sysctl --system` would turn it off again")
-        }
-        guard parts.count == 5, parts[0] == "net", parts[1] == "ipv4", parts[2] == "conf" else { continue }
-        let scope = parts[3]
-        let name = parts[4]
-        if name == "rp_filter", let value, scope == "all" || devices.contains(scope) {
-            let wanted = settings.reversePathFilter.rawValue
-            // The kernel uses max(all, device): all can only make a device stricter.
-            if scope == "all" && value > wanted {
-                warn("net.ipv4.conf.all.rp_filter = \(value) overrides rp_filter \(settings.reversePathFilter) on every VTI device (the kernel uses the larger of all and the device): \(value == 1 ? "strict checking drops replies that come back through another tunnel" : "loose checking instead of off")")
-            } else if scope != "all" && value != wanted {
-                warn("net.ipv4.conf.\(scope).rp_filter = \(value) contradicts the hook's rp_filter \(settings.reversePathFilter) (\(wanted)) on \(scope)")
-            }
-        }
-        if name == "disable_policy", value == 0, devices.contains(scope) {
-            warn("net.ipv4.conf.\(scope).disable_policy = 0: decrypted packets on \(scope) would be checked against IPsec policies again and dropped")
-        }
+    }
+    let wanted = settings.reversePathFilter.rawValue
+    check("net.ipv4.conf.all.rp_filter") { value in
+        // The kernel uses max(all, device): all can only make a device stricter.
+        guard value > wanted else { return nil }
+        return "overrides rp_filter \(settings.reversePathFilter) on every VTI device (the kernel uses the larger of all and the device): \(value == 1 ? "strict checking drops replies that come back through another tunnel" : "loose checking instead of off")"
+    }
+    for device in devices {
+        check("net.ipv4.conf.\(device).rp_filter") { $0 != wanted ? "contradicts the hook's rp_filter \(settings.reversePathFilter) (\(wanted)) on \(device)" : nil }
+        check("net.ipv4.conf.\(device).disable_policy") { $0 == 0 ? "decrypted packets on \(device) would be checked against IPsec policies again and dropped" : nil }
     }
     return findings
 }

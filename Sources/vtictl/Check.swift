@@ -79,9 +79,8 @@ struct CheckReport: Codable {
 extension KernelSupport {
     /// Loaded (/sys/module), built in or installed (modules.builtin, modules.dep) for `uname -r`.
     static func ofRunningKernel() -> KernelSupport {
-        var release = utsname()
-        uname(&release)
-        let version = withUnsafeBytes(of: release.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let version = FileManager.default.contents(atPath: "/proc/sys/kernel/osrelease")
+            .map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) } ?? "(unknown release)"
         let modulesDirectory = "/lib/modules/\(version)"
         let index = ["modules.dep", "modules.builtin"].compactMap {
             FileManager.default.contents(atPath: "\(modulesDirectory)/\($0)").map { String(decoding: $0, as: UTF8.self) }
@@ -109,7 +108,9 @@ extension HostFacts {
             for family in [Netlink.AddressFamily.ipv4, Netlink.AddressFamily.ipv6] {
                 for rule in (try? route.rules(family: family)) ?? [] {
                     guard let mark = rule.firewallMark else { continue }
-                    facts.markRules.append(.init(priority: rule.priority ?? 0, mark: mark, mask: rule.firewallMask ?? 0xffff_ffff, table: rule.table.rawValue))
+                    let table = [253: "default", 254: "main", 255: "local"][rule.table.rawValue] ?? "\(rule.table.rawValue)"
+                    facts.markRules.append(.init(priority: rule.priority ?? 0, mark: mark, mask: rule.firewallMask ?? 0xffff_ffff,
+                                                 action: rule.action == .lookup ? "lookup \(table)" : "\(rule.action)", isInverted: rule.isInverted))
                 }
             }
             facts.devices = ((try? route.links()) ?? []).map { link in
@@ -125,8 +126,10 @@ extension HostFacts {
                 files[name] = "\(directory)/\(name)"
             }
         }
+        var read = Set<String>()  // Debian's /etc/sysctl.d/99-sysctl.conf is a link to /etc/sysctl.conf
         for path in files.keys.sorted().compactMap({ files[$0] }) + ["/etc/sysctl.conf"] {
-            guard let data = FileManager.default.contents(atPath: path) else { continue }
+            guard read.insert(URL(fileURLWithPath: path).resolvingSymlinksInPath().path).inserted,
+                  let data = FileManager.default.contents(atPath: path) else { continue }
             facts.sysctlFiles += SysctlFileSetting.parse(String(decoding: data, as: UTF8.self), file: path)
         }
         facts.executables = Set(updowns.filter { FileManager.default.isExecutableFile(atPath: $0) })

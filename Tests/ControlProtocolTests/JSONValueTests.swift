@@ -78,6 +78,18 @@ final class JSONValueTests: XCTestCase {
         try check(LeasesReply(leases: [lease]))
         try check(events)
         try check(LeasesReply(leases: []))
+        try check(RoutesReply(routeProtocol: 157, routes: [
+            RouteRecord(destination: "10.0.1.10/32", device: "vti02", table: 254, gateway: nil, source: "10.3.0.1", metric: 5,
+                        connection: "rw", peerClient: "10.0.1.10/32", reqid: 16397),
+        ]))
+        var traffic = status
+        traffic.connections[0].traffic = ConnectionTraffic(peers: ["192.0.2.11", "192.0.2.12"], associations: 4, since: 1_795_439_001,
+                                                           inBytes: 336, outBytes: 0, inPackets: 4, outPackets: 0)
+        try check(traffic)
         XCTAssertThrowsError(try JSONLineEncoder().encodeLine(Double.nan))
+        XCTAssertEqual(String(decoding: try JSONLineEncoder().encodeLine([Int8(-5), Int8(7)]), as: UTF8.self), "[-5,7]\n")
+        XCTAssertEqual(String(decoding: try JSONLineEncoder().encodeLine([Float(1.5)]), as: UTF8.self), "[1.5]\n")
+        // A type the encoder has no case for fails, and does not recurse until the stack runs out.
+        XCTAssertThrowsError(try JSONLineEncoder().encodeLine([UInt128(1)]))
     }
 }

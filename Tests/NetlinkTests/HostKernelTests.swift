@@ -200,6 +200,25 @@ final class HostKernelTests: XCTestCase {
         }
     }
 
+    /// Rules other programs install (wg-quick's `not fwmark`, Tailscale's unreachable) read back
+    /// with their inversion and action, which `vtictl check` needs to judge them.
+    func testInvertedRulesAndActionsAreDecoded() throws {
+        try inFreshNetworkNamespace(self) {
+            try ip("rule", "add", "not", "fwmark", "51820", "table", "51820", "pref", "32764")
+            try ip("rule", "add", "fwmark", "0x80000/0xff0000", "unreachable", "pref", "5250")
+            let rules = try NetlinkSocket(.route).rules(family: .ipv4)
+            let wireguard = try XCTUnwrap(rules.first { $0.priority == 32764 })
+            XCTAssertTrue(wireguard.isInverted)
+            XCTAssertEqual(wireguard.action, .lookup)
+            XCTAssertEqual(wireguard.firewallMark, 51820)
+            let tailscale = try XCTUnwrap(rules.first { $0.priority == 5250 })
+            XCTAssertFalse(tailscale.isInverted)
+            XCTAssertEqual(tailscale.action, .unreachable)
+            XCTAssertEqual(tailscale.firewallMask, 0xff0000)
+            XCTAssertFalse(try XCTUnwrap(rules.first { $0.table == .local }).isInverted, "the local table's rule")
+        }
+    }
+
     func testProxyNeighbourEntries() throws {
         try inFreshNetworkNamespace(self) {
             let socket = try NetlinkSocket(.route)

@@ -21,15 +21,28 @@ final class HostCheckTests: XCTestCase {
 
     func testACleanHostHasNoFindings() throws {
         XCTAssertEqual(try findings(site) {
-            $0.markRules = [.init(priority: 5210, mark: 0x1, mask: 0xff, table: 52)]
+            $0.markRules = [.init(priority: 5210, mark: 0x1, mask: 0xff, action: "lookup 52"),
+                            // wg-quick's: packets without 0x80010 go to its table, so 0x80010's are passed over.
+                            .init(priority: 32764, mark: 0x80010, mask: 0xffff_ffff, action: "lookup 51820", isInverted: true)]
             $0.devices = [.init(name: "eth0", vti: nil), .init(name: "vti01", vti: .init(inputKey: 0x80010, outputKey: 0x80010, local: "192.0.2.1", remote: "198.51.100.1"))]
         }, [])
     }
 
     func testAMarkAnotherFirewallMarkUserSelects() throws {
-        // Tailscale's rules select 0x80000/0xff0000: this conn's mark falls inside.
-        XCTAssertEqual(try findings(site) { $0.markRules = [.init(priority: 5210, mark: 0x80000, mask: 0xff0000, table: 52)] }, [
-            "ipsec.conf:1: error: conn a's mark 524304 (0x80010) is also selected by the kernel's ip rule 5210 (fwmark 0x80000/0xff0000 lookup 52): another firewall-mark user would route this tunnel's packets; give the conn a mark outside that range",
+        // Tailscale's rules select 0x80000/0xff0000 in both families: this conn's mark falls inside.
+        let tailscale: [HostFacts.MarkRule] = [5210, 5230, 5250].flatMap { priority in
+            Array(repeating: HostFacts.MarkRule(priority: priority, mark: 0x80000, mask: 0xff0000,
+                                                action: [5210: "lookup main", 5230: "lookup default", 5250: "unreachable"][priority]!), count: 2)
+        }
+        XCTAssertEqual(try findings(site) { $0.markRules = Array(tailscale.prefix(2)) }, [
+            "ipsec.conf:1: error: conn a's mark 524304 (0x80010) is also selected by the kernel's ip rule 5210 (fwmark 0x80000/0xff0000 lookup main): another firewall-mark user would route this tunnel's packets; give the conn a mark outside that range",
+        ])
+        XCTAssertEqual(try findings(site) { $0.markRules = tailscale }, [
+            "ipsec.conf:1: error: conn a's mark 524304 (0x80010) is also selected by the kernel's ip rules 5210 (fwmark 0x80000/0xff0000 lookup main), 5230 (fwmark 0x80000/0xff0000 lookup default), 5250 (fwmark 0x80000/0xff0000 unreachable): another firewall-mark user would route this tunnel's packets; give the conn a mark outside that range",
+        ], "one finding per mark, each rule once")
+        // wg-quick's `not fwmark 51820`: every other mark is taken by it.
+        XCTAssertEqual(try findings(site) { $0.markRules = [.init(priority: 32764, mark: 51820, mask: 0xffff_ffff, action: "lookup 51820", isInverted: true)] }, [
+            "ipsec.conf:1: error: conn a's mark 524304 (0x80010) is also selected by the kernel's ip rule 32764 (not fwmark 0xca6c/0xffffffff lookup 51820): another firewall-mark user would route this tunnel's packets; give the conn a mark outside that range",
         ])
     }
 
@@ -39,6 +52,9 @@ final class HostCheckTests: XCTestCase {
         }, [
             "ipsec.conf:1: error: the kernel's vti9 already uses key 524304 (local 192.0.2.1, remote 203.0.113.9): conn a's vti01 with the same key would take or lose its traffic; delete vti9 or give the conn another mark",
         ])
+        XCTAssertEqual(try findings(site) {
+            $0.devices = [.init(name: "vti9", vti: .init(inputKey: 9, outputKey: 0x80010, local: "192.0.2.1", remote: "203.0.113.9"))]
+        }.count, 1, "the output key counts too")
     }
 
     func testTheDeviceExistsWithOtherKeysOrIsNoVTI() throws {
@@ -84,23 +100,49 @@ final class HostCheckTests: XCTestCase {
             net.ipv4.conf.eth0.rp_filter = 1
             """
         let lines = SysctlFileSetting.parse(text, file: "/etc/sysctl.d/99-hardening.conf")
-        XCTAssertEqual(lines.map { "\($0.location.line) \($0.key)=\($0.value)" }, [
+        XCTAssertEqual(lines.map { "\($0.location.line) \($0.key)=\($0.value ?? "-")" }, [
             "2 net.ipv4.conf.all.rp_filter=1", "3 net.ipv4.ip_forward=0", "5 net.ipv4.conf.vti01.disable_policy=0",
             "6 net.ipv4.conf.vti01.rp_filter=1", "7 net.ipv4.conf.eth0.rp_filter=1",
         ])
-        XCTAssertEqual(SysctlFileSetting.parse("net/ipv4/conf/eth0.100/rp_filter = 2", file: "f").map(\.key), ["net.ipv4.conf.eth0/100.rp_filter"],
-                       "in slash form a dot belongs to a device name")
         let routed = site + "    vti-routing=yes\n    rightsubnet=10.2.0.0/16\n"
         var off = HookSettings()
         off.reversePathFilter = .off
         XCTAssertEqual(try findings(routed, settings: off) { $0.sysctlFiles = lines }, [
-            "/etc/sysctl.d/99-hardening.conf:2: warning: net.ipv4.conf.all.rp_filter = 1 overrides rp_filter off on every VTI device (the kernel uses the larger of all and the device): strict checking drops replies that come back through another tunnel",
             "/etc/sysctl.d/99-hardening.conf:3: warning: net.ipv4.ip_forward = 0: route-based conns route clients and subnets; the hook turns forwarding on, and `sysctl --system` would turn it off again",
+            "/etc/sysctl.d/99-hardening.conf:2: warning: net.ipv4.conf.all.rp_filter = 1: overrides rp_filter off on every VTI device (the kernel uses the larger of all and the device): strict checking drops replies that come back through another tunnel",
+            "/etc/sysctl.d/99-hardening.conf:6: warning: net.ipv4.conf.vti01.rp_filter = 1: contradicts the hook's rp_filter off (0) on vti01",
             "/etc/sysctl.d/99-hardening.conf:5: warning: net.ipv4.conf.vti01.disable_policy = 0: decrypted packets on vti01 would be checked against IPsec policies again and dropped",
-            "/etc/sysctl.d/99-hardening.conf:6: warning: net.ipv4.conf.vti01.rp_filter = 1 contradicts the hook's rp_filter off (0) on vti01",
         ])
-        // Loose (the default) is max(all, 2) = 2 whatever all says: only the device line conflicts.
-        XCTAssertEqual(try findings(site) { $0.sysctlFiles = lines }.count, 2)
+        // Loose (the default) is max(all, 2) = 2 whatever all says: only the device's lines conflict.
+        XCTAssertEqual(try findings(site) { $0.sysctlFiles = lines }, [
+            "/etc/sysctl.d/99-hardening.conf:6: warning: net.ipv4.conf.vti01.rp_filter = 1: contradicts the hook's rp_filter loose (2) on vti01",
+            "/etc/sysctl.d/99-hardening.conf:5: warning: net.ipv4.conf.vti01.disable_policy = 0: decrypted packets on vti01 would be checked against IPsec policies again and dropped",
+        ])
+    }
+
+    /// What `sysctl --system` ends with is judged: later lines win, an explicit key beats a glob,
+    /// an exclusion takes a key out of the globs, dotted keys may hold a slash for a dot.
+    func testSysctlFilesAreJudgedOnTheirFinalValues() throws {
+        let hardening = SysctlFileSetting.parse("net.ipv4.conf.all.rp_filter = 1\nnet.ipv4.ip_forward = 0\n", file: "/usr/lib/sysctl.d/10-hardening.conf")
+        let fixed = SysctlFileSetting.parse("net.ipv4.conf.all.rp_filter = 0\nnet.ipv4.ip_forward = 1\n", file: "/etc/sysctl.d/99-vpn.conf")
+        var off = HookSettings()
+        off.reversePathFilter = .off
+        let routed = site + "    vti-routing=yes\n    rightsubnet=10.2.0.0/16\n"
+        XCTAssertEqual(try findings(routed, settings: off) { $0.sysctlFiles = hardening + fixed }, [], "the later file corrects the earlier one")
+        // systemd's 50-default.conf: a glob over every device, all excluded.
+        let globbed = SysctlFileSetting.parse("net.ipv4.conf.default.rp_filter = 2\nnet.ipv4.conf.*.rp_filter = 2\n-net.ipv4.conf.all.rp_filter\n",
+                                              file: "/usr/lib/sysctl.d/50-default.conf")
+        XCTAssertEqual(try findings(routed, settings: off) { $0.sysctlFiles = globbed }, [
+            "/usr/lib/sysctl.d/50-default.conf:2: warning: net.ipv4.conf.*.rp_filter = 2 (so net.ipv4.conf.vti01.rp_filter): contradicts the hook's rp_filter off (0) on vti01",
+        ])
+        let explicit = SysctlFileSetting.parse("net.ipv4.conf.vti01.rp_filter = 0\n", file: "/etc/sysctl.d/60-vti.conf")
+        XCTAssertEqual(try findings(routed, settings: off) { $0.sysctlFiles = explicit + globbed }, [], "an explicit key beats a glob, whatever the order")
+        XCTAssertEqual(SysctlFileSetting.parse("net.ipv4.conf.eth0/100.rp_filter = 2\nnet/ipv4/conf/eth0.100/rp_filter = 2\nnet.ipv4.conf.all.forwarding=0", file: "f").map(\.key),
+                       ["net.ipv4.conf.eth0/100.rp_filter", "net.ipv4.conf.eth0/100.rp_filter", "net.ipv4.conf.all.forwarding"],
+                       "a dot inside a device name, written either way")
+        XCTAssertEqual(try findings(routed) { $0.sysctlFiles = SysctlFileSetting.parse("net.ipv4.conf.all.forwarding=0", file: "f") }, [
+            "f:1: warning: net.ipv4.conf.all.forwarding = 0: route-based conns route clients and subnets; the hook turns forwarding on, and `sysctl --system` would turn it off again",
+        ])
     }
 
     func testAKernelWithoutVTIOrESP() {
