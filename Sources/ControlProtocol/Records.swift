@@ -112,6 +112,7 @@ public struct ConnectionRecord: Codable, Sendable, Hashable {
 
 /// A conn's IPsec SAs as the kernel counts them: those whose reqid a policy with the conn's mark
 /// names. Counters restart at each rekey (a new SA); `since` is the oldest SA's installation.
+/// Conns that share one device share its mark, and so show the same SAs: the device's traffic.
 public struct ConnectionTraffic: Codable, Sendable, Hashable {
     /// Remote ends of the SAs: one for a site-to-site conn, each client's address on a shared one.
     public var peers: [String]

@@ -1,6 +1,8 @@
 import ArgumentParser
 import ControlProtocol
 import Netlink
+import VTIDaemon
+import VTIModel
 
 extension VTICtl {
     /// `vtictl routes`: the routes vtid keeps for up tunnels, each checked against the kernel, and
@@ -8,16 +10,19 @@ extension VTICtl {
     struct Routes: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show the routes vtid keeps for up tunnels and whether the kernel has each one.",
-            discussion: "With vtid down, shows the kernel's routes with vtid's default protocol (157) and says so.")
+            discussion: "With vtid down, shows the kernel's routes with the protocol vtid.yaml names (routes.protocol, default 157) and says so.")
 
         @Argument(help: "Show only this conn's routes.")
         var connection: String?
+
+        @Option(help: "vtid's configuration, for its route protocol when vtid does not answer.")
+        var config = "/etc/vtictl/vtid.yaml"
 
         @OptionGroup var daemon: DaemonOptions
         @OptionGroup var output: OutputOptions
 
         func run() throws {
-            var report = RoutesReport(vtidRunning: false, vtidError: nil, routeProtocol: 157, routes: [], unrecorded: [])
+            var report = RoutesReport(vtidRunning: false, vtidError: nil, routeProtocol: HookSettings.defaultRouteProtocol, routes: [], unrecorded: [])
             var recorded: [RouteRecord] = []
             do {
                 let reply = try daemon.client.fetch("routes", as: RoutesReply.self)
@@ -26,6 +31,9 @@ extension VTICtl {
                 recorded = reply.routes
             } catch {
                 report.vtidError = "\(error)"
+                if let configuration = try? loadDaemonConfiguration(config, requireFile: false) {
+                    report.routeProtocol = configuration.hook.routeProtocol
+                }
             }
             let kernel: [KernelRoute]
             do {

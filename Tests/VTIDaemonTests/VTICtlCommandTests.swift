@@ -159,6 +159,16 @@ final class VTICtlCommandTests: XCTestCase {
                 198.18.0.0/24  other0  main
 
                 """)
+            // With vtid down, routes reads the protocol from vtid.yaml.
+            try "routes:\n  protocol: 158\n".write(toFile: bed.directory + "/proto158.yaml", atomically: true, encoding: .utf8)
+            try ip("route", "add", "198.19.0.0/24", "dev", "other0", "proto", "158")
+            XCTAssertEqual(vtictl(bed, "routes", "--config", bed.directory + "/proto158.yaml").text, """
+                vtid: NOT RUNNING (\(down)); showing the kernel's routes with protocol 158
+
+                DESTINATION    DEVICE  TABLE
+                198.19.0.0/24  other0  main
+
+                """)
             for command in [["leases"], ["events"], ["reconcile", "--dry-run"], ["reload"], ["metrics"]] {
                 let result = runChild([product("vtictl")] + command + ["--run-directory", bed.directory + "/run"])
                 XCTAssertEqual(result.status, 1, "\(command)")

@@ -23,10 +23,12 @@ expect_mtu west vti01 1446 "AES-GCM-16 over IPv4 without NAT-T"
 expect_sysctl west net.ipv4.conf.vti01.disable_policy 1
 expect_sysctl west net.ipv4.conf.vti01.rp_filter 2
 expect_ping west 10.1.0.1 10.2.0.1 "west LAN to east LAN, routed by vtid"
-row=$(vtictl_on west status | awk '$1 == "s2s"')
-awk '$7 == "192.0.2.2" && $9 ~ /^[1-9][0-9]*\/[1-9]/ && $10 ~ /^[1-9][0-9]*\/[1-9]/ { found = 1 } END { exit !found }' <<<"$row" \
-  || fail "west: vtictl status does not show s2s towards 192.0.2.2 with bytes/packets in and out: $row"
-ok "west: vtictl status: $row"
+# The conn's traffic: the peer and its SAs' counters (JSON: table cells may hold spaces).
+traffic=$(vtictl_json west status | grep -o '"traffic":{[^}]*}') || fail "west: vtictl status --json has no traffic for s2s"
+grep -q '"peers":\["192.0.2.2"\]' <<<"$traffic" || fail "west: conn s2s's peer is not east: $traffic"
+grep -Eq '"inBytes":[1-9][0-9]*,"outBytes":[1-9][0-9]*,"inPackets":[1-9][0-9]*,"outPackets":[1-9]' <<<"$traffic" \
+  || fail "west: conn s2s's SAs carried no bytes or packets: $traffic"
+ok "west: vtictl status shows s2s towards east with its SAs' counters: $traffic"
 applied=$(vtictl_on west events | awk '$5 == "vtid" && $6 == "applied"' | wc -l)
 [ "$applied" -ge 2 ] || fail "west: vtid applied only $applied events: $(vtictl_on west events)"
 ok "west: vtid applied the hook's events ($applied)"
