@@ -167,7 +167,7 @@ private func learnedRoutes(_ input: ReconcileInput, observed: ObservedKernel, se
     for policy in observed.markedPolicies where isUp(reqid: policy.reqid, observed) {
         guard let conn = input.conns.first(where: { $0.markOut.value == policy.mark && $0.vtiRouting }),
               !known.contains("\(conn.name) \(policy.destination)"), !policy.destination.network.isDefault else { continue }
-        let device = input.existingDevices[conn.name] ?? conn.vtiInterface
+        let device = conn.device(existingDevices: input.existingDevices)
         learned.append(OwnedRoute(
             connection: conn.name, peerClient: policy.destination,
             route: PlannedRoute(destination: policy.destination, device: device, table: settings.routeTable, metric: settings.routeMetric,

@@ -556,7 +556,7 @@ public final class Supervisor: @unchecked Sendable {
         let xfrm = try? kernelApplier().xfrmState()
         let locals = Set(((try? kernelApplier().localAddresses()) ?? []).map { "\($0)" })
         let connections = ipsec.values.sorted { $0.name < $1.name }.map { conn in
-            let device = configuration.hook.existingDevices[conn.name]?.rawValue ?? conn.vtiInterface.rawValue
+            let device = conn.device(existingDevices: configuration.hook.existingDevices).rawValue
             return ConnectionRecord(name: conn.name, location: "\(conn.location)", markIn: "\(conn.markIn)", markOut: "\(conn.markOut)",
                                     device: device, shared: conn.vtiShared, routing: conn.vtiRouting, managed: configuration.manages(conn.name),
                                     addressPool: conn.addressPool.map { "\($0.lowerBound)-\($0.upperBound)" },

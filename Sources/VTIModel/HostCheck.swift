@@ -151,7 +151,7 @@ public func checkHost(_ conns: [RouteBasedConn], settings: HookSettings, facts: 
         add(.error, nil, "route protocol \(settings.routeProtocol) is \(user)'s: vtid would prune that daemon's routes on VTI devices as its own (pick an unassigned number, the default is 157)")
     }
     for conn in conns {
-        let device = settings.existingDevices[conn.name] ?? conn.vtiInterface
+        let device = conn.device(existingDevices: settings.existingDevices)
         for mark in Set([conn.markIn.value, conn.markOut.value]).sorted() {
             // The same rule in both families (Tailscale's) is one rule to the reader.
             var seen = Set<String>()
@@ -190,7 +190,7 @@ public func checkHost(_ conns: [RouteBasedConn], settings: HookSettings, facts: 
 /// value each key ends up with, so a later file that corrects an earlier one is not reported.
 private func sysctlConflicts(_ conns: [RouteBasedConn], settings: HookSettings, files: [SysctlFileSetting]) -> [ConfigFinding] {
     var findings: [ConfigFinding] = []
-    let devices = Set(conns.map { (settings.existingDevices[$0.name] ?? $0.vtiInterface).rawValue }).sorted()
+    let devices = Set(conns.map { $0.device(existingDevices: settings.existingDevices).rawValue }).sorted()
     let forwarding = conns.contains { $0.vtiRouting || $0.addressPool != nil }
     func check(_ key: String, _ judge: (Int) -> String?) {
         guard let setting = SysctlFileSetting.effective(key, in: files), let text = setting.value, let value = Int(text),

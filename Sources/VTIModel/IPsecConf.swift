@@ -186,6 +186,12 @@ public struct RouteBasedConn: Sendable, Hashable {
     /// `rightaddresspool=FIRST-LAST`.
     public var addressPool: ClosedRange<IPAddress>?
     public var leftUpdown: String?
+    /// The device the conn's routes go into: its VTI, or the device vtid.yaml's `existing_device`
+    /// names for it (managed elsewhere).
+    public func device(existingDevices: [String: InterfaceName]) -> InterfaceName {
+        existingDevices[name] ?? vtiInterface
+    }
+
     /// The program `leftupdown=` runs: its first word (arguments may follow).
     public var updownProgram: String? { leftUpdown?.split(separator: " ").first.map(String.init) }
     public var leftVTI: IPPrefix?

@@ -108,9 +108,8 @@ extension HostFacts {
             for family in [Netlink.AddressFamily.ipv4, Netlink.AddressFamily.ipv6] {
                 for rule in (try? route.rules(family: family)) ?? [] {
                     guard let mark = rule.firewallMark else { continue }
-                    let table = [253: "default", 254: "main", 255: "local"][rule.table.rawValue] ?? "\(rule.table.rawValue)"
                     facts.markRules.append(.init(priority: rule.priority ?? 0, mark: mark, mask: rule.firewallMask ?? 0xffff_ffff,
-                                                 action: rule.action == .lookup ? "lookup \(table)" : "\(rule.action)", isInverted: rule.isInverted))
+                                                 action: rule.action == .lookup ? "lookup \(tableName(rule.table.rawValue))" : "\(rule.action)", isInverted: rule.isInverted))
                 }
             }
             facts.devices = ((try? route.links()) ?? []).map { link in

@@ -117,4 +117,5 @@ struct RoutesReport: Codable {
     }
 }
 
-func tableName(_ table: UInt32) -> String { table == 254 ? "main" : "\(table)" }
+/// A routing table as `ip` names it.
+func tableName(_ table: UInt32) -> String { [253: "default", 254: "main", 255: "local"][table] ?? "\(table)" }
