@@ -2,15 +2,26 @@
 import Foundation
 import PackageDescription
 
-/// pluto waits for vti-updown at every state change, and its start-up is most of its time. The
-/// Swift runtime is linked in (`-static-stdlib`); so is libstdc++ where GCC ships the archive
-/// (Debian 12: GCC 12), through a linker script found before the shared library: in the test bed
-/// a program that does nothing starts in 40 ms instead of 62 ms (`Scripts/bench-hook`). The
-/// executable stays position-independent (address-space randomisation for a root process that
+/// pluto waits for vti-updown at every state change, and its start-up is most of its time: in the
+/// test bed a process start costs tens of milliseconds, each shared library and each page the
+/// loader writes adds to it (`Scripts/bench-hook`, README "Benchmarks"). So the hook (and the no-op
+/// it is measured against) is linked with
+/// - the Swift runtime inside (`-static-stdlib`), libstdc++ too where GCC ships the archive (Debian
+///   12: GCC 12, through a linker script found before the shared library), and libgcc's unwinder
+///   (`-static-libgcc`): libc, libm and libmnl stay shared (Debian has no static libmnl, and glibc's
+///   libm.a needs glibc's libc.a);
+/// - its ~18,000 relative relocations packed (`-z pack-relative-relocs`, lld; glibc 2.36 reads them),
+///   which the loader applies from a 3 KB table instead of a 450 KB one.
+/// The executable stays position-independent (address-space randomisation for a root process that
 /// parses remote-chosen text).
 let staticLibstdcxx = "/usr/lib/gcc/x86_64-linux-gnu/12/libstdc++.a"
+let lldInPath = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").contains {
+    FileManager.default.isExecutableFile(atPath: "\($0)/ld.lld")
+}
 let staticHookLinking: [LinkerSetting] = [.unsafeFlags(
-    ["-static-stdlib"] + (FileManager.default.fileExists(atPath: staticLibstdcxx) ? ["-L", Context.packageDirectory + "/Linking/static-libstdc++"] : [])
+    ["-static-stdlib", "-Xclang-linker", "-static-libgcc"]
+        + (FileManager.default.fileExists(atPath: staticLibstdcxx) ? ["-L", Context.packageDirectory + "/Linking/static-libstdc++"] : [])
+        + (lldInPath ? ["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"] : [])
 )]
 
 let package = Package(

@@ -139,10 +139,14 @@ final class MessageBuffer {
 
     init(capacity: Int) {
         self.capacity = capacity
-        base = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
-        base.initializeMemory(as: UInt8.self, repeating: 0, count: capacity)
+        // Straight from the kernel, zeroed page by page as requests reach it: a hook sending one
+        // request touches one page instead of sixteen (allocate + memset faulted in all of them,
+        // and in the test bed each page fault costs about a quarter of a millisecond).
+        let memory = mmap(nil, capacity, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let memory, memory != MAP_FAILED else { fatalError("netlink: out of memory for a \(capacity)-byte request buffer") }
+        base = memory
     }
-    deinit { base.deallocate() }
+    deinit { munmap(base, capacity) }
 
     var remaining: Int { capacity - length }
 
