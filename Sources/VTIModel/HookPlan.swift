@@ -173,8 +173,10 @@ public func planHook(event: PlutoEvent, settings: HookSettings) -> HookPlan {
         plan = routingIntoExistingDevice(plan, device)
     }
     // A compound verb (prepare-route-up) repeats the set-up; once is enough.
-    var seen: Set<HookAction> = []
-    return plan.filter { seen.insert($0).inserted }
+    // (A plan is a dozen steps: a linear search is cheaper here than a Set's hashing and metadata.)
+    var unique: [HookAction] = []
+    for action in plan where !unique.contains(action) { unique.append(action) }
+    return unique
 }
 
 /// For a conn whose routes go into a device someone else manages (`existing_device`): only the

@@ -90,7 +90,7 @@ public struct PlutoEvent: Sendable, Hashable {
     /// `PLUTO_ADDTIME`: when the SA was added (seconds since the epoch), 0 without an SA.
     public var addTime: UInt64?
     /// `PLUTO_CONN_POLICY` split at `+`, e.g. `IKEv2`, `PSK`, `TUNNEL`.
-    public var policy: Set<String>
+    public var policy: [String]
     /// `PLUTO_CFG_SERVER`/`PLUTO_CFG_CLIENT`: this end hands out (or receives) mode config.
     public var isModeConfigServer: Bool
     public var isModeConfigClient: Bool
@@ -144,22 +144,28 @@ public struct PlutoEventError: Error, Sendable, Hashable, CustomStringConvertibl
 }
 
 extension PlutoEvent {
-    /// Variables this parser reads or deliberately ignores (sent by libreswan 4.10 or 5.x);
-    /// anything else with the prefixes PLUTO_, VTI_ or CONNMARK_ is reported as unknown.
-    static let known: Set<String> = [
-        // Read.
-        "PLUTO_VERB", "PLUTO_CONNECTION", "PLUTO_CONN_KIND", "PLUTO_CONN_ADDRFAMILY", "PLUTO_CLIENT_FAMILY",
-        "PLUTO_ME", "PLUTO_PEER", "PLUTO_MY_CLIENT", "PLUTO_PEER_CLIENT", "PLUTO_MY_ID", "PLUTO_PEER_ID",
-        "PLUTO_MY_SOURCEIP", "PLUTO_NEXT_HOP", "PLUTO_INTERFACE", "PLUTO_METRIC", "PLUTO_MTU", "CONNMARK_IN",
-        "CONNMARK_OUT", "VTI_IFACE", "VTI_ROUTING", "VTI_SHARED", "VTI_IP", "PLUTO_SA_REQID", "SPI_IN", "SPI_OUT",
-        "PLUTO_INBYTES", "PLUTO_OUTBYTES", "PLUTO_ADDTIME", "PLUTO_CONN_POLICY", "PLUTO_CFG_SERVER", "PLUTO_CFG_CLIENT",
-        // Sent, not needed for VTI.
-        "PLUTO_VERSION", "PLUTO_CONNECTION_TYPE", "PLUTO_IS_PEER_CISCO", "PLUTO_MY_CLIENT_MASK", "PLUTO_MY_CLIENT_NET",
-        "PLUTO_PEER_CLIENT_MASK", "PLUTO_PEER_CLIENT_NET", "PLUTO_MY_PORT", "PLUTO_MY_PROTOCOL", "PLUTO_PEER_PORT",
-        "PLUTO_PEER_PROTOCOL", "PLUTO_NM_CONFIGURED", "PLUTO_PEER_BANNER", "PLUTO_PEER_CA", "PLUTO_PEER_DNS_INFO",
-        "PLUTO_PEER_DOMAIN_INFO", "PLUTO_SA_TYPE", "PLUTO_STACK", "PLUTO_VIRT_INTERFACE", "PLUTO_XFRMI_ROUTE",
-        "PLUTO_XFRMI_FWMARK", "PLUTO_USERNAME", "PLUTO_MOBIKE_EVENT", "PLUTO_DNS_RESOLVER",
-    ]
+    /// Whether this parser reads or deliberately ignores the variable (sent by libreswan 4.10 or
+    /// 5.x); anything else with the prefixes PLUTO_, VTI_ or CONNMARK_ is reported as unknown.
+    /// (A switch, not a Set: the hook asks this once per variable and builds nothing for it.)
+    static func isKnown(_ name: String) -> Bool {
+        switch name {
+        case "PLUTO_VERB", "PLUTO_CONNECTION", "PLUTO_CONN_KIND", "PLUTO_CONN_ADDRFAMILY",
+             "PLUTO_CLIENT_FAMILY", "PLUTO_ME", "PLUTO_PEER", "PLUTO_MY_CLIENT", "PLUTO_PEER_CLIENT",
+             "PLUTO_MY_ID", "PLUTO_PEER_ID", "PLUTO_MY_SOURCEIP", "PLUTO_NEXT_HOP", "PLUTO_INTERFACE",
+             "PLUTO_METRIC", "PLUTO_MTU", "CONNMARK_IN", "CONNMARK_OUT", "VTI_IFACE", "VTI_ROUTING",
+             "VTI_SHARED", "VTI_IP", "PLUTO_SA_REQID", "SPI_IN", "SPI_OUT", "PLUTO_INBYTES", "PLUTO_OUTBYTES",
+             "PLUTO_ADDTIME", "PLUTO_CONN_POLICY", "PLUTO_CFG_SERVER", "PLUTO_CFG_CLIENT", "PLUTO_VERSION",
+             "PLUTO_CONNECTION_TYPE", "PLUTO_IS_PEER_CISCO", "PLUTO_MY_CLIENT_MASK", "PLUTO_MY_CLIENT_NET",
+             "PLUTO_PEER_CLIENT_MASK", "PLUTO_PEER_CLIENT_NET", "PLUTO_MY_PORT", "PLUTO_MY_PROTOCOL",
+             "PLUTO_PEER_PORT", "PLUTO_PEER_PROTOCOL", "PLUTO_NM_CONFIGURED", "PLUTO_PEER_BANNER",
+             "PLUTO_PEER_CA", "PLUTO_PEER_DNS_INFO", "PLUTO_PEER_DOMAIN_INFO", "PLUTO_SA_TYPE", "PLUTO_STACK",
+             "PLUTO_VIRT_INTERFACE", "PLUTO_XFRMI_ROUTE", "PLUTO_XFRMI_FWMARK", "PLUTO_USERNAME",
+             "PLUTO_MOBIKE_EVENT", "PLUTO_DNS_RESOLVER":
+            return true
+        default:
+            return false
+        }
+    }
 
     /// Parses the hook's environment; `verbArgument` is argv[1] when the verb comes as an argument.
     /// An unknown verb throws before anything else is read (`isUnknownVerb`), since a newer pluto
@@ -222,7 +228,7 @@ extension PlutoEvent {
         inBytes = try reader.counter("PLUTO_INBYTES")
         outBytes = try reader.counter("PLUTO_OUTBYTES")
         addTime = try reader.counter("PLUTO_ADDTIME")
-        policy = Set(reader.unquoted("PLUTO_CONN_POLICY").split(separator: "+").prefix(64).map { String(decoding: $0.utf8.prefix(64), as: UTF8.self) })
+        policy = reader.unquoted("PLUTO_CONN_POLICY").split(separator: "+").prefix(64).map { String(decoding: $0.utf8.prefix(64), as: UTF8.self) }
         isModeConfigServer = try reader.flag("PLUTO_CFG_SERVER")
         isModeConfigClient = try reader.flag("PLUTO_CFG_CLIENT")
         vti = nil
@@ -237,7 +243,7 @@ extension PlutoEvent {
                       address: try reader.optionalPrefix("VTI_IP"))
         }
         unknownVariables = environment.keys.filter { name in
-            (name.hasPrefix("PLUTO_") || name.hasPrefix("VTI_") || name.hasPrefix("CONNMARK_")) && !Self.known.contains(name)
+            (name.hasPrefix("PLUTO_") || name.hasPrefix("VTI_") || name.hasPrefix("CONNMARK_")) && !Self.isKnown(name)
         }.sorted().prefix(32).map { String(decoding: $0.utf8.prefix(64), as: UTF8.self) }
     }
 }

@@ -51,7 +51,7 @@ func armWatchdog() {
 }
 
 func readEnvironment() -> [String: String] {
-    var environment: [String: String] = [:]
+    var environment: [String: String] = Dictionary(minimumCapacity: 96)  // pluto sends about 60
     var entry = environ
     while let pointer = entry.pointee {
         let text = String(cString: pointer)
@@ -76,27 +76,34 @@ func readFile(_ path: String) -> String? {
     return String(decoding: bytes, as: UTF8.self)
 }
 
-let usage = """
+/// Built when asked for: each string the hook builds before its work costs page faults in the test bed.
+var usage: String { """
     usage: vti-updown [--config FILE] [--plan] [VERB]
       Run by pluto (leftupdown=) with PLUTO_* variables; VERB overrides PLUTO_VERB (libreswan 5.x).
       --config FILE  settings (default \(defaultSettingsPath); absent means defaults)
       --plan         print what would be done, change nothing
       --version, --help
-    """
+    """ }
 
 // Arguments: pluto 4.10 passes none; 5.x may pass the verb.
 var settingsPath = defaultSettingsPath
 var planOnly = false
 var verbArgument: String?
-var arguments = CommandLine.arguments.dropFirst()
-while let argument = arguments.popFirst() {
+// Read from argv one at a time rather than through `CommandLine.arguments`, which builds an array
+// of every argument first (pluto 4.10 passes none).
+let argumentCount = Int(CommandLine.argc)
+var argumentIndex = 1
+while argumentIndex < argumentCount {
+    let argument = String(cString: CommandLine.unsafeArgv[argumentIndex]!)
+    argumentIndex += 1
     switch argument {
     case "--help", "-h": output(usage); exit(0)
     case "--version": output("vti-updown \(version)"); exit(0)
     case "--plan": planOnly = true
     case "--config":
-        guard let path = arguments.popFirst() else { complain("--config needs a file"); exit(2) }
-        settingsPath = path
+        guard argumentIndex < argumentCount else { complain("--config needs a file"); exit(2) }
+        settingsPath = String(cString: CommandLine.unsafeArgv[argumentIndex]!)
+        argumentIndex += 1
     default:
         guard verbArgument == nil, !argument.hasPrefix("-") else { complain("unexpected argument \(argument)\n\(usage)"); exit(2) }
         verbArgument = argument
@@ -147,9 +154,10 @@ if !event.unknownVariables.isEmpty {
 }
 
 let plan = planHook(event: event, settings: settings)
-let context = "\(event.verb) \(event.connection.escaped) peer \(event.peer) id \(event.peerID.escaped)"
+/// The event in a few words, for the lines that need it (built only for them).
+func context() -> String { "\(event.verb) \(event.connection.escaped) peer \(event.peer) id \(event.peerID.escaped)" }
 if planOnly {
-    output("vti-updown: plan for \(context):")
+    output("vti-updown: plan for \(context()):")
     for action in plan { output("  \(action)") }
     exit(0)
 }
@@ -165,7 +173,7 @@ func applyAlone(spoolIn runDirectory: String?) -> Never {
     if let runDirectory { spool(reply, in: runDirectory) }
     for line in reply.lines { say(line) }
     if let error = reply.error {
-        complain("\(context): \(error)")
+        complain("\(context()): \(error)")
         exit(1)
     }
     exit(0)
@@ -202,7 +210,7 @@ func finish(with connection: LocalSocket, runDirectory: String) -> Never {
         }
         report(try HookEventReply(json: JSONValue(parsing: line)))
     } catch {
-        complain("\(context): vtid's answer could not be read: \(error)")
+        complain("\(context()): vtid's answer could not be read: \(error)")
         exit(1)
     }
 }
@@ -210,7 +218,7 @@ func finish(with connection: LocalSocket, runDirectory: String) -> Never {
 /// Prints vtid's result for pluto's log and exits with its status.
 func report(_ reply: HookEventReply) -> Never {
     for line in reply.lines { say(line) }
-    if let error = reply.error { complain("\(context): vtid: \(error)") }
+    if let error = reply.error { complain("\(context()): vtid: \(error)") }
     exit(reply.ok ? 0 : 1)
 }
 
@@ -219,8 +227,8 @@ func isAccepted(_ line: [UInt8]) -> Bool {
     (try? JSONValue(parsing: line))?["accepted"]?.boolValue == true
 }
 
-let request = HookEventRequest(environment: environment, verbArgument: verbArgument)
 guard let runDirectory = settings.vtidRunDirectory, access(runDirectory, F_OK) == 0 else { applyAlone(spoolIn: nil) }
+let request = HookEventRequest(environment: environment, verbArgument: verbArgument)
 var connection: LocalSocket?
 do {
     let socket = try LocalSocket.connect(path: ControlProtocol.socketPath(in: runDirectory), timeoutMilliseconds: settings.vtidDeadlineMilliseconds)
