@@ -12,19 +12,34 @@ public struct HookApplier {
         self.kernel = kernel
     }
 
+    /// The index of the device the last route went into, for the next route of the same plan
+    /// (a client's routes all go into one device: one question to the kernel instead of one each).
+    /// Forgotten when the plan creates or deletes a device.
+    private struct LastDevice {
+        var name: InterfaceName?
+        var index: Int32 = 0
+    }
+
     /// Applies the plan; returns one line per step that changed or decided something.
     public func apply(_ plan: [HookAction]) throws(ApplyError) -> [String] {
         var log: [String] = []
+        var lastDevice = LastDevice()
         for action in plan {
-            if let line = try apply(action) { log.append(line) }
+            if let line = try apply(action, lastDevice: &lastDevice) { log.append(line) }
         }
         return log
     }
 
     /// Applies one step; returns the line saying what changed, if anything did.
     public func apply(_ action: HookAction) throws(ApplyError) -> String? {
+        var lastDevice = LastDevice()
+        return try apply(action, lastDevice: &lastDevice)
+    }
+
+    private func apply(_ action: HookAction, lastDevice: inout LastDevice) throws(ApplyError) -> String? {
         switch action {
         case .ensureVTI(let spec):
+            lastDevice = LastDevice()
             switch try kernel.ensureVTI(named: spec.name.rawValue, spec.parameters) {
             case .created: return "created \(spec)"
             case .broughtUp: return "brought \(spec.name) up"
@@ -40,15 +55,16 @@ public struct HookApplier {
             guard let key = setting.key else { throw ApplyError("no such sysctl: \(setting)") }
             return try kernel.ensureSysctl(key, setting.value) ? "set \(setting)" : nil
         case .addRoute(let planned):
-            let route = try kernelRoute(planned)
+            let route = try kernelRoute(planned, lastDevice: &lastDevice)
             if let failure = kernel.ensureRoutes([route])[0] { throw failure }
             return "route \(planned)"
         case .deleteRoute(let planned):
             // With the device gone its routes are gone too.
-            guard let route = try? kernelRoute(planned) else { return nil }
+            guard let route = try? kernelRoute(planned, lastDevice: &lastDevice) else { return nil }
             if let failure = kernel.removeRoutes([route])[0] { throw failure }
             return "removed route \(planned)"
         case .deleteVTI(let spec):
+            lastDevice = LastDevice()
             return try kernel.removeVTI(named: spec.name.rawValue, spec.parameters) ? "deleted \(spec)" : nil
         case .notice(let text):
             return text
@@ -112,11 +128,13 @@ public struct HookApplier {
         return VTIModel.tunnelMTU(pathMTU: pathMTU, outerFamily: inputs.outerFamily, natTraversal: natTraversal, suite: suite)
     }
 
-    private func kernelRoute(_ planned: PlannedRoute) throws(ApplyError) -> Route {
-        Route(destination: planned.destination.inet, table: RouteTable(rawValue: planned.table),
-              protocol: RouteProtocol(rawValue: planned.routeProtocol),
-              outputInterface: try kernel.interfaceIndex(of: planned.device.rawValue),
-              gateway: planned.gateway?.inet, preferredSource: planned.preferredSource?.inet, metric: planned.metric)
+    private func kernelRoute(_ planned: PlannedRoute, lastDevice: inout LastDevice) throws(ApplyError) -> Route {
+        if lastDevice.name != planned.device {
+            lastDevice = LastDevice(name: planned.device, index: try kernel.interfaceIndex(of: planned.device.rawValue))
+        }
+        return Route(destination: planned.destination.inet, table: RouteTable(rawValue: planned.table),
+                     protocol: RouteProtocol(rawValue: planned.routeProtocol), outputInterface: lastDevice.index,
+                     gateway: planned.gateway?.inet, preferredSource: planned.preferredSource?.inet, metric: planned.metric)
     }
 }
 

@@ -114,14 +114,17 @@ public final class KernelApplier {
 
     /// The index of a device that must exist.
     public func interfaceIndex(of name: String) throws(ApplyError) -> Int32 {
-        try existingLink(name).index
+        guard let index = try netlink("read device \(name)", { () throws(NetlinkError) in try route.interfaceIndex(named: name) }) else {
+            throw ApplyError("device \(name) does not exist")
+        }
+        return index
     }
 
     /// The device that holds `address`, e.g. the uplink a tunnel's local end lives on.
     public func link(holding address: InetAddress) throws(ApplyError) -> Link? {
         let addresses = try netlink("list addresses") { () throws(NetlinkError) in try route.addresses(family: address.family) }
         guard let owner = addresses.first(where: { $0.prefix.address == address }) else { return nil }
-        return try netlink("list links") { () throws(NetlinkError) in try route.links() }.first { $0.index == owner.interfaceIndex }
+        return try netlink("read device \(owner.interfaceIndex)") { () throws(NetlinkError) in try route.link(index: owner.interfaceIndex) }
     }
 
     public func link(named name: String) throws(ApplyError) -> Link? {

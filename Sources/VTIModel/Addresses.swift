@@ -32,7 +32,10 @@ public struct IPv4Address: Sendable, Hashable, Comparable, CustomStringConvertib
     /// Network order.
     public var bytes: [UInt8] { [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: rawValue >> $0) } }
 
-    public var description: String { bytes.map { String($0) }.joined(separator: ".") }
+    public var description: String {
+        // Four small strings, no arrays: the hook writes an address into each line it logs.
+        String(rawValue >> 24) + "." + String(rawValue >> 16 & 0xff) + "." + String(rawValue >> 8 & 0xff) + "." + String(rawValue & 0xff)
+    }
 
     public static func < (a: IPv4Address, b: IPv4Address) -> Bool { a.rawValue < b.rawValue }
 

@@ -89,8 +89,13 @@ public struct PlutoEvent: Sendable, Hashable {
     public var outBytes: UInt64?
     /// `PLUTO_ADDTIME`: when the SA was added (seconds since the epoch), 0 without an SA.
     public var addTime: UInt64?
-    /// `PLUTO_CONN_POLICY` split at `+`, e.g. `IKEv2`, `PSK`, `TUNNEL`.
-    public var policy: [String]
+    /// `PLUTO_CONN_POLICY` as sent (cut to 1 KB).
+    public var policyText: String
+    /// `PLUTO_CONN_POLICY` split at `+`, e.g. `IKEv2`, `PSK`, `TUNNEL` (split when asked: no
+    /// decision of the hook depends on it).
+    public var policy: [String] {
+        policyText.split(separator: "+").prefix(64).map { String(decoding: $0.utf8.prefix(64), as: UTF8.self) }
+    }
     /// `PLUTO_CFG_SERVER`/`PLUTO_CFG_CLIENT`: this end hands out (or receives) mode config.
     public var isModeConfigServer: Bool
     public var isModeConfigClient: Bool
@@ -228,7 +233,8 @@ extension PlutoEvent {
         inBytes = try reader.counter("PLUTO_INBYTES")
         outBytes = try reader.counter("PLUTO_OUTBYTES")
         addTime = try reader.counter("PLUTO_ADDTIME")
-        policy = reader.unquoted("PLUTO_CONN_POLICY").split(separator: "+").prefix(64).map { String(decoding: $0.utf8.prefix(64), as: UTF8.self) }
+        let policy = reader.unquoted("PLUTO_CONN_POLICY")
+        policyText = policy.utf8.count <= 1024 ? policy : String(decoding: policy.utf8.prefix(1024), as: UTF8.self)
         isModeConfigServer = try reader.flag("PLUTO_CFG_SERVER")
         isModeConfigClient = try reader.flag("PLUTO_CFG_CLIENT")
         vti = nil

@@ -39,6 +39,7 @@ public enum PlutoVerb: Sendable, Hashable, CustomStringConvertible {
     private static let compoundOrder: [Step] = [.prepare, .route, .up]
 
     private static func parse(_ text: String) -> PlutoVerb? {
+        if let single = parseSingleStep(text) { return single }
         guard text.utf8.count <= 64 else { return nil }
         var words = text.split(separator: "-", omittingEmptySubsequences: false).map(String.init)
         var isIPv6 = false
@@ -65,6 +66,25 @@ public enum PlutoVerb: Sendable, Hashable, CustomStringConvertible {
             guard positions.count == steps.count, zip(positions, positions.dropFirst()).allSatisfy({ $0 < $1 }) else { return nil }
         }
         return .known(steps: steps, scope: scope, isIPv6: isIPv6)
+    }
+
+    /// The verbs every pluto sends (one step, a scope, maybe `-v6`), without splitting the text.
+    private static func parseSingleStep(_ text: String) -> PlutoVerb? {
+        var rest = Substring(text)
+        let isIPv6 = rest.hasSuffix("-v6")
+        if isIPv6 { rest = rest.dropLast(3) }
+        let scope: Scope
+        if rest.hasSuffix("-client") {
+            scope = .client
+            rest = rest.dropLast(7)
+        } else if rest.hasSuffix("-host") {
+            scope = .host
+            rest = rest.dropLast(5)
+        } else {
+            return nil
+        }
+        guard let step = Step(rawValue: String(rest)) else { return nil }
+        return .known(steps: [step], scope: scope, isIPv6: isIPv6)
     }
 
     /// The steps to plan, in order; none for an unknown verb.

@@ -34,6 +34,23 @@ final class HostKernelTests: XCTestCase {
         }
     }
 
+    func testInterfaceIndexAndLinkByIndexAgreeWithTheWholeLink() throws {
+        try inFreshNetworkNamespace(self) {
+            let socket = try NetlinkSocket(.route)
+            try socket.createVethPair(named: "vt-a", peer: "vt-b")
+            let whole = try XCTUnwrap(socket.link(named: "vt-b"))
+            XCTAssertEqual(try socket.interfaceIndex(named: "vt-b"), whole.index)
+            XCTAssertEqual(try socket.interfaceIndex(named: "lo"), 1)
+            XCTAssertTrue(try ip("-o", "link", "show", "dev", "vt-b").hasPrefix("\(whole.index): vt-b"), "ip agrees on the index")
+            let byIndex = try XCTUnwrap(socket.link(index: whole.index))
+            XCTAssertEqual(byIndex.name, "vt-b")
+            XCTAssertEqual(byIndex.kind, "veth")
+            XCTAssertEqual(byIndex.mtu, whole.mtu)
+            XCTAssertNil(try socket.interfaceIndex(named: "vt-none"))
+            XCTAssertNil(try socket.link(index: 99_999))
+        }
+    }
+
     func testKernelErrorsAreTypedAndCarryTheKernelsMessage() throws {
         try inFreshNetworkNamespace(self) {
             let socket = try NetlinkSocket(.route)

@@ -70,6 +70,19 @@ final class HookApplierHostTests: XCTestCase {
             XCTAssertEqual(try String(contentsOfFile: "/proc/sys/net/ipv4/conf/vti02/rp_filter", encoding: .utf8), "2\n")
             XCTAssertEqual(try String(contentsOfFile: "/proc/sys/net/ipv4/conf/vti02/disable_policy", encoding: .utf8), "1\n")
             XCTAssertEqual(try String(contentsOfFile: "/proc/sys/net/ipv4/ip_forward", encoding: .utf8), "1\n")
+            // Routes of one plan into two devices, alternating: each goes into its own device.
+            try ip("link", "add", "vti03", "type", "veth", "peer", "name", "peer1")
+            try ip("link", "set", "vti03", "up")
+            try ip("link", "set", "peer1", "up")
+            let third = PlannedRoute(destination: IPPrefix("10.0.2.10/32")!, device: InterfaceName("vti03")!, table: 254, metric: nil, routeProtocol: 157)
+            let fourth = PlannedRoute(destination: IPPrefix("10.0.1.12/32")!, device: device, table: 254, metric: nil, routeProtocol: 157)
+            _ = try applier.apply([.addRoute(third), .addRoute(fourth), .deleteRoute(third), .deleteRoute(fourth)])
+            _ = try applier.apply([.addRoute(third), .addRoute(fourth)])
+            XCTAssertEqual(try ip("route", "show", "proto", "157").split(separator: "\n").sorted(), [
+                "10.0.1.10 dev vti02 scope link ", "10.0.1.11 dev vti02 scope link ",
+                "10.0.1.12 dev vti02 scope link ", "10.0.2.10 dev vti03 scope link ",
+            ])
+            _ = try applier.apply([.deleteRoute(third), .deleteRoute(fourth)])
             // One client leaves: its route only.
             let log = try applier.apply([.deleteRoute(route)])
             XCTAssertEqual(log, ["removed route 10.0.1.10/32 dev vti02 proto 157"])
