@@ -176,8 +176,14 @@ extension PlutoEvent {
     /// An unknown verb throws before anything else is read (`isUnknownVerb`), since a newer pluto
     /// may send other variables with it.
     public init(environment: [String: String], verbArgument: String? = nil) throws(PlutoEventError) {
-        let reader = EnvironmentReader(environment)
-        let verbText = verbArgument ?? environment["PLUTO_VERB"].flatMap { $0.isEmpty ? nil : $0 }
+        try self.init(variables: PlutoVariables(environment), verbArgument: verbArgument)
+    }
+
+    /// Parses the variables from any source: the hook reads its own environment one variable at a
+    /// time, without a dictionary of all of them.
+    public init(variables: PlutoVariables, verbArgument: String? = nil) throws(PlutoEventError) {
+        let reader = EnvironmentReader(variables)
+        let verbText = verbArgument ?? variables.value("PLUTO_VERB").flatMap { $0.isEmpty ? nil : $0 }
         guard let verbText else {
             throw PlutoEventError(variable: "PLUTO_VERB", problem: "missing: is this program run by pluto (leftupdown=)?")
         }
@@ -186,7 +192,7 @@ extension PlutoEvent {
             throw PlutoEventError(variable: "PLUTO_VERB", problem: "unknown verb \(quoted(verbText))", isUnknownVerb: true)
         }
         connection = try reader.text("PLUTO_CONNECTION", required: true)
-        kind = ConnectionKind(environment["PLUTO_CONN_KIND"] ?? "")
+        kind = ConnectionKind(variables.value("PLUTO_CONN_KIND") ?? "")
         me = try reader.address("PLUTO_ME")
         peer = try reader.address("PLUTO_PEER")
         myClient = try reader.prefix("PLUTO_MY_CLIENT")
@@ -248,21 +254,39 @@ extension PlutoEvent {
                       shared: try reader.flag("VTI_SHARED"),
                       address: try reader.optionalPrefix("VTI_IP"))
         }
-        unknownVariables = environment.keys.filter { name in
+        unknownVariables = variables.names().filter { name in
             (name.hasPrefix("PLUTO_") || name.hasPrefix("VTI_") || name.hasPrefix("CONNMARK_")) && !Self.isKnown(name)
         }.sorted().prefix(32).map { String(decoding: $0.utf8.prefix(64), as: UTF8.self) }
     }
 }
 
+/// Where an event's variables come from: a dictionary (vtid, which receives them from the hook;
+/// tests), or a lookup into the process environment (the hook itself).
+public struct PlutoVariables: Sendable {
+    /// The value of one variable, nil when unset.
+    public let value: @Sendable (String) -> String?
+    /// The names of all variables, for reporting the unknown ones.
+    public let names: @Sendable () -> [String]
+
+    public init(value: @escaping @Sendable (String) -> String?, names: @escaping @Sendable () -> [String]) {
+        self.value = value
+        self.names = names
+    }
+
+    public init(_ environment: [String: String]) {
+        self.init(value: { environment[$0] }, names: { Array(environment.keys) })
+    }
+}
+
 /// Reads one variable at a time and names it in every error.
 private struct EnvironmentReader {
-    let environment: [String: String]
-    init(_ environment: [String: String]) { self.environment = environment }
+    let variables: PlutoVariables
+    init(_ variables: PlutoVariables) { self.variables = variables }
 
     /// The value without one pair of enclosing single quotes (the 4.x command-line form, replayed);
     /// empty when unset. Only for values that are parsed into types afterwards.
     func unquoted(_ name: String) -> String {
-        guard let value = environment[name] else { return "" }
+        guard let value = variables.value(name) else { return "" }
         let utf8 = value.utf8
         if utf8.count >= 2, utf8.first == UInt8(ascii: "'"), utf8.last == UInt8(ascii: "'") {
             return String(decoding: utf8.dropFirst().dropLast(), as: UTF8.self)
@@ -276,7 +300,7 @@ private struct EnvironmentReader {
     }
 
     func text(_ name: String, required: Bool = false) throws(PlutoEventError) -> UntrustedText {
-        guard let raw = environment[name] else {
+        guard let raw = variables.value(name) else {
             if required { throw PlutoEventError(variable: name, problem: "missing") }
             return .empty
         }
@@ -288,7 +312,7 @@ private struct EnvironmentReader {
     }
 
     func plutoEscapedText(_ name: String) throws(PlutoEventError) -> UntrustedText {
-        guard let raw = environment[name] else { return .empty }
+        guard let raw = variables.value(name) else { return .empty }
         guard let text = UntrustedText.pluto(escaped: raw) else {
             throw PlutoEventError(variable: name, problem: "\(raw.utf8.count) bytes, longer than \(UntrustedText.maximumLength) once decoded")
         }

@@ -137,11 +137,24 @@ if let runDirectory = settings.vtidRunDirectory, let text = readFile(runDirector
     }
 }
 
-let environment = readEnvironment()
+/// The process environment, read one variable at a time: a dictionary of all of it is built only
+/// for vtid, which receives the whole environment.
+let processVariables = PlutoVariables(
+    value: { name in getenv(name).map { String(cString: $0) } },
+    names: {
+        var names: [String] = []
+        var entry = environ
+        while let pointer = entry.pointee {
+            let text = String(cString: pointer)
+            if let equals = text.utf8.firstIndex(of: UInt8(ascii: "=")) { names.append(String(text[..<equals])) }
+            entry += 1
+        }
+        return names
+    })
 let event: PlutoEvent
 do {
-    event = try PlutoEvent(environment: environment, verbArgument: verbArgument)
-} catch where error.variable == "PLUTO_VERB" && (environment["PLUTO_VERB"] ?? verbArgument) != nil {
+    event = try PlutoEvent(variables: processVariables, verbArgument: verbArgument)
+} catch where error.variable == "PLUTO_VERB" && (getenv("PLUTO_VERB") != nil || verbArgument != nil) {
     // A verb from a newer pluto: log it and let the tunnel proceed.
     say("ignoring \(error)")
     exit(0)
@@ -228,7 +241,7 @@ func isAccepted(_ line: [UInt8]) -> Bool {
 }
 
 guard let runDirectory = settings.vtidRunDirectory, access(runDirectory, F_OK) == 0 else { applyAlone(spoolIn: nil) }
-let request = HookEventRequest(environment: environment, verbArgument: verbArgument)
+let request = HookEventRequest(environment: readEnvironment(), verbArgument: verbArgument)
 var connection: LocalSocket?
 do {
     let socket = try LocalSocket.connect(path: ControlProtocol.socketPath(in: runDirectory), timeoutMilliseconds: settings.vtidDeadlineMilliseconds)
