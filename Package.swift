@@ -1,5 +1,8 @@
 // swift-tools-version: 6.1
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import PackageDescription
 
 /// pluto waits for vti-updown at every state change, and its start-up is most of its time: in the
@@ -15,14 +18,23 @@ import PackageDescription
 /// The executable stays position-independent (address-space randomisation for a root process that
 /// parses remote-chosen text).
 let staticLibstdcxx = "/usr/lib/gcc/x86_64-linux-gnu/12/libstdc++.a"
-let lldInPath = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").contains {
-    FileManager.default.isExecutableFile(atPath: "\($0)/ld.lld")
-}
-let staticHookLinking: [LinkerSetting] = [.unsafeFlags(
-    ["-static-stdlib", "-Xclang-linker", "-static-libgcc"]
-        + (FileManager.default.fileExists(atPath: staticLibstdcxx) ? ["-L", Context.packageDirectory + "/Linking/static-libstdc++"] : [])
-        + (lldInPath ? ["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"] : [])
-)]
+/// glibc reads packed relocations from 2.36 (Debian 12); an older one refuses such a binary.
+let glibcReadsRELR: Bool = {
+    #if canImport(Glibc)
+    var text = [CChar](repeating: 0, count: 64)
+    guard confstr(Int32(_CS_GNU_LIBC_VERSION), &text, text.count) > 0 else { return false }  // "glibc 2.36"
+    let version = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let parts = version.split(separator: " ").last?.split(separator: ".").compactMap { Int($0) } ?? []
+    return parts.count >= 2 && (parts[0], parts[1]) >= (2, 36)
+    #else
+    return false
+    #endif
+}()
+// lld comes with every Swift 6 toolchain for Linux.
+let staticLinking: [String] = ["-static-stdlib", "-Xclang-linker", "-static-libgcc", "-use-ld=lld"]
+    + (FileManager.default.fileExists(atPath: staticLibstdcxx) ? ["-L", Context.packageDirectory + "/Linking/static-libstdc++"] : [])
+    + (glibcReadsRELR ? ["-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"] : [])
+let staticHookLinking: [LinkerSetting] = [.unsafeFlags(staticLinking)]
 
 let package = Package(
     name: "vtictl",
