@@ -13,6 +13,9 @@ import PackageDescription
 ///   12: GCC 12, through a linker script found before the shared library), and libgcc's unwinder
 ///   (`-static-libgcc`): libc, libm and libmnl stay shared (Debian has no static libmnl, and glibc's
 ///   libm.a needs glibc's libc.a);
+/// - only the symbols libraries need in its dynamic symbol table (`--no-export-dynamic`; swiftc
+///   exports every public one, 4,363 for the hook): the Swift runtime calls `dladdr` at start, which
+///   walks that table;
 /// - its ~18,000 relative relocations packed (`-z pack-relative-relocs`, lld; glibc 2.36 reads them),
 ///   which the loader applies from a 3 KB table instead of a 450 KB one.
 /// The executable stays position-independent (address-space randomisation for a root process that
@@ -31,7 +34,7 @@ let glibcReadsRELR: Bool = {
     #endif
 }()
 // lld comes with every Swift 6 toolchain for Linux.
-let staticLinking: [String] = ["-static-stdlib", "-Xclang-linker", "-static-libgcc", "-use-ld=lld"]
+let staticLinking: [String] = ["-static-stdlib", "-Xclang-linker", "-static-libgcc", "-use-ld=lld", "-Xlinker", "--no-export-dynamic"]
     + (FileManager.default.fileExists(atPath: staticLibstdcxx) ? ["-L", Context.packageDirectory + "/Linking/static-libstdc++"] : [])
     + (glibcReadsRELR ? ["-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"] : [])
 let staticHookLinking: [LinkerSetting] = [.unsafeFlags(staticLinking)]

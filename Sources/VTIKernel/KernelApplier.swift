@@ -82,9 +82,9 @@ public final class KernelApplier {
 
     /// Adds an address to a device unless it has it.
     public func ensureAddress(device name: String, _ prefix: InetPrefix) throws(ApplyError) {
-        let link = try existingLink(name)
+        let index = try interfaceIndex(of: name)
         do {
-            try route.addAddress(InterfaceAddress(interfaceIndex: link.index, prefix: prefix))
+            try route.addAddress(InterfaceAddress(interfaceIndex: index, prefix: prefix))
         } catch where error.errno == .fileExists {
             return
         } catch {

@@ -37,7 +37,8 @@ final class HookCommandLineTests: XCTestCase {
 
     /// How the hook is linked decides most of its start-up (README, Benchmarks): only libc, libm
     /// and libmnl are loaded at run time (the Swift runtime, libstdc++ and libgcc's unwinder are
-    /// inside), and its relocations are packed where glibc reads them (2.36 and later).
+    /// inside), its dynamic symbol table holds only imports, and its relocations are packed where
+    /// glibc reads them (2.36 and later).
     func testHookLoadsOnlyLibcLibmAndLibmnl() throws {
         let dynamic = runChild(["/usr/bin/readelf", "-d", product("vti-updown")])
         XCTAssertEqual(dynamic.status, 0, "readelf (binutils) is needed: \(dynamic.output)")
@@ -45,6 +46,10 @@ final class HookCommandLineTests: XCTestCase {
             line.split(separator: "[").last?.split(separator: "]").first.map(String.init)
         }
         XCTAssertEqual(Set(needed), ["libmnl.so.0", "libm.so.6", "libc.so.6", "ld-linux-x86-64.so.2"], dynamic.output)
+        // Only what libraries need is exported: the runtime's dladdr at start walks this table.
+        let symbols = runChild(["/usr/bin/readelf", "--dyn-syms", "-W", product("vti-updown")])
+        let exported = symbols.output.split(separator: "\n").filter { $0.contains(" GLOBAL ") || $0.contains(" WEAK ") }.count
+        XCTAssertLessThan(exported, 1000, "the hook exports \(exported) dynamic symbols: linked with --export-dynamic?")
         let glibc = runChild(["/usr/bin/getconf", "GNU_LIBC_VERSION"]).output.split(separator: " ").last.map { $0.split(separator: ".").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } } ?? []
         if glibc.count >= 2, (glibc[0], glibc[1]) >= (2, 36) {
             XCTAssertTrue(dynamic.output.contains("(RELR)"), "glibc \(glibc) reads packed relocations: the hook should have them\n\(dynamic.output)")
