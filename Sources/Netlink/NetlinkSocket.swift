@@ -19,12 +19,11 @@ public final class NetlinkSocket {
     private var nextSequence: UInt32
     private let receiveBuffer = ReceiveBuffer(capacity: 1 << 16)
     private let requestBuffer = MessageBuffer(capacity: 1 << 16)
+    private var receiveBufferEnlarged = false
 
     public init(_ bus: Bus) throws(NetlinkError) {
         self.bus = bus
         socket = try MnlSocket(bus: bus.number, groups: 0, operation: "open netlink socket")
-        // Room for the ACKs of a full batch buffer, with error texts.
-        socket.setReceiveBuffer(bytes: 1 << 20)
         // Let the kernel filter route dumps by table and protocol (Linux 4.20+).
         socket.enableStrictChecking()
         nextSequence = UInt32.random(in: 1...0x7fff_ffff)
@@ -86,6 +85,12 @@ public final class NetlinkSocket {
             }
             defer { index = chunkEnd }
             guard let firstSent = sentIndices.first else { continue }
+            if sentIndices.count > 64 && !receiveBufferEnlarged {
+                // Room for the ACKs of a full batch buffer, with error texts (the default holds a
+                // few hundred); asked only when a batch is that large, a syscall less for the hook.
+                socket.setReceiveBuffer(bytes: 1 << 20)
+                receiveBufferEnlarged = true
+            }
             do {
                 try socket.send(requestBuffer, operation: requests[firstSent].operation)
                 try collectAcks(first: firstSequence, count: sentIndices.count) { offset, ack in

@@ -6,7 +6,8 @@ public import VTIModel
 /// It stops at the first step that fails: every step is idempotent, so the next event (or pluto's
 /// retry) picks up from there and nothing is applied twice.
 public struct HookApplier {
-    private let kernel: KernelApplier
+    /// What it applies through.
+    public let kernel: KernelApplier
 
     public init(kernel: KernelApplier) {
         self.kernel = kernel

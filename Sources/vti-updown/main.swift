@@ -22,12 +22,16 @@ let defaultSettingsPath = "/etc/vtictl/hook.conf"
 /// Writes text as it is. Not `print`: its `Any` arguments make the runtime search every
 /// protocol conformance in the binary on first use, which in the test bed cost 13 ms per call.
 func output(_ text: String, to descriptor: Int32 = 1) {
-    var remaining = Array(text.utf8) + [UInt8(ascii: "\n")]
-    while !remaining.isEmpty {
-        let written = write(descriptor, remaining, remaining.count)
-        if written < 0 && errno == EINTR { continue }
-        guard written > 0 else { return }
-        remaining.removeFirst(written)
+    var line = text
+    line.append("\n")
+    line.withUTF8 { bytes in
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { return }
+            offset += written
+        }
     }
 }
 
@@ -177,14 +181,18 @@ if planOnly {
 /// Applies the plan here, in this process; exits.
 func applyAlone(spoolIn runDirectory: String?) -> Never {
     var reply: HookEventReply
+    // Kept until the process ends, which closes its socket and unmaps its buffers anyway.
+    var kernel: KernelApplier?
     do {
         let applier = HookApplier(kernel: try KernelApplier())
+        kernel = applier.kernel
         reply = HookEventReply(ok: true, lines: try applier.apply(plan), error: nil)
     } catch {
         reply = HookEventReply(ok: false, lines: [], error: "\(error)")
     }
     if let runDirectory { spool(reply, in: runDirectory) }
     for line in reply.lines { say(line) }
+    withExtendedLifetime(kernel) {}
     if let error = reply.error {
         complain("\(context()): \(error)")
         exit(1)
