@@ -114,6 +114,9 @@ public final class KernelApplier {
 
     /// The index of a device that must exist.
     public func interfaceIndex(of name: String) throws(ApplyError) -> Int32 {
+        // The loopback device is index 1 in every namespace (the kernel's LOOPBACK_IFINDEX): the
+        // hook puts a road-warrior client's source address on it at every route-client.
+        if name == "lo" { return 1 }
         guard let index = try netlink("read device \(name)", { () throws(NetlinkError) in try route.interfaceIndex(named: name) }) else {
             throw ApplyError("device \(name) does not exist")
         }

@@ -149,26 +149,35 @@ public struct PlutoEventError: Error, Sendable, Hashable, CustomStringConvertibl
 }
 
 extension PlutoEvent {
-    /// Whether this parser reads or deliberately ignores the variable (sent by libreswan 4.10 or
-    /// 5.x); anything else with the prefixes PLUTO_, VTI_ or CONNMARK_ is reported as unknown.
-    /// (A switch, not a Set: the hook asks this once per variable and builds nothing for it.)
-    static func isKnown(_ name: String) -> Bool {
-        switch name {
-        case "PLUTO_VERB", "PLUTO_CONNECTION", "PLUTO_CONN_KIND", "PLUTO_CONN_ADDRFAMILY",
-             "PLUTO_CLIENT_FAMILY", "PLUTO_ME", "PLUTO_PEER", "PLUTO_MY_CLIENT", "PLUTO_PEER_CLIENT",
-             "PLUTO_MY_ID", "PLUTO_PEER_ID", "PLUTO_MY_SOURCEIP", "PLUTO_NEXT_HOP", "PLUTO_INTERFACE",
-             "PLUTO_METRIC", "PLUTO_MTU", "CONNMARK_IN", "CONNMARK_OUT", "VTI_IFACE", "VTI_ROUTING",
-             "VTI_SHARED", "VTI_IP", "PLUTO_SA_REQID", "SPI_IN", "SPI_OUT", "PLUTO_INBYTES", "PLUTO_OUTBYTES",
-             "PLUTO_ADDTIME", "PLUTO_CONN_POLICY", "PLUTO_CFG_SERVER", "PLUTO_CFG_CLIENT", "PLUTO_VERSION",
-             "PLUTO_CONNECTION_TYPE", "PLUTO_IS_PEER_CISCO", "PLUTO_MY_CLIENT_MASK", "PLUTO_MY_CLIENT_NET",
-             "PLUTO_PEER_CLIENT_MASK", "PLUTO_PEER_CLIENT_NET", "PLUTO_MY_PORT", "PLUTO_MY_PROTOCOL",
-             "PLUTO_PEER_PORT", "PLUTO_PEER_PROTOCOL", "PLUTO_NM_CONFIGURED", "PLUTO_PEER_BANNER",
-             "PLUTO_PEER_CA", "PLUTO_PEER_DNS_INFO", "PLUTO_PEER_DOMAIN_INFO", "PLUTO_SA_TYPE", "PLUTO_STACK",
-             "PLUTO_VIRT_INTERFACE", "PLUTO_XFRMI_ROUTE", "PLUTO_XFRMI_FWMARK", "PLUTO_USERNAME",
-             "PLUTO_MOBIKE_EVENT", "PLUTO_DNS_RESOLVER":
-            return true
-        default:
-            return false
+    /// Variables this parser reads or deliberately ignores (sent by libreswan 4.10 or 5.x); anything
+    /// else with the prefixes PLUTO_, VTI_ or CONNMARK_ is reported as unknown.
+    static let knownNames: [StaticString] = [
+        "PLUTO_VERB", "PLUTO_CONNECTION", "PLUTO_CONN_KIND", "PLUTO_CONN_ADDRFAMILY", "PLUTO_CLIENT_FAMILY",
+        "PLUTO_ME", "PLUTO_PEER", "PLUTO_MY_CLIENT", "PLUTO_PEER_CLIENT", "PLUTO_MY_ID", "PLUTO_PEER_ID",
+        "PLUTO_MY_SOURCEIP", "PLUTO_NEXT_HOP", "PLUTO_INTERFACE", "PLUTO_METRIC", "PLUTO_MTU", "CONNMARK_IN",
+        "CONNMARK_OUT", "VTI_IFACE", "VTI_ROUTING", "VTI_SHARED", "VTI_IP", "PLUTO_SA_REQID", "SPI_IN",
+        "SPI_OUT", "PLUTO_INBYTES", "PLUTO_OUTBYTES", "PLUTO_ADDTIME", "PLUTO_CONN_POLICY",
+        "PLUTO_CFG_SERVER", "PLUTO_CFG_CLIENT", "PLUTO_VERSION", "PLUTO_CONNECTION_TYPE",
+        "PLUTO_IS_PEER_CISCO", "PLUTO_MY_CLIENT_MASK", "PLUTO_MY_CLIENT_NET", "PLUTO_PEER_CLIENT_MASK",
+        "PLUTO_PEER_CLIENT_NET", "PLUTO_MY_PORT", "PLUTO_MY_PROTOCOL", "PLUTO_PEER_PORT",
+        "PLUTO_PEER_PROTOCOL", "PLUTO_NM_CONFIGURED", "PLUTO_PEER_BANNER", "PLUTO_PEER_CA",
+        "PLUTO_PEER_DNS_INFO", "PLUTO_PEER_DOMAIN_INFO", "PLUTO_SA_TYPE", "PLUTO_STACK",
+        "PLUTO_VIRT_INTERFACE", "PLUTO_XFRMI_ROUTE", "PLUTO_XFRMI_FWMARK", "PLUTO_USERNAME",
+        "PLUTO_MOBIKE_EVENT", "PLUTO_DNS_RESOLVER",
+    ]
+
+    /// Whether this parser reads or deliberately ignores the variable.
+    public static func isKnown(_ name: String) -> Bool {
+        var name = name
+        return name.withUTF8 { isKnown(name: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The same for a name's bytes, so that the hook can pass over its environment's known
+    /// variables without making a String of each.
+    public static func isKnown(name: UnsafeRawBufferPointer) -> Bool {
+        knownNames.contains { known in
+            known.utf8CodeUnitCount == name.count
+                && UnsafeRawBufferPointer(start: known.utf8Start, count: known.utf8CodeUnitCount).elementsEqual(name)
         }
     }
 
@@ -212,9 +221,9 @@ extension PlutoEvent {
         }
         if case .known(_, let scope?, let isIPv6) = verb {
             // -host-v6 follows the end points' family, -client-v6 the selectors'.
-            let (variable, subject, subjectFamily) = scope == .host
-                ? ("PLUTO_ME", "\(me)", me.family) : ("PLUTO_MY_CLIENT", "\(myClient)", myClient.family)
+            let subjectFamily = scope == .host ? me.family : myClient.family
             guard isIPv6 == (subjectFamily == .ipv6) else {
+                let (variable, subject) = scope == .host ? ("PLUTO_ME", "\(me)") : ("PLUTO_MY_CLIENT", "\(myClient)")
                 throw PlutoEventError(variable: variable, problem: "\(subject) is \(subjectFamily) but the verb \(verb) says \(isIPv6 ? "ipv6" : "ipv4")")
             }
         }
@@ -265,7 +274,8 @@ extension PlutoEvent {
 public struct PlutoVariables: Sendable {
     /// The value of one variable, nil when unset.
     public let value: @Sendable (String) -> String?
-    /// The names of all variables, for reporting the unknown ones.
+    /// The names of the variables, for reporting the unknown ones: all of them, or at least all
+    /// that `PlutoEvent.isKnown` does not accept.
     public let names: @Sendable () -> [String]
 
     public init(value: @escaping @Sendable (String) -> String?, names: @escaping @Sendable () -> [String]) {

@@ -146,12 +146,16 @@ if let runDirectory = settings.vtidRunDirectory, let text = readFile(runDirector
 let processVariables = PlutoVariables(
     value: { name in getenv(name).map { String(cString: $0) } },
     names: {
+        // Only the names the parser does not know become strings: pluto sends some sixty.
         var names: [String] = []
         var entry = environ
         while let pointer = entry.pointee {
-            let text = String(cString: pointer)
-            if let equals = text.utf8.firstIndex(of: UInt8(ascii: "=")) { names.append(String(text[..<equals])) }
             entry += 1
+            guard let equals = strchr(pointer, Int32(UInt8(ascii: "="))) else { continue }
+            let name = UnsafeRawBufferPointer(start: pointer, count: pointer.distance(to: equals))
+            if !PlutoEvent.isKnown(name: name) {
+                names.append(String(decoding: name, as: UTF8.self))
+            }
         }
         return names
     })

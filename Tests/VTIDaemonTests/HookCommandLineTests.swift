@@ -35,6 +35,15 @@ final class HookCommandLineTests: XCTestCase {
             """)
     }
 
+    /// The hook reads its own environment without a dictionary: variables it does not know are
+    /// still named, once each, and nothing else (not the shell's, not the ones it knows).
+    func testUnknownVariablesOfTheProcessEnvironmentAreNamed() throws {
+        let result = runChild(["/usr/bin/env", "-i"] + (try recorded("rw-road1-03-route-client"))
+            + ["PLUTO_SOMETHING_NEW=1", "XYZ=2", "VTI_FUTURE=3", "CONNMARK_ODD=4", product("vti-updown"), "--plan", "--config", "/dev/null"])
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertEqual(result.output.split(separator: "\n").first, "vti-updown: ignoring unknown variables CONNMARK_ODD PLUTO_SOMETHING_NEW VTI_FUTURE")
+    }
+
     /// How the hook is linked decides most of its start-up (README, Benchmarks): only libc, libm
     /// and libmnl are loaded at run time (the Swift runtime, libstdc++ and libgcc's unwinder are
     /// inside), its dynamic symbol table holds only imports, and its relocations are packed where
