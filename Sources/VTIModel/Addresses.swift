@@ -20,9 +20,8 @@ public struct IPv4Address: Sendable, Hashable, Comparable, CustomStringConvertib
 
     /// Dotted quad only: four decimal parts, no leading zeros (which some parsers read as octal).
     public init?(_ text: some StringProtocol) {
-        let utf8 = Array(text.utf8)
-        guard utf8.count <= 15, let bytes = parseIPv4(utf8[...]) else { return nil }
-        self.init(bytes: bytes)
+        guard let value = parseIPv4(text.utf8) else { return nil }
+        rawValue = value
     }
 
     init(bytes: [UInt8]) {
@@ -164,18 +163,17 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
     /// Parses `10.0.1.0/24`; a bare address is a host prefix (/32 or /128). The length is decimal
     /// without leading zeros or sign.
     public init?(_ text: some StringProtocol) {
-        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
-        guard let address = IPAddress(parts[0]) else { return nil }
-        guard parts.count == 2 else {
+        guard let slash = text.utf8.firstIndex(of: UInt8(ascii: "/")) else {
+            guard let address = IPAddress(text) else { return nil }
             self.init(address, length: address.family.bitCount)
             return
         }
-        let digits = Array(parts[1].utf8)
+        guard let address = IPAddress(text[..<slash]) else { return nil }
+        let digits = text.utf8[text.utf8.index(after: slash)...]
         guard !digits.isEmpty, digits.count <= 3, digits.allSatisfy(isDecimalDigit),
-              digits.count == 1 || digits[0] != UInt8(ascii: "0"),
-              let length = Int(String(decoding: digits, as: UTF8.self))
+              digits.count == 1 || digits.first != UInt8(ascii: "0")
         else { return nil }
-        self.init(address, length: length)
+        self.init(address, length: digits.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) })
     }
 
     /// A host prefix: /32 or /128.
@@ -219,27 +217,33 @@ func isDecimalDigit(_ byte: UInt8) -> Bool {
     byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
 }
 
-private func parseIPv4(_ text: ArraySlice<UInt8>) -> [UInt8]? {
-    var result: [UInt8] = []
-    var value = 0
+/// A dotted quad into a host-order integer, without building anything on the way (the hook parses
+/// half a dozen addresses per call).
+private func parseIPv4<Bytes: Collection<UInt8>>(_ text: Bytes) -> UInt32? {
+    guard text.count <= 15 else { return nil }
+    var result: UInt32 = 0
+    var parts = 0
+    var value: UInt32 = 0
     var digits = 0
-    for character in text + [UInt8(ascii: ".")] {
+    for character in text {
         if isDecimalDigit(character) {
             // A leading zero would be octal to some parsers: refuse it.
             if digits == 1 && value == 0 { return nil }
-            value = value * 10 + Int(character - UInt8(ascii: "0"))
+            value = value * 10 + UInt32(character - UInt8(ascii: "0"))
             digits += 1
             guard digits <= 3, value <= 255 else { return nil }
         } else if character == UInt8(ascii: ".") {
-            guard digits > 0, result.count < 4 else { return nil }
-            result.append(UInt8(value))
+            guard digits > 0, parts < 3 else { return nil }
+            result = result << 8 | value
+            parts += 1
             value = 0
             digits = 0
         } else {
             return nil
         }
     }
-    return result.count == 4 ? result : nil
+    guard digits > 0, parts == 3 else { return nil }
+    return result << 8 | value
 }
 
 private func parseIPv6(_ text: [UInt8]) -> [UInt8]? {
@@ -273,7 +277,7 @@ private func parseIPv6(_ text: [UInt8]) -> [UInt8]? {
         }
         if index == groups.count - 1, group.contains(UInt8(ascii: ".")) {
             guard let v4 = parseIPv4(group) else { return nil }
-            embeddedIPv4 = v4
+            embeddedIPv4 = [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: v4 >> $0) }
             index += 1
             continue
         }
