@@ -4,7 +4,8 @@ public import VTIModel
 /// Carries out a hook plan step by step through `KernelApplier`, and says what it did.
 ///
 /// It stops at the first step that fails: every step is idempotent, so the next event (or pluto's
-/// retry) picks up from there and nothing is applied twice.
+/// retry) picks up from there and nothing is applied twice. Routes that follow one another in a
+/// plan go to the kernel in one batch: all of them are tried, and the first failure stops the plan.
 public struct HookApplier {
     /// What it applies through.
     public let kernel: KernelApplier
@@ -25,10 +26,58 @@ public struct HookApplier {
     public func apply(_ plan: [HookAction]) throws(ApplyError) -> [String] {
         var log: [String] = []
         var lastDevice = LastDevice()
-        for action in plan {
-            if let line = try apply(action, lastDevice: &lastDevice) { log.append(line) }
+        var position = 0
+        while position < plan.count {
+            let run = routeRun(plan, from: position)
+            if run.routes.count > 1 {
+                log += try applyRoutes(run.routes, removing: run.removing, lastDevice: &lastDevice)
+                position += run.routes.count
+            } else {
+                if let line = try apply(plan[position], lastDevice: &lastDevice) { log.append(line) }
+                position += 1
+            }
         }
         return log
+    }
+
+    /// The routes to add (or to remove) one after another in the plan from `position` on.
+    private func routeRun(_ plan: [HookAction], from position: Int) -> (routes: [PlannedRoute], removing: Bool) {
+        var routes: [PlannedRoute] = []
+        var removing = false
+        for action in plan[position...] {
+            switch action {
+            case .addRoute(let route) where routes.isEmpty || !removing:
+                routes.append(route)
+            case .deleteRoute(let route) where routes.isEmpty || removing:
+                removing = true
+                routes.append(route)
+            default:
+                return (routes, removing)
+            }
+        }
+        return (routes, removing)
+    }
+
+    /// Adds (or removes) routes in one netlink batch; one line per route, as `apply` says them.
+    private func applyRoutes(_ planned: [PlannedRoute], removing: Bool, lastDevice: inout LastDevice) throws(ApplyError) -> [String] {
+        var routes: [Route] = []
+        var lines: [String] = []
+        var missingDevice: ApplyError?
+        for route in planned {
+            do {
+                routes.append(try kernelRoute(route, lastDevice: &lastDevice))
+                lines.append(removing ? "removed route \(route)" : "route \(route)")
+            } catch {
+                // A route into a device that is gone: nothing to remove, and nothing can be added.
+                if !removing {
+                    missingDevice = error
+                    break
+                }
+            }
+        }
+        for case let failure? in removing ? kernel.removeRoutes(routes) : kernel.ensureRoutes(routes) { throw failure }
+        if let missingDevice { throw missingDevice }
+        return lines
     }
 
     /// Applies one step; returns the line saying what changed, if anything did.

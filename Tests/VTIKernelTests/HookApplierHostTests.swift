@@ -83,6 +83,16 @@ final class HookApplierHostTests: XCTestCase {
                 "10.0.1.12 dev vti02 scope link ", "10.0.2.10 dev vti03 scope link ",
             ])
             _ = try applier.apply([.deleteRoute(third), .deleteRoute(fourth)])
+            // Routes that follow one another go in one batch: a route into a device that is not there
+            // fails the plan by name after the routes before it; removing it is no error.
+            let nowhere = PlannedRoute(destination: IPPrefix("10.0.3.10/32")!, device: InterfaceName("vti09")!, table: 254, metric: nil, routeProtocol: 157)
+            XCTAssertThrowsError(try applier.apply([.addRoute(third), .addRoute(nowhere), .addRoute(fourth)])) { error in
+                XCTAssertEqual("\(error)", "device vti09 does not exist")
+            }
+            XCTAssertTrue(try ip("route", "show", "proto", "157").contains("10.0.2.10 dev vti03"), "the route before it is in")
+            XCTAssertEqual(try applier.apply([.deleteRoute(third), .deleteRoute(nowhere), .deleteRoute(fourth)]),
+                           ["removed route 10.0.2.10/32 dev vti03 proto 157", "removed route 10.0.1.12/32 dev vti02 proto 157"])
+            XCTAssertFalse(try ip("route", "show", "proto", "157").contains("vti03"))
             // One client leaves: its route only.
             let log = try applier.apply([.deleteRoute(route)])
             XCTAssertEqual(log, ["removed route 10.0.1.10/32 dev vti02 proto 157"])
