@@ -33,9 +33,20 @@ public final class NetlinkSocket {
     struct Request {
         var type: UInt16
         var flags: UInt16
-        /// Human text for errors, e.g. "add route 10.0.0.0/24".
-        var operation: String
+        /// Human text for errors, e.g. "add route 10.0.0.0/24", made only when an error needs it
+        /// (formatting a route costs more than sending it).
+        var describe: () -> String
         var build: (inout MessageWriter) throws(NetlinkError) -> Void
+
+        init(type: UInt16, flags: UInt16, operation: @autoclosure @escaping () -> String,
+             build: @escaping (inout MessageWriter) throws(NetlinkError) -> Void) {
+            self.type = type
+            self.flags = flags
+            self.describe = operation
+            self.build = build
+        }
+
+        var operation: String { describe() }
     }
 
     /// The bytes `execute` would send for `request`, with sequence and port id zero; for tests.

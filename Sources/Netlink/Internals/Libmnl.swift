@@ -71,13 +71,13 @@ final class MnlSocket {
         }
     }
 
-    func send(_ buffer: MessageBuffer, operation: String) throws(NetlinkError) {
+    func send(_ buffer: MessageBuffer, operation: @autoclosure () -> String) throws(NetlinkError) {
         while true {
             let sent = mnl_socket_sendto(handle, buffer.base, buffer.length)
             if sent >= 0 { return }
             let code = Glibc.errno
             if code == EINTR { continue }
-            throw NetlinkError(operation: operation, errno: Errno(rawValue: code))
+            throw NetlinkError(operation: operation(), errno: Errno(rawValue: code))
         }
     }
 
@@ -94,14 +94,14 @@ final class MnlSocket {
     }
 
     /// Receives one datagram and splits it into messages.
-    func receive(into scratch: ReceiveBuffer, operation: String) throws(NetlinkError) -> [RawMessage] {
+    func receive(into scratch: ReceiveBuffer, operation: @autoclosure () -> String) throws(NetlinkError) -> [RawMessage] {
         var received: Int
         while true {
             received = mnl_socket_recvfrom(handle, scratch.base, scratch.capacity)
             if received >= 0 { break }
             let code = Glibc.errno
             if code == EINTR { continue }
-            throw NetlinkError(operation: operation, errno: Errno(rawValue: code))
+            throw NetlinkError(operation: operation(), errno: Errno(rawValue: code))
         }
         var messages: [RawMessage] = []
         var remaining = Int32(received)
