@@ -75,26 +75,19 @@ extension NetlinkSocket {
     /// The link with this index, or nil if there is none.
     public func link(index: Int32) throws(NetlinkError) -> Link? {
         let operation = "get link \(index)"
+        guard let reply = try linkMessage(index: index, operation: operation) else { return nil }
+        return try decodeOrThrow(operation) { () throws(NetlinkDecodingError) in try Link(decoding: reply.payload) }
+    }
+
+    /// RTM_GETLINK for one link, by name or by index, without the statistics (a third of the
+    /// answer, unused here); nil when there is no such link.
+    private func linkMessage(named name: String? = nil, index: Int32 = 0, operation: String) throws(NetlinkError) -> RawMessage? {
         do {
             let replies = try query(Request(type: UInt16(RTM_GETLINK), flags: 0, operation: operation) { writer throws(NetlinkError) in
                 var header = ifinfomsg()
                 header.ifi_index = index
                 try writer.putFixed(header)
-                try writer.put(UInt16(IFLA_EXT_MASK), UInt32(RTEXT_FILTER_SKIP_STATS))
-            })
-            guard let reply = replies.first(where: { $0.type == UInt16(RTM_NEWLINK) }) else { return nil }
-            return try decodeOrThrow(operation) { () throws(NetlinkDecodingError) in try Link(decoding: reply.payload) }
-        } catch where error.errno == .operationNotSupportedByDevice {
-            return nil
-        }
-    }
-
-    /// RTM_GETLINK for one name, without the statistics (a third of the answer, unused here).
-    private func linkMessage(named name: String, operation: String) throws(NetlinkError) -> RawMessage? {
-        do {
-            let replies = try query(Request(type: UInt16(RTM_GETLINK), flags: 0, operation: operation) { writer throws(NetlinkError) in
-                try writer.putFixed(ifinfomsg())
-                try writer.put(UInt16(IFLA_IFNAME), string: name)
+                if let name { try writer.put(UInt16(IFLA_IFNAME), string: name) }
                 try writer.put(UInt16(IFLA_EXT_MASK), UInt32(RTEXT_FILTER_SKIP_STATS))
             })
             return replies.first(where: { $0.type == UInt16(RTM_NEWLINK) })

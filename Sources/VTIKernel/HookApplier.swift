@@ -29,8 +29,8 @@ public struct HookApplier {
         var position = 0
         while position < plan.count {
             let run = routeRun(plan, from: position)
-            if run.routes.count > 1 {
-                log += try applyRoutes(run.routes, removing: run.removing, lastDevice: &lastDevice)
+            if !run.routes.isEmpty {
+                log += try applyRouteRun(run.routes, removing: run.removing, lastDevice: &lastDevice)
                 position += run.routes.count
             } else {
                 if let line = try apply(plan[position], lastDevice: &lastDevice) { log.append(line) }
@@ -58,8 +58,10 @@ public struct HookApplier {
         return (routes, removing)
     }
 
-    /// Adds (or removes) routes in one netlink batch; one line per route, as `apply` says them.
-    private func applyRoutes(_ planned: [PlannedRoute], removing: Bool, lastDevice: inout LastDevice) throws(ApplyError) -> [String] {
+    /// Adds (or removes) a plan's routes in one netlink batch; one line per route. Unlike the
+    /// public `applyRoutes` (a reconcile's thousands, one result each) it throws the first failure,
+    /// and a route into a missing device stops it (adding) or is skipped (removing: gone with it).
+    private func applyRouteRun(_ planned: [PlannedRoute], removing: Bool, lastDevice: inout LastDevice) throws(ApplyError) -> [String] {
         var routes: [Route] = []
         var lines: [String] = []
         var missingDevice: ApplyError?
@@ -105,14 +107,9 @@ public struct HookApplier {
             guard let key = setting.key else { throw ApplyError("no such sysctl: \(setting)") }
             return try kernel.ensureSysctl(key, setting.value) ? "set \(setting)" : nil
         case .addRoute(let planned):
-            let route = try kernelRoute(planned, lastDevice: &lastDevice)
-            if let failure = kernel.ensureRoutes([route])[0] { throw failure }
-            return "route \(planned)"
+            return try applyRouteRun([planned], removing: false, lastDevice: &lastDevice).first
         case .deleteRoute(let planned):
-            // With the device gone its routes are gone too.
-            guard let route = try? kernelRoute(planned, lastDevice: &lastDevice) else { return nil }
-            if let failure = kernel.removeRoutes([route])[0] { throw failure }
-            return "removed route \(planned)"
+            return try applyRouteRun([planned], removing: true, lastDevice: &lastDevice).first
         case .deleteVTI(let spec):
             lastDevice = LastDevice()
             return try kernel.removeVTI(named: spec.name.rawValue, spec.parameters) ? "deleted \(spec)" : nil
