@@ -12,6 +12,12 @@ public func inFreshNetworkNamespace(
     _ test: XCTestCase, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void
 ) rethrows {
     if ProcessInfo.processInfo.environment["VTICTL_TEST_NETNS"] == "1" {
+        // Set by the parent below for its `unshare -n` child. Set by hand in the machine's own
+        // namespace, the body would add and delete the host's devices, addresses and routes.
+        guard !sharesParentNetworkNamespace() else {
+            XCTFail("VTICTL_TEST_NETNS=1 is set but this process is in its parent's network namespace, not a throwaway one: kernel tests change what they find; unset it (each test makes its own namespace) or run under unshare -n", file: file, line: line)
+            return
+        }
         try body()
         return
     }
@@ -35,6 +41,15 @@ public func inFreshNetworkNamespace(
         XCTFail("in a fresh network namespace (exit \(result.status)):\n" + (failures.isEmpty ? result.output : failures.joined(separator: "\n")),
                 file: file, line: line)
     }
+}
+
+/// Whether this process is in its parent's network namespace: `unshare -n` puts the child in a new
+/// one, so a child that is not there was started some other way.
+public func sharesParentNetworkNamespace() -> Bool {
+    var mine = stat()
+    var parent = stat()
+    guard stat("/proc/self/ns/net", &mine) == 0, stat("/proc/\(getppid())/ns/net", &parent) == 0 else { return false }
+    return mine.st_dev == parent.st_dev && mine.st_ino == parent.st_ino
 }
 
 /// `Module.Class/testMethod`, the form swift-corelibs-xctest takes on its command line.
