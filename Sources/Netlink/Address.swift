@@ -33,6 +33,13 @@ extension NetlinkSocket {
         try execute(addressRequest(RTM_NEWADDR, flags: UInt16(NLM_F_CREATE | NLM_F_EXCL), address, verb: "add"))
     }
 
+    /// Adds an address unless the device has it; whether it was added. For the hook's every call:
+    /// the kernel's "exists" is an answer here, not an error to describe.
+    @discardableResult
+    public func addAddressIfMissing(_ address: InterfaceAddress) throws(NetlinkError) -> Bool {
+        try execute(addressRequest(RTM_NEWADDR, flags: UInt16(NLM_F_CREATE | NLM_F_EXCL), address, verb: "add"), tolerating: .fileExists)
+    }
+
     /// Adds or updates an address. Equivalent to `ip addr replace P dev D`.
     public func replaceAddress(_ address: InterfaceAddress) throws(NetlinkError) {
         try execute(addressRequest(RTM_NEWADDR, flags: UInt16(NLM_F_CREATE | NLM_F_REPLACE), address, verb: "replace"))

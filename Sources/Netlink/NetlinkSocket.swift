@@ -61,10 +61,12 @@ public final class NetlinkSocket {
         return nextSequence
     }
 
-    /// Sends one request and waits for its ACK; the kernel's refusal becomes a `NetlinkError`.
-    func execute(_ request: Request) throws(NetlinkError) {
-        let results = executeBatch([request])
-        if let failure = results[0] { throw failure }
+    /// Sends one request and waits for its ACK; the kernel's refusal becomes a `NetlinkError`,
+    /// except the errno `tolerated`, for which it returns false: an expected answer (an address
+    /// that is there already), for which no error and no error text are made.
+    @discardableResult
+    func execute(_ request: Request, tolerating tolerated: Errno? = nil) throws(NetlinkError) -> Bool {
+        try !exchange(request, flags: UInt16(NLM_F_ACK), tolerating: tolerated).tolerated
     }
 
     /// Sends many requests in as few `sendmsg` calls as fit, and returns one result per request
@@ -142,14 +144,14 @@ public final class NetlinkSocket {
 
     /// Sends a single GET request and returns the kernel's reply messages (before its ACK).
     func query(_ request: Request) throws(NetlinkError) -> [RawMessage] {
-        try exchange(request, flags: UInt16(NLM_F_ACK)).messages
+        try exchange(request, flags: UInt16(NLM_F_ACK), tolerating: nil).messages
     }
 
     /// Sends a dump request and returns every reply message, retrying if the kernel says the dump
     /// was interrupted by a concurrent change (`NLM_F_DUMP_INTR`).
     func dump(_ request: Request) throws(NetlinkError) -> [RawMessage] {
         for _ in 0..<5 {
-            let reply = try exchange(request, flags: UInt16(NLM_F_DUMP))
+            let reply = try exchange(request, flags: UInt16(NLM_F_DUMP), tolerating: nil)
             if !reply.interrupted { return reply.messages }
         }
         throw NetlinkError(operation: request.operation, errno: .resourceTemporarilyUnavailable,
@@ -157,8 +159,9 @@ public final class NetlinkSocket {
     }
 
     /// Sends one request and collects the replies to it until NLMSG_DONE or the ACK; a kernel
-    /// error becomes a thrown `NetlinkError`.
-    private func exchange(_ request: Request, flags: UInt16) throws(NetlinkError) -> (messages: [RawMessage], interrupted: Bool) {
+    /// error becomes a thrown `NetlinkError`, except `tolerated`, which ends it with `tolerated` set.
+    private func exchange(_ request: Request, flags: UInt16, tolerating tolerated: Errno?) throws(NetlinkError)
+        -> (messages: [RawMessage], interrupted: Bool, tolerated: Bool) {
         requestBuffer.reset()
         let sequence = takeSequence()
         try requestBuffer.append(type: request.type, flags: request.flags | UInt16(NLM_F_REQUEST) | flags,
@@ -172,10 +175,11 @@ public final class NetlinkSocket {
                 if message.flags & UInt16(NLM_F_DUMP_INTR) != 0 { interrupted = true }
                 switch Int32(message.type) {
                 case NLMSG_DONE:
-                    return (collected, interrupted)
+                    return (collected, interrupted, false)
                 case NLMSG_ERROR:
                     let ack = try decodeAck(message)
-                    if ack.errno == 0 { return (collected, interrupted) }
+                    if ack.errno == 0 { return (collected, interrupted, false) }
+                    if ack.errno == tolerated?.rawValue { return (collected, interrupted, true) }
                     throw NetlinkError(operation: request.operation, errno: Errno(rawValue: ack.errno),
                                        kernelMessage: ack.message, offset: ack.offset)
                 default:

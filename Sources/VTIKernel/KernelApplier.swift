@@ -84,9 +84,7 @@ public final class KernelApplier {
     public func ensureAddress(device name: String, _ prefix: InetPrefix) throws(ApplyError) {
         let index = try interfaceIndex(of: name)
         do {
-            try route.addAddress(InterfaceAddress(interfaceIndex: index, prefix: prefix))
-        } catch where error.errno == .fileExists {
-            return
+            try route.addAddressIfMissing(InterfaceAddress(interfaceIndex: index, prefix: prefix))
         } catch {
             throw ApplyError(error)
         }

@@ -33,7 +33,7 @@ public struct IPv4Address: Sendable, Hashable, Comparable, CustomStringConvertib
 
     public var description: String {
         // Four small strings, no arrays: the hook writes an address into each line it logs.
-        String(rawValue >> 24) + "." + String(rawValue >> 16 & 0xff) + "." + String(rawValue >> 8 & 0xff) + "." + String(rawValue & 0xff)
+        decimal(rawValue >> 24) + "." + decimal(rawValue >> 16 & 0xff) + "." + decimal(rawValue >> 8 & 0xff) + "." + decimal(rawValue & 0xff)
     }
 
     public static func < (a: IPv4Address, b: IPv4Address) -> Bool { a.rawValue < b.rawValue }
@@ -204,7 +204,7 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
         return length <= other.length ? contains(other.address) : other.contains(address)
     }
 
-    public var description: String { "\(address)/\(length)" }
+    public var description: String { address.description + "/" + decimal(length) }
 
     /// For lengths this module has already checked.
     private init(trusted address: IPAddress, length: Int) {

@@ -79,13 +79,13 @@ public struct PlannedRoute: Sendable, Hashable, CustomStringConvertible {
 
     /// `ip route` syntax, for logs.
     public var description: String {
-        var text = "\(destination)"
-        if let gateway { text += " via \(gateway)" }
-        text += " dev \(device)"
-        if let preferredSource { text += " src \(preferredSource)" }
-        if table != 254 { text += " table \(table)" }
-        if let metric { text += " metric \(metric)" }
-        return text + " proto \(routeProtocol)"
+        var text = destination.description
+        if let gateway { text += " via " + gateway.description }
+        text += " dev " + device.rawValue
+        if let preferredSource { text += " src " + preferredSource.description }
+        if table != 254 { text += " table " + decimal(table) }
+        if let metric { text += " metric " + decimal(metric) }
+        return text + " proto " + decimal(routeProtocol)
     }
 }
 
@@ -169,7 +169,9 @@ public func planHook(event: PlutoEvent, settings: HookSettings) -> HookPlan {
             plan += planPolicyBased(step: step, event: event, settings: settings)
         }
     }
-    if let device = settings.existingDevices[event.connection.escaped] {
+    // The conn's name is escaped only when there is something to look it up in: escaping is a
+    // part of the standard library a hook call would otherwise not touch.
+    if !settings.existingDevices.isEmpty, let device = settings.existingDevices[event.connection.escaped] {
         plan = routingIntoExistingDevice(plan, device)
     }
     // A compound verb (prepare-route-up) repeats the set-up; once is enough.
@@ -207,7 +209,7 @@ private func planVTI(step: PlutoVerb.Step, event: PlutoEvent, vti: PlutoEvent.VT
         return routes.compactMap(undoing)
     case .unroute:
         var plan = routes.compactMap(undoing)
-        if !vti.shared && (event.kind == .permanent || event.kind == .template) && !settings.keptDevices.contains(event.connection.escaped) {
+        if !vti.shared && (event.kind == .permanent || event.kind == .template) && (settings.keptDevices.isEmpty || !settings.keptDevices.contains(event.connection.escaped)) {
             plan.append(.deleteVTI(device))
         }
         return plan

@@ -21,14 +21,20 @@ public struct PlutoEvent: Sendable, Hashable {
         case other(String)
 
         init(_ text: String) {
-            let name = text.hasPrefix("CK_") ? String(text.dropFirst(3)) : text
-            switch name {
-            case "PERMANENT": self = .permanent
-            case "INSTANCE": self = .instance
-            case "TEMPLATE": self = .template
-            case "GROUP": self = .group
-            case "GOING_AWAY": self = .goingAway
-            default: self = .other(String(decoding: text.utf8.prefix(64), as: UTF8.self))
+            // Compared as UTF-8, without characters: the hook parses this at every call.
+            let name = text.utf8.starts(with: "CK_".utf8) ? text.utf8.dropFirst(3) : text.utf8[...]
+            if name.elementsEqual("INSTANCE".utf8) {
+                self = .instance
+            } else if name.elementsEqual("PERMANENT".utf8) {
+                self = .permanent
+            } else if name.elementsEqual("TEMPLATE".utf8) {
+                self = .template
+            } else if name.elementsEqual("GROUP".utf8) {
+                self = .group
+            } else if name.elementsEqual("GOING_AWAY".utf8) {
+                self = .goingAway
+            } else {
+                self = .other(String(decoding: text.utf8.prefix(64), as: UTF8.self))
             }
         }
 

@@ -68,22 +68,41 @@ public enum PlutoVerb: Sendable, Hashable, CustomStringConvertible {
         return .known(steps: steps, scope: scope, isIPv6: isIPv6)
     }
 
-    /// The verbs every pluto sends (one step, a scope, maybe `-v6`), without splitting the text.
+    /// The verbs every pluto sends (one step, a scope, maybe `-v6`), read from the text's UTF-8:
+    /// no splitting, no characters, no table (the hook runs this for every call, and each part of
+    /// the standard library it touches for the first time costs page faults).
     private static func parseSingleStep(_ text: String) -> PlutoVerb? {
-        var rest = Substring(text)
-        let isIPv6 = rest.hasSuffix("-v6")
-        if isIPv6 { rest = rest.dropLast(3) }
+        var rest = text.utf8[...]
+        /// Whether `rest` ends with `suffix`; if so, `rest` loses it.
+        func dropSuffix(_ suffix: String) -> Bool {
+            let count = suffix.utf8.count
+            guard rest.count >= count, rest.suffix(count).elementsEqual(suffix.utf8) else { return false }
+            rest = rest.dropLast(count)
+            return true
+        }
+        let isIPv6 = dropSuffix("-v6")
         let scope: Scope
-        if rest.hasSuffix("-client") {
+        if dropSuffix("-client") {
             scope = .client
-            rest = rest.dropLast(7)
-        } else if rest.hasSuffix("-host") {
+        } else if dropSuffix("-host") {
             scope = .host
-            rest = rest.dropLast(5)
         } else {
             return nil
         }
-        guard let step = Step(rawValue: String(rest)) else { return nil }
+        let step: Step
+        if rest.elementsEqual("up".utf8) {
+            step = .up
+        } else if rest.elementsEqual("down".utf8) {
+            step = .down
+        } else if rest.elementsEqual("route".utf8) {
+            step = .route
+        } else if rest.elementsEqual("unroute".utf8) {
+            step = .unroute
+        } else if rest.elementsEqual("prepare".utf8) {
+            step = .prepare
+        } else {
+            return nil
+        }
         return .known(steps: [step], scope: scope, isIPv6: isIPv6)
     }
 
@@ -111,3 +130,4 @@ public enum PlutoVerb: Sendable, Hashable, CustomStringConvertible {
         }
     }
 }
+

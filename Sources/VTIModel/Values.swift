@@ -153,3 +153,24 @@ private func octalByte(_ a: UInt8, _ b: UInt8, _ c: UInt8) -> UInt8? {
     guard let high = digit(a), let middle = digit(b), let low = digit(c), high <= 3 else { return nil }
     return UInt8(high * 64 + middle * 8 + low)
 }
+
+/// A non-negative integer in decimal, written here rather than by the standard library's integer
+/// printing: that code lies far from the rest of what a hook call runs, and in the hook every page
+/// of code touched for the first time is a page fault (README, "Benchmarks").
+func decimal(_ value: some BinaryInteger) -> String {
+    precondition(value >= 0, "decimal() is for counts, lengths and addresses")
+    var digitCount = 1
+    var rest = value / 10
+    while rest > 0 {
+        digitCount += 1
+        rest /= 10
+    }
+    return String(unsafeUninitializedCapacity: digitCount) { buffer in
+        var rest = value
+        for index in stride(from: digitCount - 1, through: 0, by: -1) {
+            buffer[index] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
+            rest /= 10
+        }
+        return digitCount
+    }
+}

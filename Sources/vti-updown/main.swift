@@ -67,8 +67,15 @@ func readEnvironment() -> [String: String] {
     return environment
 }
 
+// Functions rather than closures in the top-level code: a closure there belongs to the main actor,
+// and Swift 6 checks that at run time, which brings in the concurrency runtime (30 page faults).
+func exists(_ path: String) -> Bool {
+    path.withCString { access($0, F_OK) } == 0
+}
+
 func readFile(_ path: String) -> String? {
-    let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+    // withCString: an implicit String-to-pointer conversion copies the text into a new array first.
+    let descriptor = path.withCString { open($0, O_RDONLY | O_CLOEXEC) }
     guard descriptor >= 0 else { return nil }
     defer { close(descriptor) }
     var bytes: [UInt8] = []
@@ -144,7 +151,7 @@ if let runDirectory = settings.vtidRunDirectory, let text = readFile(runDirector
 /// The process environment, read one variable at a time: a dictionary of all of it is built only
 /// for vtid, which receives the whole environment.
 let processVariables = PlutoVariables(
-    value: { name in getenv(name).map { String(cString: $0) } },
+    value: { name in name.withCString { getenv($0) }.map { String(cString: $0) } },
     names: {
         // Only the names the parser does not know become strings: pluto sends some sixty.
         var names: [String] = []
@@ -252,7 +259,7 @@ func isAccepted(_ line: [UInt8]) -> Bool {
     (try? JSONValue(parsing: line))?["accepted"]?.boolValue == true
 }
 
-guard let runDirectory = settings.vtidRunDirectory, access(runDirectory, F_OK) == 0 else { applyAlone(spoolIn: nil) }
+guard let runDirectory = settings.vtidRunDirectory, exists(runDirectory) else { applyAlone(spoolIn: nil) }
 let request = HookEventRequest(environment: readEnvironment(), verbArgument: verbArgument)
 var connection: LocalSocket?
 do {

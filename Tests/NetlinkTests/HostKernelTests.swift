@@ -34,6 +34,24 @@ final class HostKernelTests: XCTestCase {
         }
     }
 
+    /// Reads only: the child that the next test starts in the machine's own namespace runs this.
+    func testLoopbackIsIndexOne() throws {
+        try inFreshNetworkNamespace(self) {
+            XCTAssertEqual(try NetlinkSocket(.route).interfaceIndex(named: "lo"), 1)
+        }
+    }
+
+    /// VTICTL_TEST_NETNS=1 means "already in a throwaway namespace"; set by mistake (a test binary
+    /// started with it in the namespace it was started from), a kernel test must refuse to run
+    /// rather than change the host.
+    func testKernelTestsRefuseTheirParentsNamespace() throws {
+        let result = runChild([currentExecutable(), "NetlinkTests.HostKernelTests/testLoopbackIsIndexOne"],
+                              environment: ["VTICTL_TEST_NETNS": "1"])
+        XCTAssertTrue(result.launched)
+        XCTAssertNotEqual(result.status, 0, result.output)
+        XCTAssertTrue(result.output.contains("not a throwaway one"), result.output)
+    }
+
     func testInterfaceIndexAndLinkByIndexAgreeWithTheWholeLink() throws {
         try inFreshNetworkNamespace(self) {
             let socket = try NetlinkSocket(.route)
@@ -108,6 +126,25 @@ final class HostKernelTests: XCTestCase {
             XCTAssertTrue(try ip("-o", "addr", "show", "dev", "vt-a").contains("10.0.0.1/24"))
             try socket.deleteAddress(v4)
             XCTAssertFalse(try socket.addresses(family: .ipv4).contains { $0.prefix == v4.prefix })
+        }
+    }
+
+    /// The hook's form: "already there" is an answer, any other refusal still an error.
+    func testAddAddressIfMissing() throws {
+        try inFreshNetworkNamespace(self) {
+            let socket = try NetlinkSocket(.route)
+            let device = try upVeth(socket)
+            let address = InterfaceAddress(interfaceIndex: device, prefix: try prefix("10.0.0.1/24"))
+            XCTAssertTrue(try socket.addAddressIfMissing(address))
+            XCTAssertFalse(try socket.addAddressIfMissing(address))
+            XCTAssertEqual(try socket.addresses(family: .ipv4).filter { $0.interfaceIndex == device }.map(\.prefix), [address.prefix])
+            // The socket goes on answering after the tolerated refusal.
+            XCTAssertTrue(try socket.addAddressIfMissing(InterfaceAddress(interfaceIndex: device, prefix: try prefix("10.0.0.2/24"))))
+            let missingDevice = InterfaceAddress(interfaceIndex: 9999, prefix: try prefix("10.0.0.3/24"))
+            XCTAssertThrowsError(try socket.addAddressIfMissing(missingDevice)) { error in
+                XCTAssertEqual((error as? NetlinkError)?.errno, Errno(rawValue: ENODEV))
+                XCTAssertEqual((error as? NetlinkError)?.operation, "add address 10.0.0.3/24 on link 9999")
+            }
         }
     }
 

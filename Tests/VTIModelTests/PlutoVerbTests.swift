@@ -36,7 +36,8 @@ final class PlutoVerbTests: XCTestCase {
     func testEverythingElseIsUnknown() {
         for text in ["", "-client", "client", "up-client-v4", "up-up-client", "client-up", "up-client-v6-x", "UP-CLIENT",
                      "up;reboot", "up-client\n", "up-prepare", "route-prepare-up", "down-unroute-client", "up-v6",
-                     "prepare-route-up-route", "frobnicate-client"] {
+                     "prepare-route-up-route", "frobnicate-client", "-client-v6", "v6", "up-client-v6-v6",
+                     "up-host-client", "up-clïent", "up-client\u{301}", "up\u{301}-client", "up-\u{301}client", "upup-client"] {
             XCTAssertTrue(PlutoVerb(text).isUnknown, text.debugDescription)
             XCTAssertEqual(PlutoVerb(text).steps, [], text.debugDescription)
         }

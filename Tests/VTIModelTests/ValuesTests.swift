@@ -15,6 +15,24 @@ final class ValuesTests: XCTestCase {
         }
     }
 
+    /// The hook's own integer printing (addresses, prefix lengths, route fields in its log lines).
+    func testDecimal() {
+        XCTAssertEqual(decimal(0), "0")
+        XCTAssertEqual(decimal(7), "7")
+        XCTAssertEqual(decimal(10), "10")
+        XCTAssertEqual(decimal(UInt8(157)), "157")
+        XCTAssertEqual(decimal(UInt8.max), "255")
+        XCTAssertEqual(decimal(UInt32(1_000_000)), "1000000")
+        XCTAssertEqual(decimal(UInt32.max), "4294967295")
+        XCTAssertEqual(decimal(UInt64.max), "18446744073709551615")  // more digits than a small string holds
+        for value in [UInt32(1), 9, 99, 100, 101, 65535, 4_000_000_000] {
+            XCTAssertEqual(decimal(value), String(value))
+        }
+        XCTAssertEqual(IPAddress("10.0.1.10")?.description, "10.0.1.10")
+        XCTAssertEqual(IPPrefix("0.0.0.0/0")?.description, "0.0.0.0/0")
+        XCTAssertEqual(IPPrefix("2001:db8::/32")?.description, "2001:db8::/32")
+    }
+
     func testIPv6Addresses() {
         let table: [(String, String)] = [
             ("2001:db8::1", "2001:db8::1"),
