@@ -130,4 +130,3 @@ public enum PlutoVerb: Sendable, Hashable, CustomStringConvertible {
         }
     }
 }
-

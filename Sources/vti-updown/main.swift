@@ -68,7 +68,7 @@ func readEnvironment() -> [String: String] {
 }
 
 // Functions rather than closures in the top-level code: a closure there belongs to the main actor,
-// and Swift 6 checks that at run time, which brings in the concurrency runtime (30 page faults).
+// and Swift 6 checks that at run time, which brings in the concurrency runtime (some 30 page faults a call).
 func exists(_ path: String) -> Bool {
     path.withCString { access($0, F_OK) } == 0
 }
