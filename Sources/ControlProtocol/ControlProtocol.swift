@@ -2,9 +2,17 @@
 ///
 /// One request per connection: the client writes one line of JSON, an object with `"version": 1`
 /// and `"request"` naming what it wants; vtid answers with lines of JSON. Every answer carries
-/// `"version"` and `"ok"`; `"ok": false` comes with `"error"`, one sentence. A `hook-event` gets
-/// two lines: `{"accepted": true}` when vtid takes the event (it then owns it), then the result.
-/// Requests: `hook-event`, `status`, `leases`, `events`, `metrics`, `reload`.
+/// `"version"` and `"ok"`; `"ok": false` comes with `"error"`, one sentence.
+///
+/// A `hook-event` is handed over in three steps, so that exactly one of vtid and the hook applies
+/// it, and the hook alone decides which: when the event's turn comes, vtid offers to apply it
+/// (`{"ready": true}`); the hook, if it is still waiting, answers `{"go": true}` and from then on
+/// waits for vtid's result; vtid applies only an event whose `go` it has read. A hook that gave up
+/// waiting closes the connection instead and applies the event itself; a hook that sees the
+/// connection end after its `go` (vtid declined a late `go`, or died) applies it itself too.
+///
+/// Requests: `hook-event`, `reconcile`, `reload` (root only); `status`, `leases`, `routes`,
+/// `events`, `metrics`, `reconcile` with `"dry_run": true` (root and `socket_group`).
 public enum ControlProtocol {
     public static let version = 1
     /// Holds the socket, the apply lock and the spool of events the hook applied itself.
@@ -98,4 +106,13 @@ public func errorReply(_ message: String) -> JSONValue {
     .object(["version": .number(Double(ControlProtocol.version)), "ok": .bool(false), "error": .string(message)])
 }
 
-public let acceptedReply: JSONValue = .object(["version": .number(Double(ControlProtocol.version)), "accepted": .bool(true)])
+/// vtid's offer to apply a hook's event now.
+public let readyLine: JSONValue = .object(["version": .number(Double(ControlProtocol.version)), "ready": .bool(true)])
+/// The hook's answer to the offer: apply it; the hook now waits for the result.
+public let goLine: JSONValue = .object(["version": .number(Double(ControlProtocol.version)), "go": .bool(true)])
+
+extension JSONValue {
+    /// Whether this line is vtid's offer (`ready`) or the hook's `go`.
+    public var isReady: Bool { self["ready"]?.boolValue == true }
+    public var isGo: Bool { self["go"]?.boolValue == true }
+}

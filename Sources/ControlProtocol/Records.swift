@@ -45,6 +45,8 @@ public struct EventRecord: Codable, Sendable, Hashable {
     }
     public enum Result: String, Codable, Sendable {
         case applied, failed, rejected, ignored
+        /// Applied to the kernel, but vtid could not write its records (a full disk): shown as a problem.
+        case unrecorded = "applied-not-recorded"
     }
     public var sequence: Int
     /// Unix time, milliseconds.
@@ -166,6 +168,10 @@ public struct DaemonRecord: Codable, Sendable, Hashable {
     public var reloadError: String?
     public var eventsApplied: Int
     public var eventsFailed: Int
+    /// Events applied whose records vtid could not write (counted in `eventsApplied` too).
+    public var eventsNotRecorded: Int?
+    /// vtid has open problems of its own (listed in `problems`) and works around them.
+    public var degraded: Bool?
 
     public init(version: String, pid: Int32, started: Int64, configurationFile: String, ipsecConf: String, reloadError: String?,
                 eventsApplied: Int, eventsFailed: Int) {

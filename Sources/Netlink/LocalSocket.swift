@@ -111,14 +111,14 @@ public final class LocalSocket {
         return socket
     }
 
-    /// The next connection; nil if interrupted or the socket was shut down.
+    /// The next connection; nil if interrupted, the socket was shut down, or (non-blocking) none waits.
     public func accept() throws(LocalSocketError) -> LocalSocket? {
         while true {
             let client = vtictl_accept_cloexec(descriptor)
             if client >= 0 { return LocalSocket(descriptor: client) }
             switch errno {
             case EINTR, ECONNABORTED: continue
-            case EINVAL, EBADF: return nil
+            case EINVAL, EBADF, EAGAIN: return nil
             case let code: throw LocalSocketError("accept", Errno(rawValue: code))
             }
         }
@@ -127,6 +127,49 @@ public final class LocalSocket {
     /// Wakes a thread blocked in `accept`.
     public func shutdown() {
         _ = Glibc.shutdown(descriptor, Int32(SHUT_RDWR))
+    }
+
+    /// The peer's supplementary groups, as the kernel recorded them when it connected
+    /// (SO_PEERGROUPS); nil if the kernel cannot say.
+    public func peerGroups() -> [UInt32]? {
+        var groups = [UInt32](repeating: 0, count: 256)
+        let count = groups.withUnsafeMutableBufferPointer { vtictl_peer_groups(descriptor, $0.baseAddress!, Int32($0.count)) }
+        guard count >= 0 else { return nil }
+        return Array(groups.prefix(Int(count)))
+    }
+
+    /// Whether reads and writes wait (false for the control server's poll loop).
+    public func setBlocking(_ blocking: Bool) {
+        let flags = fcntl(descriptor, F_GETFL)
+        _ = fcntl(descriptor, F_SETFL, blocking ? flags & ~O_NONBLOCK : flags | O_NONBLOCK)
+    }
+
+    /// Takes what the kernel has for this socket now, without waiting; false at end of stream.
+    /// Throws past `limit` buffered bytes. Complete lines are then taken with `takeLine`.
+    public func receiveAvailable(limit: Int) throws(LocalSocketError) -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress!, $0.count, Int32(MSG_DONTWAIT)) }
+            if count > 0 {
+                buffered += chunk.prefix(count)
+                guard buffered.count <= limit else { throw LocalSocketError("read a line of over \(limit) bytes", .messageTooLong) }
+                continue
+            }
+            if count == 0 { return false }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN: return true
+            case let code: throw LocalSocketError("receive", Errno(rawValue: code))
+            }
+        }
+    }
+
+    /// The first complete line already received, without its newline.
+    public func takeLine() -> [UInt8]? {
+        guard let newline = buffered.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+        let line = Array(buffered[..<newline])
+        buffered.removeSubrange(...newline)
+        return line
     }
 
     public func peerCredentials() -> PeerCredentials? {
@@ -191,6 +234,13 @@ public final class LocalSocket {
         }
     }
 
+    /// Makes sends wait at most this long (SO_SNDTIMEO): a client that does not read its answer
+    /// cannot hold the thread that writes it.
+    public func setSendTimeout(milliseconds: Int) {
+        var value = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
+        _ = setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     /// Makes reads wait at most this long (SO_RCVTIMEO), so that a client who sends half a line
     /// cannot hold a server thread.
     public func setReceiveTimeout(milliseconds: Int) {
@@ -201,7 +251,7 @@ public final class LocalSocket {
 
 /// An exclusive advisory lock on a file (flock), held by whoever applies an event: vtid, or the
 /// hook when vtid does not answer. It is released when the holder exits, even by a crash.
-public final class ApplyLock {
+public final class ApplyLock: Sendable {
     private let descriptor: Int32
 
     public init(path: String) throws(LocalSocketError) {
@@ -215,7 +265,72 @@ public final class ApplyLock {
         while flock(descriptor, LOCK_EX) != 0 && errno == EINTR {}
     }
 
+    /// Takes the lock if it can within `milliseconds`; false if its holder kept it all that time
+    /// (a stopped or hung vtid: the hook must not wait on it past pluto's patience).
+    public func lock(withinMilliseconds milliseconds: Int) -> Bool {
+        var waited = 0
+        var pause = 1
+        while true {
+            if flock(descriptor, LOCK_EX | LOCK_NB) == 0 { return true }
+            if errno == EINTR { continue }
+            guard errno == EWOULDBLOCK, waited < milliseconds else { return false }
+            usleep(useconds_t(pause * 1000))
+            waited += pause
+            pause = min(pause * 2, 50)
+        }
+    }
+
     public func unlock() {
         _ = flock(descriptor, LOCK_UN)
     }
+}
+
+/// Waits until some of `descriptors` can be read (or hung up), at most `timeoutMilliseconds`
+/// (-1: forever). Returns those that can.
+public func waitForReadable(_ descriptors: [Int32], timeoutMilliseconds: Int32) -> Set<Int32> {
+    var entries = descriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+    while true {
+        let result = entries.withUnsafeMutableBufferPointer { poll($0.baseAddress, nfds_t($0.count), timeoutMilliseconds) }
+        if result >= 0 { break }
+        if errno != EINTR { return [] }
+    }
+    return Set(entries.filter { $0.revents != 0 }.map(\.fd))
+}
+
+/// A pipe that wakes a thread waiting in `waitForReadable`: another thread calls `wake`.
+public final class WakePipe: Sendable {
+    public let readDescriptor: Int32
+    private let writeDescriptor: Int32
+
+    public init() throws(LocalSocketError) {
+        var ends: [Int32] = [0, 0]
+        guard ends.withUnsafeMutableBufferPointer({ pipe($0.baseAddress) }) == 0 else {
+            throw LocalSocketError("pipe", Errno(rawValue: errno))
+        }
+        for end in ends {
+            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
+        }
+        readDescriptor = ends[0]
+        writeDescriptor = ends[1]
+    }
+
+    deinit {
+        Glibc.close(readDescriptor)
+        Glibc.close(writeDescriptor)
+    }
+
+    public func wake() {
+        var byte: UInt8 = 1
+        _ = Glibc.write(writeDescriptor, &byte, 1)
+    }
+}
+
+/// Tells systemd something about this service (`READY=1`, `STOPPING=1`), as sd_notify does: one
+/// datagram to the socket in `NOTIFY_SOCKET`. Without that variable (not started by systemd with
+/// `Type=notify`) it does nothing. Returns false if the message could not be sent.
+@discardableResult
+public func notifySystemd(_ message: String) -> Bool {
+    guard let path = getenv("NOTIFY_SOCKET") else { return true }
+    return message.withCString { text in vtictl_notify_datagram(path, text, strlen(text)) == 0 }
 }

@@ -2,16 +2,33 @@ import ControlProtocol
 import Foundation
 import Logging
 import Netlink
+import Synchronization
 
-/// The control socket: accepts connections on its own thread, reads one request line each (with a
-/// deadline, so a silent client cannot hold anything), and hands the work to the supervisor's
-/// queue. Only root, vtid's own user and `socket_group` may connect (SO_PEERCRED).
-public final class ControlServer: @unchecked Sendable {
-    private let listener: LocalSocket
+/// The control socket. One thread accepts connections and reads their request lines in one poll
+/// loop: a connection that is slow or silent costs a slot in that loop, never a thread, and each
+/// request must be complete within `requestDeadline` of its connection, whatever it sends (a
+/// byte every second does not keep it alive). Complete requests go to the supervisor's queue.
+///
+/// Who may ask what (the kernel vouches for the peer: SO_PEERCRED, SO_PEERGROUPS): root and vtid's
+/// own user may send anything; members of `socket_group` (primary or supplementary) may read
+/// (status, leases, routes, events, metrics, a dry-run reconcile); everyone else is refused, after
+/// vtid has read the request, with an answer that says so.
+public final class ControlServer: Sendable {
+    public let path: String
     private let supervisor: Supervisor
     private let logger: Logger
     private let allowedGroup: UInt32?
-    public let path: String
+    private let listener: ListenerSocket
+    private let wake: WakePipe
+    private let stopping = Mutex(false)
+    private let stopped = DispatchSemaphore(value: 0)
+
+    /// How long a connection may take to send its request line.
+    static let requestDeadline: Duration = .seconds(2)
+    /// Connections still sending their request, at most; past it the oldest is dropped.
+    static let maximumPending = 512
+    /// How long a send of an answer may wait for a client that does not read it.
+    static let sendTimeoutMilliseconds = 2000
 
     public init(supervisor: Supervisor, logger: Logger) throws {
         self.supervisor = supervisor
@@ -20,106 +37,225 @@ public final class ControlServer: @unchecked Sendable {
         allowedGroup = configuration.socketGroup
         path = ControlProtocol.socketPath(in: configuration.runDirectory)
         // The backlog is what lets a burst of hooks (pluto runs them concurrently) wait for their turn.
-        listener = try LocalSocket.listen(path: path, mode: allowedGroup == nil ? 0o600 : 0o660, backlog: 4096)
+        let socket = try LocalSocket.listen(path: path, mode: allowedGroup == nil ? 0o600 : 0o660, backlog: 4096)
         if let allowedGroup { chown(path, geteuid(), allowedGroup) }
+        socket.setBlocking(false)
+        listener = ListenerSocket(socket)
+        wake = try WakePipe()
     }
 
     public func start() {
         let thread = Thread { [self] in
-            while true {
-                do {
-                    guard let connection = try listener.accept() else { return }
-                    let client = SendableSocket(connection)
-                    DispatchQueue.global().async { self.serve(client) }
-                } catch {
-                    logger.error("control socket: \(error)")
-                    Thread.sleep(forTimeInterval: 0.1)
-                }
-            }
+            serve()
+            stopped.signal()
         }
-        thread.name = "vtid-accept"
+        thread.name = "vtid-control"
         thread.start()
     }
 
-    /// Stops accepting; requests already taken are finished by the supervisor's queue.
+    /// Stops accepting and reading; returns once the loop has ended. Requests already handed to
+    /// the supervisor are finished by its queue.
     public func stop() {
-        listener.shutdown()
+        stopping.withLock { $0 = true }
+        wake.wake()
+        stopped.wait()
         unlink(path)
     }
 
-    private func serve(_ client: SendableSocket) {
-        let connection = client.socket
-        guard let peer = connection.peerCredentials(), peer.uid == 0 || peer.uid == geteuid() || (allowedGroup != nil && peer.gid == allowedGroup) else {
-            try? connection.send(line: errorReply("permission denied: the control socket is for root and the socket_group").serialized)
+    private struct Pending {
+        var socket: LocalSocket
+        var deadline: ContinuousClock.Instant
+        var access: Access
+        var peer: PeerCredentials?
+    }
+
+    /// The poll loop; all its state is local to this thread.
+    private func serve() {
+        var pending: [Int32: Pending] = [:]
+        while !stopping.withLock({ $0 }) {
+            let now = ContinuousClock.now
+            let nearest = pending.values.map(\.deadline).min()
+            let timeout: Int32 = nearest.map { deadline in
+                let left = deadline - now
+                return Int32(max(0, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000) + 1)
+            } ?? -1
+            let ready = waitForReadable([listener.socket.descriptor, wake.readDescriptor] + Array(pending.keys), timeoutMilliseconds: timeout)
+            if ready.contains(listener.socket.descriptor) {
+                acceptAll(into: &pending)
+            }
+            for descriptor in ready where pending[descriptor] != nil {
+                read(descriptor, in: &pending)
+            }
+            let late = ContinuousClock.now
+            for (descriptor, item) in pending where item.deadline <= late {
+                pending[descriptor] = nil
+                send(errorReply("no complete request within \(Self.requestDeadline); closing"), to: item.socket)
+            }
+        }
+    }
+
+    private func acceptAll(into pending: inout [Int32: Pending]) {
+        while true {
+            let connection: LocalSocket?
+            do {
+                connection = try listener.socket.accept()
+            } catch {
+                logger.error("control socket: \(error)")
+                return
+            }
+            guard let connection else { return }
+            connection.setBlocking(false)
+            connection.setSendTimeout(milliseconds: Self.sendTimeoutMilliseconds)
+            let peer = connection.peerCredentials()
+            if pending.count >= Self.maximumPending, let oldest = pending.min(by: { $0.value.deadline < $1.value.deadline }) {
+                pending[oldest.key] = nil
+                send(errorReply("too many connections waiting to send their request; closing the oldest"), to: oldest.value.socket)
+            }
+            pending[connection.descriptor] = Pending(socket: connection, deadline: ContinuousClock.now + Self.requestDeadline,
+                                                     access: access(of: connection, peer), peer: peer)
+        }
+    }
+
+    private func read(_ descriptor: Int32, in pending: inout [Int32: Pending]) {
+        guard let item = pending[descriptor] else { return }
+        let open: Bool
+        do {
+            open = try item.socket.receiveAvailable(limit: ControlProtocol.maximumRequestBytes)
+        } catch {
+            pending[descriptor] = nil
+            send(errorReply("bad request: \(error)"), to: item.socket)
             return
         }
+        if let line = item.socket.takeLine() {
+            pending[descriptor] = nil
+            item.socket.setBlocking(true)
+            handle(line, from: item)
+        } else if !open {
+            pending[descriptor] = nil
+        }
+    }
+
+    private enum Access {
+        /// Root or vtid's own user.
+        case full
+        /// A member of socket_group.
+        case read
+        case none(String)
+    }
+
+    private func access(of connection: LocalSocket, _ peer: PeerCredentials?) -> Access {
+        guard let peer else { return .none("vtid cannot tell who is asking (no peer credentials)") }
+        if peer.uid == 0 || peer.uid == geteuid() { return .full }
+        if let allowedGroup, peer.gid == allowedGroup || (connection.peerGroups() ?? []).contains(allowedGroup) { return .read }
+        return .none(allowedGroup == nil
+            ? "uid \(peer.uid) is not root; vtid has no socket_group"
+            : "uid \(peer.uid) is neither root nor a member of socket_group \(allowedGroup!)")
+    }
+
+    private func handle(_ line: [UInt8], from item: Pending) {
         let request: JSONValue
         do {
-            guard let line = try connection.readLine(limit: ControlProtocol.maximumRequestBytes, timeoutMilliseconds: 2000) else { return }
             request = try JSONValue(parsing: line)
         } catch {
-            try? connection.send(line: errorReply("bad request: \(error)").serialized)
+            send(errorReply("bad request: \(error)"), to: item.socket)
             return
         }
         guard request["version"]?.numberValue == Double(ControlProtocol.version) else {
-            try? connection.send(line: errorReply("unsupported protocol version; this vtid speaks \(ControlProtocol.version)").serialized)
+            send(errorReply("unsupported protocol version; this vtid speaks \(ControlProtocol.version)"), to: item.socket)
+            return
+        }
+        let kind = request["request"]?.stringValue
+        let dryRun = request["dry_run"]?.boolValue ?? false
+        let reads = ["status", "leases", "routes", "events", "metrics"].contains(kind) || (kind == "reconcile" && dryRun)
+        switch item.access {
+        case .full: break
+        case .read where reads: break
+        case .read:
+            send(errorReply("vtid refused \(kind.map { UntrustedQuote($0) } ?? "the request"): socket_group members may only read (status, leases, routes, events, metrics, reconcile --dry-run); this needs root"), to: item.socket)
+            return
+        case .none(let why):
+            send(errorReply("vtid refused the request: \(why)"), to: item.socket)
             return
         }
         let supervisor = supervisor
-        switch request["request"]?.stringValue {
+        let client = ClientSocket(item.socket)
+        switch kind {
         case "hook-event":
-            let event: HookEventRequest
             do {
-                event = try HookEventRequest(json: request)
+                let event = try HookEventRequest(json: request)
+                supervisor.submit(Supervisor.Submission(request: event, connection: HookConnection(client.socket)))
             } catch {
-                try? connection.send(line: errorReply("bad hook-event: \(error)").serialized)
-                return
+                send(errorReply("bad hook-event: \(error)"), to: item.socket)
             }
-            supervisor.submit(Supervisor.Submission(request: event) { line in (try? client.socket.send(line: line)) != nil })
         case "status":
-            supervisor.queue.async { client.reply { try supervisor.status() } }
+            supervisor.queue.async { client.reply(encoding: { try supervisor.status() }) }
         case "leases":
-            supervisor.queue.async { client.reply { LeasesReply(leases: try supervisor.leaseRecords()) } }
+            supervisor.queue.async { client.reply(encoding: { LeasesReply(leases: try supervisor.leaseRecords()) }) }
         case "routes":
-            supervisor.queue.async { client.reply { try supervisor.routeRecords() } }
+            supervisor.queue.async { client.reply(encoding: { try supervisor.routeRecords() }) }
         case "events":
-            supervisor.queue.async { client.reply { EventsReply(events: supervisor.events()) } }
+            supervisor.queue.async { client.reply(encoding: { EventsReply(events: supervisor.events()) }) }
         case "metrics":
-            let text = supervisor.metrics.exposition()
-            try? connection.send(line: JSONValue.object(["version": .number(1), "ok": .bool(true), "metrics": .string(text)]).serialized)
-        case "reconcile":
-            let dryRun = request["dry_run"]?.boolValue ?? false
-            let lines = supervisor.reconcile(reason: "vtictl reconcile", dryRun: dryRun)
-            try? connection.send(line: JSONValue.object([
-                "version": .number(1), "ok": .bool(true), "dry_run": .bool(dryRun), "lines": .array(lines.map { .string($0) }),
-            ]).serialized)
-        case "reload":
-            let failure = supervisor.reload()
-            if failure == nil {
-                supervisor.reconcile(reason: "reload")
-                supervisor.ingestSpool()
+            supervisor.queue.async {
+                let text = supervisor.metricsText()
+                client.reply(JSONValue.object(["version": .number(1), "ok": .bool(true), "metrics": .string(text)]))
             }
-            let reply = failure.map { errorReply("reload failed, the running configuration stays: \($0)") }
-                ?? .object(["version": .number(1), "ok": .bool(true)])
-            try? connection.send(line: reply.serialized)
+        case "reconcile":
+            DispatchQueue.global().async {
+                let lines = supervisor.reconcile(reason: "vtictl reconcile", dryRun: dryRun)
+                client.reply(JSONValue.object([
+                    "version": .number(1), "ok": .bool(true), "dry_run": .bool(dryRun), "lines": .array(lines.map { .string($0) }),
+                ]))
+            }
+        case "reload":
+            let allowRemove = request["allow_remove"]?.boolValue ?? false
+            DispatchQueue.global().async {
+                let failure = supervisor.reload(allowRemove: allowRemove)
+                if failure == nil { supervisor.reconcile(reason: "reload") }
+                client.reply(failure.map { errorReply("reload failed, the running configuration stays: \($0)") }
+                    ?? .object(["version": .number(1), "ok": .bool(true)]))
+            }
         case let other:
-            try? connection.send(line: errorReply("unknown request \(other.map { UntrustedQuote($0) } ?? "(none)")").serialized)
+            send(errorReply("unknown request \(other.map { UntrustedQuote($0) } ?? "(none)")"), to: item.socket)
         }
+    }
+
+    private func send(_ reply: JSONValue, to socket: LocalSocket) {
+        socket.setBlocking(true)
+        try? socket.send(line: reply.serialized)
     }
 }
 
-/// A connection handed from the accept thread to a worker and then to the supervisor's queue:
-/// one user at a time.
-struct SendableSocket: @unchecked Sendable {
+/// The listening socket, used by the control thread only after `init`.
+private struct ListenerSocket: @unchecked Sendable {
+    // Sendable because `init` hands it to the one thread that uses it from then on.
+    let socket: LocalSocket
+    init(_ socket: LocalSocket) { self.socket = socket }
+}
+
+/// A connection handed from the control thread to the thread that answers it: the control thread
+/// never touches it again, so one thread uses it at a time (why it may be `@unchecked Sendable`).
+/// Answers are encoded on the supervisor's queue and sent from another thread, so a client that
+/// does not read cannot hold the queue.
+struct ClientSocket: @unchecked Sendable {
     let socket: LocalSocket
     init(_ socket: LocalSocket) { self.socket = socket }
 
-    func reply(_ make: () throws -> some Encodable) {
+    func reply(encoding make: () throws -> some Encodable) {
+        let bytes: [UInt8]
         do {
-            try socket.send(try JSONLineEncoder().encodeLine(try make()))
+            bytes = try JSONLineEncoder().encodeLine(try make())
         } catch {
-            try? socket.send(line: errorReply("\(error)").serialized)
+            bytes = Array((errorReply("\(error)").serialized + "\n").utf8)
         }
+        let client = self
+        DispatchQueue.global().async { try? client.socket.send(bytes) }
+    }
+
+    func reply(_ value: JSONValue) {
+        let line = value.serialized
+        let client = self
+        DispatchQueue.global().async { try? client.socket.send(line: line) }
     }
 }
 

@@ -1,15 +1,19 @@
 import Foundation
 import Logging
 import Netlink
+import Synchronization
 
 /// Listens to the kernel for changes to what vtid owns and asks the supervisor for a reconcile:
 /// a managed device deleted or set down, a route of vtid's protocol removed, an SA or policy gone
 /// (deleted, hard-expired, flushed). A notification overrun (ENOBUFS: the kernel dropped some) is
-/// never a silent gap: it triggers a full reconcile too. Two threads, blocking in poll.
+/// never a silent gap: it triggers a full reconcile too. Two threads, each waiting in poll for
+/// half a second at a time, so that `stop` ends them.
 public final class KernelWatcher: Sendable {
     private let supervisor: Supervisor
     private let logger: Logger
     private let routeProtocol: UInt8
+    private let stopping = Mutex(false)
+    private let stopped = DispatchSemaphore(value: 0)
 
     public init(supervisor: Supervisor, logger: Logger) {
         self.supervisor = supervisor
@@ -23,11 +27,20 @@ public final class KernelWatcher: Sendable {
         let links = SendableMonitor(routes)
         let associations = SendableMonitor(xfrm)
         spawn("vtid-watch-links") { [self] in
-            while true { watch { () throws(NetlinkError) in try links.monitor.next(timeoutMilliseconds: -1).compactMap(reason) } }
+            while !stopping.withLock({ $0 }) { watch { () throws(NetlinkError) in try links.monitor.next(timeoutMilliseconds: 500).compactMap(reason) } }
+            stopped.signal()
         }
         spawn("vtid-watch-xfrm") { [self] in
-            while true { watch { () throws(NetlinkError) in try associations.monitor.next(timeoutMilliseconds: -1).compactMap(reason) } }
+            while !stopping.withLock({ $0 }) { watch { () throws(NetlinkError) in try associations.monitor.next(timeoutMilliseconds: 500).compactMap(reason) } }
+            stopped.signal()
         }
+    }
+
+    /// Ends both threads (within half a second) and returns when they have.
+    public func stop() {
+        stopping.withLock { $0 = true }
+        stopped.wait()
+        stopped.wait()
     }
 
     private func spawn(_ name: String, _ body: @escaping @Sendable () -> Void) {
@@ -75,7 +88,8 @@ public final class KernelWatcher: Sendable {
     }
 }
 
-/// A monitor owned by one thread for its whole life.
+/// A monitor made on one thread and then used by one other thread for its whole life (so one
+/// thread at a time: why it may be `@unchecked Sendable`).
 private struct SendableMonitor<Monitor>: @unchecked Sendable {
     let monitor: Monitor
     init(_ monitor: Monitor) { self.monitor = monitor }

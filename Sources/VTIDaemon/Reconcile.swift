@@ -16,6 +16,8 @@ public struct ObservedKernel: Sendable {
     public var spisByReqid: [UInt32: [UInt32]] = [:]
     /// Outbound policies carrying a mark: which tunnels pluto has set up, by mark and selector.
     public var markedPolicies: [MarkedPolicy] = []
+    /// Current values of the sysctls the devices' setup names (by `SysctlSetting.key`, value 0).
+    public var sysctls: [SysctlSetting: Int] = [:]
     /// Every dump succeeded. Only then may anything be removed: a partial view must never look
     /// like "the route is not wanted".
     public var complete = true
@@ -25,7 +27,14 @@ public struct ObservedKernel: Sendable {
 
 public struct ObservedDevice: Sendable, Hashable {
     public var isUp: Bool
-    public init(isUp: Bool) { self.isUp = isUp }
+    /// The tunnel's end points and keys, for a VTI device.
+    public var vti: VTIDeviceSpec?
+    public var addresses: Set<IPPrefix>
+    public init(isUp: Bool, vti: VTIDeviceSpec? = nil, addresses: Set<IPPrefix> = []) {
+        self.isUp = isUp
+        self.vti = vti
+        self.addresses = addresses
+    }
 }
 
 public struct MarkedPolicy: Sendable, Hashable {
@@ -66,19 +75,19 @@ public struct ReconcileInput: Sendable {
     /// How long a tunnel may be without SAs before its routes go (rekeying replaces SAs; pluto
     /// may be restarting).
     public var grace: Int64
-    /// At start: adopt up tunnels from the kernel's marked policies that vtid has no record of.
-    public var learnFromKernel: Bool
+    /// Routes whose tunnel vtid knows to have ended (a recorded down): removable if still there.
+    public var ended: [RouteIdentity: PlannedRoute]
 
-    public init(devices: [OwnedDevice], routes: [OwnedRoute], conns: [RouteBasedConn], existingDevices: [String: InterfaceName],
-                missingSince: [RouteIdentity: Int64], now: Int64, grace: Int64, learnFromKernel: Bool) {
+    public init(devices: [OwnedDevice], routes: [OwnedRoute], ended: [RouteIdentity: PlannedRoute] = [:], conns: [RouteBasedConn],
+                existingDevices: [String: InterfaceName], missingSince: [RouteIdentity: Int64], now: Int64, grace: Int64) {
         self.devices = devices
         self.routes = routes
+        self.ended = ended
         self.conns = conns
         self.existingDevices = existingDevices
         self.missingSince = missingSince
         self.now = now
         self.grace = grace
-        self.learnFromKernel = learnFromKernel
     }
 }
 
@@ -92,6 +101,11 @@ public struct ReconcilePlan: Sendable {
     public var missingSince: [RouteIdentity: Int64] = [:]
     /// Routes kept only because their tunnel is within the grace period.
     public var waiting: [RouteIdentity] = []
+    /// Routes of vtid's protocol in the kernel that vtid has no record of and no knowledge that
+    /// their tunnel ended: left in place (vtid removes a route only on positive knowledge).
+    public var unowned: [PlannedRoute] = []
+    /// Ended routes no longer in the kernel: their end need not be remembered any more.
+    public var settledEnds: [RouteIdentity] = []
     /// Why something was not done, for the log.
     public var notes: [String] = []
 }
@@ -108,19 +122,26 @@ public func planReconcile(_ input: ReconcileInput, observed: ObservedKernel, set
             device.spis = reqids.sorted().flatMap { reqid in (0...2).flatMap { observed.spisByReqid[reqid &+ $0] ?? [] } }
         }
         let setup = planDeviceSetup(device, settings: settings)
-        if observed.devices[owned.setup.device.name.rawValue] == nil {
+        guard let present = observed.devices[owned.setup.device.name.rawValue] else {
             plan.actions += setup
-        } else {
-            // The device is there: keep it up, with its settings; its MTU is the events' business.
-            plan.actions += setup.filter { if case .ensureMTU = $0 { false } else { true } }
+            continue
+        }
+        // The device is there: only what differs (its MTU is the events' business).
+        plan.actions += setup.filter { action in
+            switch action {
+            case .ensureVTI(let spec): !present.isUp || present.vti != spec
+            case .ensureAddress(_, let prefix): !present.addresses.contains(prefix)
+            case .setSysctl(let setting): observed.sysctls[setting.withValue(0)] != setting.value
+            case .ensureMTU: false
+            default: true
+            }
         }
     }
 
-    var records = input.routes
-    if input.learnFromKernel {
-        plan.learned = learnedRoutes(input, observed: observed, settings: settings)
-        records += plan.learned
-    }
+    // Up tunnels vtid has no record of (its records were lost, or could not be written) are learned
+    // from the kernel at every pass.
+    plan.learned = learnedRoutes(input, observed: observed, settings: settings)
+    let records = input.routes + plan.learned
 
     var wanted: [RouteIdentity: PlannedRoute] = [:]
     for owned in records {
@@ -131,7 +152,10 @@ public func planReconcile(_ input: ReconcileInput, observed: ObservedKernel, set
             continue
         }
         let since = input.missingSince[identity] ?? input.now
-        if input.now - since >= input.grace {
+        if isAlive(owned.route.destination, observed) {
+            // Its reqid changed but a live tunnel of the conn carries this destination: keep it.
+            wanted[identity] = owned.route
+        } else if input.now - since >= input.grace {
             plan.expired.append(owned)
         } else {
             wanted[identity] = owned.route
@@ -145,12 +169,39 @@ public func planReconcile(_ input: ReconcileInput, observed: ObservedKernel, set
     let toAdd = wanted.filter { present[$0.key] != $0.value }.map(\.value)
     plan.actions += toAdd.sorted { "\($0.destination)" < "\($1.destination)" }.map { .addRoute($0) }
     if observed.complete {
-        let toDelete = present.filter { wanted[$0.key] == nil }.map(\.value)
+        // Removed only on positive knowledge that the tunnel is gone: its SAs expired past the grace,
+        // or vtid recorded its down. Never for lack of a record, never while a live tunnel has it.
+        let expired = Set(plan.expired.map { RouteIdentity($0.route) })
+        var toDelete: [PlannedRoute] = []
+        for (identity, route) in present where wanted[identity] == nil {
+            if (expired.contains(identity) || input.ended[identity] != nil) && !isAlive(route.destination, observed) {
+                toDelete.append(route)
+            } else {
+                plan.unowned.append(route)
+            }
+        }
         plan.actions += toDelete.sorted { "\($0.destination)" < "\($1.destination)" }.map { .deleteRoute($0) }
+        plan.unowned.sort { "\($0.destination)" < "\($1.destination)" }
+        plan.settledEnds = input.ended.keys.filter { present[$0] == nil || wanted[$0] != nil }
     } else {
         plan.notes.append("the kernel's state could not be read in full: nothing is removed this time")
     }
     return plan
+}
+
+/// Whether a live tunnel carries this destination: an outbound policy with a mark (a route-based
+/// conn's) for exactly it, whose SA is in the kernel.
+func isAlive(_ destination: IPPrefix, _ observed: ObservedKernel) -> Bool {
+    observed.markedPolicies.contains { $0.destination == destination && isUp(reqid: $0.reqid, observed) }
+}
+
+extension SysctlSetting {
+    /// The same setting with another value: the key under which a current value is observed.
+    public func withValue(_ value: Int) -> SysctlSetting {
+        var copy = self
+        copy.value = value
+        return copy
+    }
 }
 
 /// Whether a tunnel has an SA. pluto's `PLUTO_SA_REQID` is the base of three: AH's; ESP's SAs carry
@@ -160,7 +211,8 @@ func isUp(reqid: UInt32, _ observed: ObservedKernel) -> Bool {
 }
 
 /// Up tunnels (a marked outbound policy whose SA is there) of managed conns with vti-routing that
-/// vtid has no route record for: vtid was not told (its state was lost) but pluto has them.
+/// vtid has no route record for: vtid was not told (its state was lost, or could not be written)
+/// but pluto has them.
 private func learnedRoutes(_ input: ReconcileInput, observed: ObservedKernel, settings: HookSettings) -> [OwnedRoute] {
     let known = Set(input.routes.map { "\($0.connection) \($0.peerClient)" })
     var learned: [OwnedRoute] = []
@@ -168,11 +220,11 @@ private func learnedRoutes(_ input: ReconcileInput, observed: ObservedKernel, se
         guard let conn = input.conns.first(where: { $0.markOut.value == policy.mark && $0.vtiRouting }),
               !known.contains("\(conn.name) \(policy.destination)"), !policy.destination.network.isDefault else { continue }
         let device = conn.device(existingDevices: input.existingDevices)
-        learned.append(OwnedRoute(
-            connection: conn.name, peerClient: policy.destination,
-            route: PlannedRoute(destination: policy.destination, device: device, table: settings.routeTable, metric: settings.routeMetric,
-                                routeProtocol: settings.routeProtocol),
-            reqid: policy.reqid))
+        let route = PlannedRoute(destination: policy.destination, device: device, table: settings.routeTable, metric: settings.routeMetric,
+                                 routeProtocol: settings.routeProtocol)
+        // A tunnel whose down vtid recorded keeps its SAs a moment longer: not a new tunnel.
+        guard input.ended[RouteIdentity(route)] == nil else { continue }
+        learned.append(OwnedRoute(connection: conn.name, peerClient: policy.destination, route: route, reqid: policy.reqid))
     }
     return learned
 }

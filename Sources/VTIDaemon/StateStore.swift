@@ -1,4 +1,5 @@
 import ControlProtocol
+import Foundation
 import GRDB
 import VTIModel
 
@@ -69,7 +70,52 @@ public final class StateStore: Sendable {
                 table.primaryKey(["destination", "tableNumber"])
             }
         }
+        migrator.registerMigration("ended-routes-v1") { db in
+            // Routes whose tunnel vtid knows to have ended (a down or unroute it applied or read from
+            // the spool): the only routes without a record that a reconcile may remove.
+            try db.create(table: "ended") { table in
+                table.column("destination", .text).notNull()
+                table.column("tableNumber", .integer).notNull()
+                table.column("connection", .text).notNull()
+                table.column("peerClient", .text).notNull()
+                table.column("device", .text).notNull()
+                table.column("protocol", .integer).notNull()
+                table.column("endedAt", .integer).notNull()
+                table.primaryKey(["destination", "tableNumber"])
+            }
+        }
         try migrator.migrate(database)
+    }
+
+    /// Opens the store at `path` for vtid. A file SQLite finds damaged is moved aside (kept for
+    /// whoever wants to look at it) and a new one started: vtid relearns live tunnels from the
+    /// kernel, and never removes a route for lack of a record, so an empty store cuts nobody off.
+    /// If no file can be opened at all, the store lives in memory. Either way the returned problem
+    /// says what happened, for `vtictl status`.
+    public static func open(path: String) throws -> (store: StateStore, problem: String?) {
+        do {
+            let store = try StateStore(path: path)
+            try store.checkIntegrity()
+            return (store, nil)
+        } catch {
+            let aside = path + ".damaged-\(Int64(time(nil)))"
+            let moved = rename(path, aside) == 0
+            for suffix in ["-wal", "-shm"] { _ = rename(path + suffix, aside + suffix) }
+            if moved, let fresh = try? StateStore(path: path) {
+                return (fresh, "the state store \(path) could not be used (\(error)); it was moved to \(aside) and a new one started: live tunnels are learned from the kernel again")
+            }
+            // Cannot even start a new file (a full or read-only file system): keep state in memory.
+            let memory = try StateStore(path: nil)
+            return (memory, "the state store \(path) could not be used (\(error))\(moved ? "; moved to \(aside)" : ""); keeping state in memory until vtid restarts: leases and records made now are lost at the next restart")
+        }
+    }
+
+    /// Reads every page (SQLite's quick_check): damaged pages are found now, not by a write later.
+    func checkIntegrity() throws {
+        let result = try database.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
+        guard result == ["ok"] else {
+            throw StoreIntegrityError(findings: result.prefix(3).joined(separator: "; "))
+        }
     }
 
     /// Several changes in one transaction: a burst of events costs one commit.
@@ -141,6 +187,21 @@ public final class StateStore: Sendable {
             try db.cachedStatement(sql: "DELETE FROM route WHERE connection = ? AND peerClient = ?").execute(arguments: [connection, peerClient])
         }
 
+        /// Remembers that this route's tunnel ended: a reconcile may remove it if it is still in
+        /// the kernel and no live tunnel has it.
+        public func ended(_ route: PlannedRoute, connection: String, peerClient: String, at time: Int64) throws {
+            try db.cachedStatement(sql: """
+                INSERT OR REPLACE INTO ended (destination, tableNumber, connection, peerClient, device, protocol, endedAt)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """).execute(arguments: ["\(route.destination)", Int64(route.table), connection, peerClient, route.device.rawValue,
+                                         Int64(route.routeProtocol), time])
+        }
+
+        /// A route is wanted again (a new up) or gone from the kernel: its tunnel's end no longer matters.
+        public func forgetEnded(destination: String, table: UInt32) throws {
+            try db.cachedStatement(sql: "DELETE FROM ended WHERE destination = ? AND tableNumber = ?").execute(arguments: [destination, Int64(table)])
+        }
+
         /// The client holding `address` on `connection` went down; pluto's final byte counts if it sent them.
         public func disconnected(address: String, connection: String, inBytes: UInt64?, outBytes: UInt64?, at time: Int64) throws {
             try db.cachedStatement(sql: """
@@ -169,17 +230,48 @@ public final class StateStore: Sendable {
         }
     }
 
-    public func devices() throws -> [OwnedDevice] {
+    /// The devices vtid manages, and the rows it could not read (never silently dropped: the
+    /// caller shows them as a problem).
+    public func devices() throws -> (records: [OwnedDevice], unreadable: [String]) {
         try database.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM device ORDER BY name").compactMap(OwnedDevice.init(row:))
+            var unreadable: [String] = []
+            let records = try Row.fetchAll(db, sql: "SELECT * FROM device ORDER BY name").compactMap { row in
+                OwnedDevice(row: row) ?? { unreadable.append("device row \(row)"); return nil }()
+            }
+            return (records, unreadable)
         }
     }
 
-    public func routes() throws -> [OwnedRoute] {
+    /// Routes whose tunnel ended, by identity.
+    public func endedRoutes() throws -> [RouteIdentity: PlannedRoute] {
         try database.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM route ORDER BY connection, peerClient, destination").compactMap(OwnedRoute.init(row:))
+            var ended: [RouteIdentity: PlannedRoute] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT destination, tableNumber, device, protocol FROM ended") {
+                guard let destination = IPPrefix(row[0] as String), let device = InterfaceName(row[2] as String) else { continue }
+                let route = PlannedRoute(destination: destination, device: device, table: UInt32(row[1] as Int64),
+                                         routeProtocol: UInt8(truncatingIfNeeded: row[3] as Int64))
+                ended[RouteIdentity(route)] = route
+            }
+            return ended
         }
     }
+
+    /// The routes of up tunnels, and the rows it could not read (shown as a problem, never dropped silently).
+    public func routes() throws -> (records: [OwnedRoute], unreadable: [String]) {
+        try database.read { db in
+            var unreadable: [String] = []
+            let records = try Row.fetchAll(db, sql: "SELECT * FROM route ORDER BY connection, peerClient, destination").compactMap { row in
+                OwnedRoute(row: row) ?? { unreadable.append("route row \(row)"); return nil }()
+            }
+            return (records, unreadable)
+        }
+    }
+}
+
+/// SQLite's quick_check found damage.
+public struct StoreIntegrityError: Error, CustomStringConvertible {
+    public var findings: String
+    public var description: String { "integrity check failed: \(findings)" }
 }
 
 extension LeaseRecord: FetchableRecord, PersistableRecord {

@@ -209,6 +209,12 @@ extension VTIDeviceSpec {
 }
 
 extension SysctlSetting {
+    /// The kernel's value of this setting now (the setting's own value is ignored), nil if it cannot be read.
+    public var currentValue: Int? {
+        guard let key else { return nil }
+        return try? Sysctl.read(key)
+    }
+
     var key: SysctlKey? {
         switch (family, scope) {
         case (.ipv4, .global): return name == "ip_forward" ? .ipv4Forwarding : nil

@@ -178,6 +178,15 @@ public final class KernelApplier {
         return true
     }
 
+    /// Every interface's addresses, both families (one dump each).
+    public func interfaceAddresses() throws(ApplyError) -> [InterfaceAddress] {
+        var result: [InterfaceAddress] = []
+        for family in [AddressFamily.ipv4, .ipv6] {
+            result += try netlink("list addresses") { () throws(NetlinkError) in try route.addresses(family: family) }
+        }
+        return result
+    }
+
     /// This host's addresses, both families.
     public func localAddresses() throws(ApplyError) -> [InetAddress] {
         var result: [InetAddress] = []

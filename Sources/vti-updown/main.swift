@@ -189,8 +189,17 @@ if planOnly {
     for action in plan { output("  \(action)") }
     exit(0)
 }
-/// Applies the plan here, in this process; exits.
-func applyAlone(spoolIn runDirectory: String?) -> Never {
+/// When the hook started: its steps share pluto's patience (the watchdog's 10 s).
+let started = monotonicMilliseconds()
+
+func monotonicMilliseconds() -> Int {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return now.tv_sec * 1000 + now.tv_nsec / 1_000_000
+}
+
+/// Applies the plan here, in this process; exits. `note`: a line saying why, for pluto's log.
+func applyAlone(spoolIn runDirectory: String?, note: String? = nil) -> Never {
     var reply: HookEventReply
     // Kept until the process ends, which closes its socket and unmaps its buffers anyway.
     var kernel: KernelApplier?
@@ -201,6 +210,7 @@ func applyAlone(spoolIn runDirectory: String?) -> Never {
     } catch {
         reply = HookEventReply(ok: false, lines: [], error: "\(error)")
     }
+    if let note { reply.lines.insert(note, at: 0) }
     if let runDirectory { spool(reply, in: runDirectory) }
     for line in reply.lines { say(line) }
     withExtendedLifetime(kernel) {}
@@ -211,40 +221,51 @@ func applyAlone(spoolIn runDirectory: String?) -> Never {
     exit(0)
 }
 
-/// Leaves the event and its result where vtid reads them when it is back (write, then rename).
+/// Leaves the event and its result where vtid reads them when it is back. A spool vtid cannot
+/// take (full, or its bound reached) does not fail the event: it was applied; the line says so.
 func spool(_ reply: HookEventReply, in runDirectory: String) {
     var now = timespec()
     clock_gettime(CLOCK_REALTIME, &now)
-    let name = "\(ControlProtocol.spoolPath(in: runDirectory))/\(Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec))-\(getpid())"
-    let text = request.json.serialized + "\n" + reply.json.serialized + "\n"
-    let descriptor = open(name + ".tmp", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-    guard descriptor >= 0 else { complain("cannot write to vtid's spool \(name).tmp: \(String(cString: strerror(errno)))"); return }
-    let written = text.withCString { write(descriptor, $0, strlen($0)) }
-    close(descriptor)
-    if written != text.utf8.count || rename(name + ".tmp", name + ".event") != 0 {
-        complain("cannot write to vtid's spool \(name).event: \(String(cString: strerror(errno)))")
-        unlink(name + ".tmp")
+    let name = "\(Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec))-\(getpid())"
+    switch Spool(runDirectory: runDirectory).write(request, reply, uniqueName: name) {
+    case .written: break
+    case .full(let firstTime):
+        if firstTime { complain("vtid's spool is at its bound: events are applied but vtid is not told of them until it reads the spool again") }
+    case .failed(let why):
+        complain("\(why); the event was applied but vtid is not told of it (it removes no route for lack of a record)")
     }
 }
 
-/// Waits for vtid's final answer to an event it accepted, prints it, exits.
+/// Waits for vtid's result of an event it was told to apply (`go`), prints it, exits.
 func finish(with connection: LocalSocket, runDirectory: String) -> Never {
-    do {
-        // vtid has taken the event: it finishes it; the watchdog bounds the wait.
-        guard let line = try connection.readLine(limit: ControlProtocol.maximumReplyBytes, timeoutMilliseconds: -1) else {
-            // vtid died after taking the event (a crash, kill -9): it cannot apply it any more, and
-            // it kept no note of it. Applying it here is safe: every step is idempotent, and the
-            // lock, released with vtid, keeps out a vtid that is starting again.
-            say("vtid stopped before finishing the event; applying it here")
-            let lock = try? ApplyLock(path: ControlProtocol.lockPath(in: runDirectory))
-            lock?.lock()
-            applyAlone(spoolIn: runDirectory)
-        }
-        report(try HookEventReply(json: JSONValue(parsing: line)))
-    } catch {
-        complain("\(context()): vtid's answer could not be read: \(error)")
-        exit(1)
+    // Until shortly before the watchdog: a vtid that took the event and then stopped must not
+    // make pluto believe the event failed.
+    let patience = Int32(max(0, 8_500 - (monotonicMilliseconds() - started)))
+    if (try? connection.wait(timeoutMilliseconds: patience)) == false {
+        say("vtid took the event and has not finished it within \(patience) ms (stopped or hung?); it applies it when it runs again: see vtictl events")
+        exit(0)
     }
+    // The connection ended without a result (or reset: vtid died with our `go` unread): vtid did
+    // not take our late `go`, or it died (a crash, kill -9) and kept no note of the event. Applying
+    // it here is safe either way: every step is idempotent and vtid applies only events whose `go`
+    // it has read, and a dead vtid applies nothing.
+    guard let line = try? connection.readLine(limit: ControlProtocol.maximumReplyBytes, timeoutMilliseconds: 0),
+          let reply = try? HookEventReply(json: JSONValue(parsing: line)) else {
+        fallBack(runDirectory: runDirectory, note: "vtid did not finish the event; applying it here")
+    }
+    report(reply)
+}
+
+/// Applies the event here under the apply lock (so that a vtid reconcile does not judge a half
+/// applied event), waiting for the lock only as long as pluto can wait: a vtid stopped while it
+/// holds the lock must not fail the tunnel.
+func fallBack(runDirectory: String, note: String?) -> Never {
+    let lock = try? ApplyLock(path: ControlProtocol.lockPath(in: runDirectory))
+    let patience = max(0, 7_000 - (monotonicMilliseconds() - started))
+    if let lock, !lock.lock(withinMilliseconds: patience) {
+        applyAlone(spoolIn: runDirectory, note: (note.map { $0 + "; " } ?? "") + "vtid has held its apply lock for over \(patience) ms (stopped or hung?): applying without it")
+    }
+    applyAlone(spoolIn: runDirectory, note: note)
 }
 
 /// Prints vtid's result for pluto's log and exits with its status.
@@ -254,37 +275,29 @@ func report(_ reply: HookEventReply) -> Never {
     exit(reply.ok ? 0 : 1)
 }
 
-/// Whether the line is vtid's `{"accepted": true}`, the promise to apply the event.
-func isAccepted(_ line: [UInt8]) -> Bool {
-    (try? JSONValue(parsing: line))?["accepted"]?.boolValue == true
-}
-
 guard let runDirectory = settings.vtidRunDirectory, exists(runDirectory) else { applyAlone(spoolIn: nil) }
 let request = HookEventRequest(environment: readEnvironment(), verbArgument: verbArgument)
-var connection: LocalSocket?
+// The handover (ControlProtocol): vtid offers (`ready`) when the event's turn comes; only if the
+// offer arrives within the deadline does the hook answer `go` and leave the event to vtid.
+// Otherwise it closes the connection, which withdraws the event, and applies it itself.
 do {
     let socket = try LocalSocket.connect(path: ControlProtocol.socketPath(in: runDirectory), timeoutMilliseconds: settings.vtidDeadlineMilliseconds)
     try socket.send(line: request.json.serialized)
-    connection = socket
     if let line = try socket.readLine(limit: ControlProtocol.maximumReplyBytes, timeoutMilliseconds: settings.vtidDeadlineMilliseconds) {
-        if isAccepted(line) { finish(with: socket, runDirectory: runDirectory) }
-        // Refused without being taken (bad input, another protocol version): vtid changed nothing.
-        report(try HookEventReply(json: JSONValue(parsing: line)))
+        let answer = try JSONValue(parsing: line)
+        if answer.isReady {
+            if (try? socket.send(line: goLine.serialized)) != nil { finish(with: socket, runDirectory: runDirectory) }
+            fallBack(runDirectory: runDirectory, note: "vtid went away as it took the event; applying it here")
+        }
+        // Refused without being offered (bad input, not allowed, another protocol version): vtid changed nothing.
+        report(try HookEventReply(json: answer))
     }
-    say("vtid did not take the event within \(settings.vtidDeadlineMilliseconds) ms; applying it here")
+    // Shutting the connection down withdraws the event: vtid's offer fails, it will not apply it.
+    socket.shutdown()
+    fallBack(runDirectory: runDirectory, note: "vtid did not take the event within \(settings.vtidDeadlineMilliseconds) ms; applying it here")
 } catch let error as LocalSocketError where error.isNobodyListening {
     // vtid is not running: the usual case for the fallback.
+    fallBack(runDirectory: runDirectory, note: nil)
 } catch {
-    say("vtid: \(error); applying the event here")
+    fallBack(runDirectory: runDirectory, note: "vtid: \(error); applying the event here")
 }
-// vtid may be holding the lock for this very event: wait for it, then look once more for its promise.
-let lock = try? ApplyLock(path: ControlProtocol.lockPath(in: runDirectory))
-lock?.lock()
-if let connection, (try? connection.wait(timeoutMilliseconds: 0)) == true,
-   let line = try? connection.readLine(limit: 4096, timeoutMilliseconds: 0), isAccepted(line) {
-    lock?.unlock()
-    finish(with: connection, runDirectory: runDirectory)
-}
-// Closing first makes vtid's "accepted" fail, so it will not apply this event too.
-connection = nil
-applyAlone(spoolIn: runDirectory)

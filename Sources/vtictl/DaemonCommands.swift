@@ -89,8 +89,11 @@ extension VTICtl {
 
         @OptionGroup var daemon: DaemonOptions
 
+        @Flag(help: "Allow a configuration after which vtid deletes every device it manages (vtid refuses such a reload otherwise).")
+        var allowRemove = false
+
         func run() throws {
-            _ = try ask { try daemon.client.send("reload") }
+            _ = try ask { try daemon.client.send("reload", allowRemove ? ["allow_remove": .bool(true)] : [:]) }
             print("vtid reloaded its configuration")
         }
     }

@@ -4,9 +4,15 @@
 // SIGTERM stops serving and leaves every tunnel, device and route in place.
 import Foundation
 import Logging
+import Netlink
 import ServiceLifecycle
 import UnixSignals
 import VTIDaemon
+
+// Before anything else: a SIGHUP (systemctl reload) during start-up must not kill vtid (its
+// default action), and the reload service must receive those that come later.
+signal(SIGHUP, SIG_IGN)
+let hangups = await UnixSignalsSequence(trapping: .sighup)
 
 let usage = """
     usage: vtid [--config FILE] [--check] [--version]
@@ -33,6 +39,22 @@ while let argument = arguments.popFirst() {
     }
 }
 
+func fail(_ text: String) -> Never {
+    FileHandle.standardError.write(Data("vtid: \(text); not starting\n".utf8))
+    exit(1)
+}
+
+if checkOnly {
+    do {
+        let configuration = try Supervisor.check(configurationFile: configurationFile, requireFile: requireFile)
+        print("vtid: \(configurationFile) and \(configuration.ipsecConf) are valid")
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("vtid: \(error)\n".utf8))
+        exit(1)
+    }
+}
+
 LoggingSystem.bootstrap { _ in JournalLogHandler() }
 let logger = Logger(label: "vtid")
 
@@ -40,64 +62,34 @@ let supervisor: Supervisor
 do {
     supervisor = try Supervisor(configurationFile: configurationFile, requireFile: requireFile, logger: logger)
 } catch {
-    FileHandle.standardError.write(Data("vtid: \(error); not starting\n".utf8))
-    exit(1)
-}
-if checkOnly {
-    print("vtid: \(configurationFile) and \(supervisor.configuration.ipsecConf) are valid")
-    exit(0)
-}
-
-/// Serves the control socket until SIGTERM; SIGHUP reloads; the spool is read every 2 s.
-struct VTIDService: Service {
-    let supervisor: Supervisor
-    let server: ControlServer
-    let logger: Logger
-
-    func run() async throws {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
-                    if supervisor.reload() == nil { supervisor.reconcile(reason: "reload") }
-                }
-            }
-            group.addTask {
-                var seconds = 0
-                while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                    try? await Task.sleep(for: .seconds(1))
-                    seconds += 1
-                    if seconds % 2 == 0 { supervisor.ingestSpool() }
-                    supervisor.tick()
-                }
-            }
-            try? await gracefulShutdown()
-            group.cancelAll()
-        }
-        server.stop()
-        logger.info("stopped; tunnels, devices and routes stay as they are")
-    }
+    fail("\(error)")
 }
 
 // Nothing is pruned before the desired state is loaded: configuration, records, and the events
-// the hook applied while vtid was away.
-supervisor.ingestSpool()
+// the hook applied while vtid was away (the first pass reads the spool before it judges).
 supervisor.reconcile(reason: "start")
 let server: ControlServer
+let watcher: KernelWatcher
 do {
     server = try ControlServer(supervisor: supervisor, logger: logger)
+    watcher = KernelWatcher(supervisor: supervisor, logger: logger)
+    try watcher.start()
 } catch {
-    FileHandle.standardError.write(Data("vtid: \(error); not starting\n".utf8))
-    exit(1)
+    fail("\(error)")
 }
 server.start()
-do {
-    try KernelWatcher(supervisor: supervisor, logger: logger).start()
-} catch {
-    FileHandle.standardError.write(Data("vtid: cannot watch the kernel: \(error); not starting\n".utf8))
-    exit(1)
-}
 logger.info("vtid \(vtidVersion) serving on \(server.path)")
+// Type=notify: systemd starts ipsec.service (After=vtid.service) only once vtid answers.
+notifySystemd("READY=1")
 let group = ServiceGroup(configuration: .init(
-    services: [VTIDService(supervisor: supervisor, server: server, logger: logger)],
+    services: [ControlService(server: server), KernelWatchService(watcher: watcher), ReconcileService(supervisor: supervisor),
+               ReloadService(supervisor: supervisor, hangups: hangups)],
     gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-try await group.run()
+do {
+    try await group.run()
+} catch {
+    logger.error("stopping after an error: \(error)")
+}
+notifySystemd("STOPPING=1")
+logger.info("stopped; tunnels, devices and routes stay as they are")
+exit(0)

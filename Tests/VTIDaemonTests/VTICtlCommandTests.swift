@@ -70,7 +70,8 @@ final class VTICtlCommandTests: XCTestCase {
             XCTAssertEqual(keys(statusJSON["kernel"]), ["devices", "securityAssociations"])
             let reply = try XCTUnwrap(statusJSON["vtid"] as? [String: Any])
             XCTAssertEqual(Set(reply.keys), ["version", "ok", "daemon", "connections", "leases", "problems"])
-            XCTAssertEqual(keys(reply["daemon"]), ["version", "pid", "started", "configurationFile", "ipsecConf", "eventsApplied", "eventsFailed"])
+            XCTAssertEqual(keys(reply["daemon"]), ["version", "pid", "started", "configurationFile", "ipsecConf", "eventsApplied", "eventsFailed",
+                                                   "eventsNotRecorded", "degraded"])
             let connection = try XCTUnwrap((reply["connections"] as? [Any])?.first)
             XCTAssertEqual(keys(connection), ["name", "location", "markIn", "markOut", "device", "shared", "routing", "managed", "addressPool", "traffic"])
             // The host has no ESP, so no SA: the test bed's scenarios check peers and counters.

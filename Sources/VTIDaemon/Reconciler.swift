@@ -1,0 +1,289 @@
+import ControlProtocol
+import Foundation
+import Netlink
+import VTIKernel
+import VTIModel
+
+/// The effectful half of self-healing: observe the kernel, ask `planReconcile` (pure) for the
+/// difference, apply it under the apply lock, write what it learned. Runs at start, after a
+/// reload, on kernel changes to what vtid owns, and periodically.
+extension Supervisor {
+    /// Brings the kernel to the desired state. Returns what it did (or, with `dryRun`, the
+    /// difference it would repair, and nothing else), a line each.
+    @discardableResult
+    public func reconcile(reason: String, dryRun: Bool = false) -> [String] {
+        queue.sync { reconcileOnQueue(reason: reason, dryRun: dryRun) }
+    }
+
+    func reconcileOnQueue(reason: String, dryRun: Bool) -> [String] {
+        dispatchPrecondition(condition: .onQueue(queue))
+        if !dryRun { reconcileScheduled.withLock { $0 = false } }
+        let now = Int64(Date().timeIntervalSince1970)
+        let conns = ipsec.values.filter { configuration.manages($0.name) }.sorted { $0.name < $1.name }
+        var lines: [String] = []
+        // The hook's records first (under the lock, so that no fallback is half written): what the
+        // hook did while vtid was slow is known before anything is judged.
+        if !dryRun {
+            lock.lock()
+            ingestSpoolOnQueue()
+        }
+        defer { if !dryRun { lock.unlock() } }
+        do {
+            let kernel = try kernelApplier()
+            let stored = try store.devices()
+            let storedRoutes = try store.routes()
+            reportUnreadableRows(stored.unreadable + storedRoutes.unreadable)
+            var devices = stored.records
+            // A device whose conn left the configuration goes with it (vtid owns it: it is recorded),
+            // unless its tunnel is still up, or it would be every device without the operator's word.
+            let configured = Set(conns.map(\.name))
+            var gone = devices.filter { !configured.contains($0.connection) }
+            devices.removeAll { !configured.contains($0.connection) }
+            // Conns in ipsec.conf whose device vtid has not seen yet: create it now, so firewall
+            // rules can be attached before the first client (libreswan issue 468).
+            let localAddresses = Set(try kernel.localAddresses().map(\.model))
+            for conn in conns where configuration.hook.existingDevices[conn.name] == nil
+                && !devices.contains(where: { $0.setup.device.name == conn.vtiInterface }) {
+                if let setup = conn.plannedDevice(settings: configuration.hook, localAddresses: localAddresses) {
+                    devices.append(OwnedDevice(connection: conn.name, setup: setup))
+                } else {
+                    lines.append("note: \(conn.name) (\(conn.location)): neither left= nor right= is one of this host's addresses, so \(conn.vtiInterface) is created by the first event, not in advance")
+                }
+            }
+            let observed = observe(kernel, devices: devices + gone)
+            let names = Set(devices.map(\.setup.device.name.rawValue)).union(configuration.hook.existingDevices.values.map(\.rawValue))
+            if !dryRun { watchedDeviceNames.withLock { $0 = names } }
+            let input = ReconcileInput(
+                devices: devices, routes: storedRoutes.records, ended: try store.endedRoutes(), conns: conns,
+                existingDevices: configuration.hook.existingDevices, missingSince: missingSince, now: now,
+                grace: Int64(configuration.saGraceSeconds))
+            let plan = planReconcile(input, observed: observed, settings: configuration.hook)
+            lines += plan.notes.map { "note: \($0)" }
+            gone = keptGoneDevices(gone, observed: observed, allDevices: stored.records, lines: &lines)
+            var actions = plan.actions
+            if observed.complete {
+                actions += gone.map { .deleteVTI($0.setup.device) }
+            }
+            if dryRun {
+                lines += actions.map(\.description)
+                lines += plan.learned.map { "learn \($0.connection) \($0.peerClient) from the kernel (reqid \($0.reqid ?? 0))" }
+                lines += plan.expired.map { "forget \($0.connection) \($0.peerClient): its SAs are gone (reqid \($0.reqid ?? 0))" }
+                return lines
+            }
+            if plan.unowned.isEmpty {
+                problems.clear("unowned-routes", logger: logger) { _ in "every route of vtid's protocol on its devices has a record again" }
+            } else if observed.complete {
+                let sample = plan.unowned.prefix(3).map { "\($0.destination) dev \($0.device)" }.joined(separator: ", ")
+                problems.report("unowned-routes", """
+                    \(plan.unowned.count) routes of protocol \(configuration.hook.routeProtocol) on vtid's devices have no record and no recorded end \
+                    (\(sample)\(plan.unowned.count > 3 ? ", ..." : "")): left in place; vtid removes a route only when it knows its tunnel ended
+                    """, degrading: false, logger: logger)
+            }
+            missingSince = plan.missingSince
+            graceWaiting = !plan.waiting.isEmpty
+            let repairs = apply(actions, reason: reason, lines: &lines)
+            var changes: [RecordChange] = devices.map { .device($0) } + gone.map { .removeDevice(name: $0.setup.device.name.rawValue) }
+            changes += plan.learned.map { .route($0) }
+            changes += plan.settledEnds.map { .forgetEnded($0) }
+            for owned in plan.expired {
+                changes.append(.tunnelEnded(connection: owned.connection, peerClient: owned.peerClient, routes: [owned.route], at: now))
+                if owned.peerClient.isHost {
+                    changes.append(.disconnected(address: "\(owned.peerClient.address)", connection: owned.connection, inBytes: nil, outBytes: nil, at: now))
+                }
+            }
+            if let failure = writeRecords(changes, what: "a reconcile pass") { lines.append("failed: records not written: \(failure)") }
+            for owned in plan.learned { lines.append("learned \(owned.connection) \(owned.peerClient) from the kernel's policies and SAs") }
+            for owned in plan.expired {
+                lines.append("\(owned.connection) \(owned.peerClient): its SAs (reqid \(owned.reqid ?? 0)) vanished without a down-client; routes removed after \(configuration.saGraceSeconds) s")
+            }
+            removingEveryDeviceAllowed = false
+            metrics.recordReconcile(repairs: repairs)
+        } catch {
+            lines.append("failed: \(error)")
+            kernel = nil
+        }
+        if !dryRun {
+            lines += ensurePolicyRouting()
+            for line in lines {
+                if line.hasPrefix("failed") { logger.error("reconcile (\(reason)): \(line)") } else { logger.notice("reconcile (\(reason)): \(line)") }
+            }
+            lastReconcile = ContinuousClock.now
+            lastPassEnded.withLock { $0 = ContinuousClock.now }
+        }
+        return lines
+    }
+
+    /// Applies a pass's steps: devices and settings one by one, then the routes in two batches
+    /// (thousands of clients' routes after a device came back). Returns how many changed something.
+    private func apply(_ actions: HookPlan, reason: String, lines: inout [String]) -> Int {
+        let applier: HookApplier
+        do {
+            applier = HookApplier(kernel: try kernelApplier())
+        } catch {
+            lines.append("failed: \(error)")
+            return 0
+        }
+        var repairs = 0
+        let stamp = clockTime()
+        func note(_ action: HookAction, _ line: String?, _ failure: ApplyError?) {
+            let object = action.objectName
+            if let failure {
+                lines.append("failed: \(action): \(failure)")
+                objectStatus[object, default: ObjectStatus()].lastError = "\(stamp) \(action): \(failure)"
+            } else if let line {
+                repairs += 1
+                lines.append(line)
+                objectStatus[object, default: ObjectStatus()].lastRepair = "\(stamp) \(line) (\(reason))"
+                objectStatus[object]?.lastError = nil
+            }
+        }
+        var adds: [PlannedRoute] = []
+        var deletes: [PlannedRoute] = []
+        for action in actions {
+            switch action {
+            case .addRoute(let route): adds.append(route)
+            case .deleteRoute(let route): deletes.append(route)
+            default:
+                do {
+                    note(action, try applier.apply(action), nil)
+                } catch {
+                    note(action, nil, error)
+                }
+            }
+        }
+        for (route, failure) in zip(adds, applier.applyRoutes(adds)) { note(.addRoute(route), "route \(route)", failure) }
+        for (route, failure) in zip(deletes, applier.applyRoutes(deletes, removing: true)) {
+            note(.deleteRoute(route), "removed route \(route)", failure)
+            // The route is gone: what vtid said about it no longer applies.
+            if failure == nil { objectStatus[HookAction.deleteRoute(route).objectName] = nil }
+        }
+        return repairs
+    }
+
+    /// Of the devices whose conn left the configuration, those that may go: not while a tunnel with
+    /// their keys is up, and not all of them at once unless a reload allowed it.
+    private func keptGoneDevices(_ gone: [OwnedDevice], observed: ObservedKernel, allDevices: [OwnedDevice], lines: inout [String]) -> [OwnedDevice] {
+        guard !gone.isEmpty else { return [] }
+        if gone.count == allDevices.count && !removingEveryDeviceAllowed {
+            problems.report("remove-all", """
+                the configuration names none of the conns of the devices vtid manages (\(gone.map(\.setup.device.name.rawValue).sorted().joined(separator: ", "))): \
+                vtid keeps them; fix ipsec_conf, or run `vtictl reload --allow-remove` to delete them
+                """, logger: logger)
+            return []
+        }
+        problems.clear("remove-all", logger: logger) { _ in "the configuration names the managed devices' conns again" }
+        return gone.filter { owned in
+            let keys = [owned.setup.device.inputKey, owned.setup.device.outputKey]
+            let live = observed.markedPolicies.contains { keys.contains($0.mark) && isUp(reqid: $0.reqid, observed) }
+            if live { lines.append("note: \(owned.setup.device.name)'s conn \(owned.connection) left the configuration but a tunnel with its keys is up: kept") }
+            return !live
+        }
+    }
+
+    private func reportUnreadableRows(_ rows: [String]) {
+        guard !rows.isEmpty else {
+            problems.clear("store-rows", logger: logger) { _ in "every record row is readable again" }
+            return
+        }
+        problems.report("store-rows", "\(rows.count) rows of vtid's records cannot be read (\(rows.prefix(2).joined(separator: "; "))): their objects are left alone", logger: logger)
+    }
+
+    /// The kernel's links, our routes on the devices we manage, SAs and marked policies, and the
+    /// sysctls the devices' setup names.
+    private func observe(_ kernel: KernelApplier, devices: [OwnedDevice]) -> ObservedKernel {
+        var observed = ObservedKernel()
+        var managed = Set(devices.map(\.setup.device.name.rawValue))
+        managed.formUnion(configuration.hook.existingDevices.values.map(\.rawValue))
+        do {
+            let links = try kernel.links()
+            let names = Dictionary(links.map { ($0.index, $0.name) }, uniquingKeysWith: { first, _ in first })
+            var addresses: [Int32: Set<IPPrefix>] = [:]
+            for address in try kernel.interfaceAddresses() { addresses[address.interfaceIndex, default: []].insert(address.prefix.model) }
+            for link in links {
+                let vti = link.vti.flatMap { parameters in
+                    InterfaceName(link.name).map { VTIDeviceSpec(name: $0, local: parameters.local.model, remote: parameters.remote.model,
+                                                                 inputKey: parameters.inputKey, outputKey: parameters.outputKey) }
+                }
+                observed.devices[link.name] = ObservedDevice(isUp: link.isUp, vti: vti, addresses: addresses[link.index] ?? [])
+            }
+            for family in [Netlink.AddressFamily.ipv4, Netlink.AddressFamily.ipv6] {
+                for route in try kernel.routes(RouteFilter(family: family, protocol: RouteProtocol(rawValue: configuration.hook.routeProtocol))) {
+                    guard let index = route.outputInterface, let name = names[index], managed.contains(name), let device = InterfaceName(name) else { continue }
+                    observed.routes.append(PlannedRoute(
+                        destination: route.destination.model, device: device, gateway: route.gateway?.model, preferredSource: route.preferredSource?.model,
+                        table: route.table.rawValue, metric: route.metric, routeProtocol: route.protocol.rawValue))
+                }
+            }
+            let xfrm = try kernel.xfrmState()
+            observed.liveReqids = Set(xfrm.associations.map(\.reqid))
+            for association in xfrm.associations { observed.spisByReqid[association.reqid, default: []].append(association.spi) }
+            observed.markedPolicies = xfrm.policies.compactMap { policy in
+                guard policy.direction == .output, let mark = policy.mark, let reqid = policy.templateReqids.first else { return nil }
+                return MarkedPolicy(mark: mark.value, destination: policy.selector.destination.model, reqid: reqid)
+            }
+        } catch {
+            observed.complete = false
+            logger.error("reconcile: cannot read the kernel's state: \(error)")
+        }
+        // The sysctls the devices' setup would set: only those that differ are repaired.
+        for owned in devices {
+            for case .setSysctl(let setting) in planDeviceSetup(owned.setup, settings: configuration.hook) {
+                let key = setting.withValue(0)
+                if observed.sysctls[key] == nil, let value = key.currentValue { observed.sysctls[key] = value }
+            }
+        }
+        return observed
+    }
+
+    /// Source-based routing for routed prefixes: the rule and its table's default route.
+    private func ensurePolicyRouting() -> [String] {
+        var lines: [String] = []
+        for route in configuration.policyRoutes {
+            do {
+                let kernel = try kernelApplier()
+                let rule = RoutingRule(family: route.from.family == .ipv4 ? .ipv4 : .ipv6, priority: route.priority,
+                                       source: route.from.inet, table: RouteTable(rawValue: route.table),
+                                       protocol: RouteProtocol(rawValue: configuration.hook.routeProtocol))
+                if try kernel.ensureRule(rule) { lines.append("added rule \(rule): source routing for \(route.from)") }
+                if let device = route.device {
+                    let planned = PlannedRoute(destination: IPPrefix(.unspecified(route.from.family), length: 0)!, device: device,
+                                               gateway: route.via, table: route.table, routeProtocol: configuration.hook.routeProtocol)
+                    for line in try HookApplier(kernel: kernel).apply([.addRoute(planned)]) {
+                        lines.append("\(line) (default route of table \(route.table) for \(route.from))")
+                    }
+                }
+            } catch {
+                lines.append("failed: policy routing for \(route.from): \(error)")
+            }
+        }
+        return lines
+    }
+
+    /// Asks for a reconcile soon (the kernel changed something vtid owns); bursts fold into one.
+    public func scheduleReconcile(reason: String, after delay: Duration = .milliseconds(100)) {
+        let first = reconcileScheduled.withLock { scheduled in
+            defer { scheduled = true }
+            return !scheduled
+        }
+        guard first else { return }
+        // At most two notification-driven passes a second: a gateway with thousands of clients
+        // rekeys all the time, and each pass reads every route and SA.
+        let sinceLast = lastPassEnded.withLock { $0.map { ContinuousClock.now - $0 } } ?? .seconds(3600)
+        let wait = max(delay, .milliseconds(500) - sinceLast)
+        let nanoseconds = Int(wait.components.seconds) * 1_000_000_000 + Int(wait.components.attoseconds / 1_000_000_000)
+        queue.asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { _ = self.reconcileOnQueue(reason: reason, dryRun: false) }
+    }
+
+    /// Called every second: the periodic reconcile, every second while a tunnel is in its grace
+    /// period, and the spool every other second.
+    public func tick(second: Int) {
+        queue.async {
+            let interval = Duration.seconds(self.configuration.reconcileIntervalSeconds)
+            if self.graceWaiting || self.lastReconcile.map({ ContinuousClock.now - $0 >= interval }) ?? true {
+                _ = self.reconcileOnQueue(reason: self.graceWaiting ? "grace period" : "periodic", dryRun: false)
+            } else if second % 2 == 0 {
+                self.ingestSpoolOnQueue()
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import ControlProtocol
+import Foundation
+import Netlink
+import VTIKernel
+import VTIModel
+
+/// What vtid answers about itself (`vtictl status`, `leases`, `routes`, `events`, `metrics`):
+/// read on the queue, from the records and the kernel as they are when asked.
+extension Supervisor {
+    public func events() -> [EventRecord] { history }
+
+    public func leaseRecords() throws -> [LeaseRecord] { try store.all() }
+
+    public func routeRecords() throws -> RoutesReply {
+        RoutesReply(routeProtocol: configuration.hook.routeProtocol, routes: try store.routes().records.map { owned in
+            let route = owned.route
+            return RouteRecord(destination: "\(route.destination)", device: route.device.rawValue, table: route.table,
+                               gateway: route.gateway.map { "\($0)" }, source: route.preferredSource.map { "\($0)" }, metric: route.metric,
+                               connection: owned.connection, peerClient: "\(owned.peerClient)", reqid: owned.reqid)
+        })
+    }
+
+    /// The Prometheus text, with the gauges computed now: clients from the lease table, tunnels
+    /// from the kernel's SAs, degraded from the open problems (a scrape never sees a stale value).
+    public func metricsText() -> String {
+        dispatchPrecondition(condition: .onQueue(queue))
+        let connected = (try? store.all().filter(\.connected).count)
+        let xfrm = try? kernelApplier().xfrmState()
+        metrics.refresh(clientsConnected: connected, tunnelsUp: xfrm.map { Set($0.associations.map(\.reqid)).count },
+                        degraded: problems.isDegraded, unwrittenChanges: records.unwritten.count)
+        return metrics.exposition()
+    }
+
+    public func status() throws -> StatusReply {
+        let xfrm = try? kernelApplier().xfrmState()
+        let locals = Set(((try? kernelApplier().localAddresses()) ?? []).map { "\($0)" })
+        let connections = ipsec.values.sorted { $0.name < $1.name }.map { conn in
+            let device = conn.device(existingDevices: configuration.hook.existingDevices).rawValue
+            return ConnectionRecord(name: conn.name, location: "\(conn.location)", markIn: "\(conn.markIn)", markOut: "\(conn.markOut)",
+                                    device: device, shared: conn.vtiShared, routing: conn.vtiRouting, managed: configuration.manages(conn.name),
+                                    addressPool: conn.addressPool.map { "\($0.lowerBound)-\($0.upperBound)" },
+                                    lastRepair: objectStatus[device]?.lastRepair, lastError: objectStatus[device]?.lastError,
+                                    traffic: xfrm.map { traffic(of: conn, in: $0, localAddresses: locals) })
+        }
+        var records = try store.all()
+        if let associations = xfrm?.associations {
+            records = records.withCounters(from: associations)
+        }
+        var problems = problems.lines
+        problems += objectStatus.compactMap { object, status in status.lastError.map { "\(object): \($0)" } }.sorted()
+        if let reloadError { problems.insert("reload failed, running the previous configuration: \(reloadError)", at: 0) }
+        var daemon = DaemonRecord(version: vtidVersion, pid: getpid(), started: started, configurationFile: configurationFile,
+                                  ipsecConf: configuration.ipsecConf, reloadError: reloadError, eventsApplied: applied, eventsFailed: failed)
+        daemon.eventsNotRecorded = notRecorded
+        daemon.degraded = self.problems.isDegraded
+        return StatusReply(daemon: daemon, connections: connections, leases: records, problems: problems)
+    }
+}
+
+/// The SAs of a conn: those whose reqid a policy carrying the conn's mark names.
+func traffic(of conn: RouteBasedConn, in xfrm: (associations: [SecurityAssociation], policies: [SecurityPolicy]),
+             localAddresses: Set<String>) -> ConnectionTraffic {
+    let marks = [conn.markIn.value, conn.markOut.value]
+    let reqids = Set(xfrm.policies.filter { $0.mark.map { marks.contains($0.value) } ?? false }.flatMap(\.templateReqids))
+    var traffic = ConnectionTraffic(peers: [], associations: 0, since: nil, inBytes: 0, outBytes: 0, inPackets: 0, outPackets: 0)
+    var peers = Set<String>()
+    for sa in xfrm.associations where reqids.contains(sa.reqid) {
+        traffic.associations += 1
+        if sa.addTime > 0 { traffic.since = min(traffic.since ?? Int64.max, Int64(sa.addTime)) }
+        if localAddresses.contains("\(sa.destination)") {
+            traffic.inBytes += sa.bytes
+            traffic.inPackets += sa.packets
+            peers.insert("\(sa.source)")
+        } else {
+            traffic.outBytes += sa.bytes
+            traffic.outPackets += sa.packets
+            peers.insert("\(sa.destination)")
+        }
+    }
+    traffic.peers = peers.sorted()
+    return traffic
+}
+
+extension Array where Element == LeaseRecord {
+    /// A connected client's bytes are its SAs' current counters (by SPI; the outbound SA's
+    /// destination is the peer).
+    func withCounters(from associations: [SecurityAssociation]) -> [LeaseRecord] {
+        let bySPI = Dictionary(associations.map { ($0.spi, $0) }, uniquingKeysWith: { first, _ in first })
+        return map { lease in
+            guard lease.connected else { return lease }
+            var lease = lease
+            for spi in [lease.spiIn, lease.spiOut].compactMap({ $0 }) {
+                guard let sa = bySPI[spi] else { continue }
+                if "\(sa.destination)" == lease.peerAddress { lease.outBytes = sa.bytes } else { lease.inBytes = sa.bytes }
+            }
+            return lease
+        }
+    }
+}
