@@ -77,9 +77,11 @@ public struct HookApplier {
                 }
             }
         }
-        for case let failure? in removing ? kernel.removeRoutes(routes) : kernel.ensureRoutes(routes) { throw failure }
+        let results = removing ? kernel.removeRoutes(routes) : kernel.ensureRoutes(routes)
+        for case let failure? in results where !failure.leftAlone { throw failure }
         if let missingDevice { throw missingDevice }
-        return lines
+        // Someone else's route in the way is said, not fought: the tunnel itself works on.
+        return zip(lines, results).map { line, result in result.map(\.message) ?? line }
     }
 
     /// Applies one step; returns the line saying what changed, if anything did.

@@ -90,9 +90,40 @@ public final class KernelApplier {
         }
     }
 
-    /// Installs or updates routes (replace semantics); one result per route.
+    /// Installs routes, or updates routes of their own protocol; one result per route. A route of
+    /// another protocol at the same place (a LAN's connected route, one BIRD learned) is never
+    /// replaced: its result is an error with `leftAlone` set, which says whose route it is.
     public func ensureRoutes(_ routes: [Route]) -> [ApplyError?] {
-        route.changeRoutes(.replace, routes).map { $0.map(ApplyError.init) }
+        var results = route.changeRoutes(.add, routes).map { $0.map(ApplyError.init) }
+        let clashes = results.indices.filter { results[$0]?.netlink?.errno == .fileExists }
+        guard !clashes.isEmpty else { return results }
+        // Something is there: one look per family and table at what (only when a route already exists).
+        var present: [String: [Route]] = [:]
+        for index in clashes {
+            let wanted = routes[index]
+            let key = "\(wanted.family.rawValue) \(wanted.table.rawValue)"
+            if present[key] == nil {
+                do {
+                    present[key] = try route.routes(RouteFilter(family: wanted.family, table: wanted.table))
+                } catch {
+                    results[index] = ApplyError(error)
+                    continue
+                }
+            }
+            let there = present[key]!.filter { $0.destination == wanted.destination && ($0.metric ?? 0) == (wanted.metric ?? 0) }
+            if let ours = there.first(where: { $0.protocol == wanted.protocol }) {
+                let same = ours.outputInterface == wanted.outputInterface && ours.gateway == wanted.gateway && ours.preferredSource == wanted.preferredSource
+                results[index] = same ? nil : route.changeRoutes(.replace, [wanted])[0].map(ApplyError.init)
+            } else if let other = there.first {
+                var refusal = ApplyError("route \(wanted.destination) not added: a route of protocol \(other.protocol) is there\(other.outputInterface.map { " (interface \($0))" } ?? ""); left alone, vtid and vti-updown replace only routes of their own protocol (\(wanted.protocol))")
+                refusal.leftAlone = true
+                results[index] = refusal
+            } else {
+                // Gone between our add and our look (another hook): add again.
+                results[index] = route.changeRoutes(.replace, [wanted])[0].map(ApplyError.init)
+            }
+        }
+        return results
     }
 
     /// Removes routes; one already gone is a success. The delete names the route protocol, so the
@@ -238,6 +269,9 @@ public struct ApplyError: Error, Hashable, Sendable, CustomStringConvertible {
     public var message: String
     /// The kernel's errno when the failure came from netlink.
     public var netlink: NetlinkError?
+    /// Not a failure of the event: something that is not ours was in the way and was left alone
+    /// (the hook says so and carries on).
+    public var leftAlone = false
 
     public init(_ message: String) {
         self.message = message

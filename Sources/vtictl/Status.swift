@@ -18,10 +18,13 @@ extension VTICtl {
 
         func run() throws {
             let kernel: KernelReport
+            var kernelError: String?
             do {
                 kernel = try KernelReport.read()
             } catch {
-                throw failure("cannot read the kernel's state: \(error)")
+                // Without root the XFRM state cannot be read; vtid's answer (or its refusal) still says the most.
+                kernelError = "cannot read the kernel's state: \(error)\(geteuid() == 0 ? "" : " (reading IPsec SAs needs root)")"
+                kernel = KernelReport(devices: [], securityAssociations: [])
             }
             var report = StatusReport(vtidRunning: false, vtidError: nil, vtid: nil, kernel: kernel)
             if output.json && connection == nil, let raw = try? daemon.client.send("status") {
@@ -35,6 +38,10 @@ extension VTICtl {
                 report.vtidRunning = true
             } catch {
                 report.vtidError = "\(error)"
+            }
+            if let kernelError {
+                guard report.vtidRunning else { throw failure("\(report.vtidError ?? "vtid did not answer"); and \(kernelError)") }
+                FileHandle.standardError.write(Data("vtictl: \(kernelError); showing vtid's view only\n".utf8))
             }
             if let connection { report.keep(connection: connection) }
             if output.json {
@@ -68,7 +75,9 @@ struct StatusReport: Codable {
         var lines: [String] = []
         if let vtid {
             let daemon = vtid.daemon
-            lines.append("vtid: running (pid \(daemon.pid), up \(duration(since: daemon.started)), \(daemon.eventsApplied) events applied, \(daemon.eventsFailed) failed), \(daemon.configurationFile)")
+            let unrecorded = (daemon.eventsNotRecorded ?? 0) > 0 ? " (\(daemon.eventsNotRecorded!) not recorded)" : ""
+            let state = daemon.degraded == true ? colour("running, DEGRADED (see PROBLEMS)", .red) : "running"
+            lines.append("vtid: \(state) (pid \(daemon.pid), up \(duration(since: daemon.started)), \(daemon.eventsApplied) events applied\(unrecorded), \(daemon.eventsFailed) failed), \(daemon.configurationFile)")
             if let error = daemon.reloadError { lines.append("  last reload FAILED, running the previous configuration: \(error)") }
             lines.append("")
             lines += Table(

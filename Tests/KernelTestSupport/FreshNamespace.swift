@@ -8,8 +8,10 @@ import XCTest
 /// The child sees `VTICTL_TEST_NETNS=1` and runs the body for real.
 ///
 /// Kernel tests need root (CI runs as root); without it they fail saying so, they never skip.
+/// With `privateMounts` the child gets its own mount namespace too (`unshare -m`, propagation
+/// private): a test may mount a tiny tmpfs to fill, and the host never sees it.
 public func inFreshNetworkNamespace(
-    _ test: XCTestCase, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void
+    _ test: XCTestCase, privateMounts: Bool = false, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void
 ) rethrows {
     if ProcessInfo.processInfo.environment["VTICTL_TEST_NETNS"] == "1" {
         // Set by the parent below for its `unshare -n` child. Set by hand in the machine's own
@@ -26,7 +28,7 @@ public func inFreshNetworkNamespace(
         return
     }
     let result = runChild(
-        ["/usr/bin/unshare", "-n", "--", currentExecutable(), xctestFilter(for: test)],
+        ["/usr/bin/unshare", "-n"] + (privateMounts ? ["-m", "--propagation", "private"] : []) + ["--", currentExecutable(), xctestFilter(for: test)],
         environment: ["VTICTL_TEST_NETNS": "1"])
     guard result.launched else {
         XCTFail("could not start unshare (apt-get install util-linux): \(result.output)", file: file, line: line)
