@@ -2,6 +2,7 @@ import ControlProtocol
 import Foundation
 import KernelTestSupport
 import Netlink
+import Synchronization
 import VTIDaemon
 import XCTest
 
@@ -305,6 +306,66 @@ final class SafetyHostTests: XCTestCase {
             XCTAssertTrue(eventually(within: 10) { (try? bed.spoolFiles().filter { $0.hasSuffix(".event") }.count) == 0 })
             XCTAssertEqual(try bed.client.fetch("leases", as: LeasesReply.self).leases.count, 5)
             XCTAssertEqual(try bed.client.fetch("events", as: EventsReply.self).events.count, 5, "each event in the history once")
+        }
+    }
+
+    /// kill -9 of vtid at 20 random points of a 1,000-client burst (with downs mixed in): every hook
+    /// exits 0; while the test runs, no route of a client whose up-client returned (and who has not
+    /// started going down) is ever absent from the kernel; after the last restart the routes are
+    /// exactly the live clients' and the lease table agrees.
+    func testKill9AtRandomPointsOfABurstNeverCutsALiveClient() throws {
+        try inFreshNetworkNamespace(self) {
+            let bed = try VTIDBed()
+            let live = Mutex<Set<String>>([])
+            let absences = Mutex<[String]>([])
+            let done = Mutex(false)
+            let sampler = DispatchGroup()
+            DispatchQueue.global().async(group: sampler) {
+                guard let netlink = try? NetlinkSocket(.route) else { absences.withLock { $0.append("no netlink socket") }; return }
+                var samples = 0
+                while !done.withLock({ $0 }) {
+                    let expected = live.withLock { $0 }
+                    guard let routes = try? netlink.routes(RouteFilter(family: .ipv4, protocol: RouteProtocol(rawValue: 157))) else { continue }
+                    let present = Set(routes.map { "\($0.destination.address)" })
+                    let missing = expected.subtracting(present)
+                    if !missing.isEmpty { absences.withLock { $0.append("sample \(samples): \(missing.sorted().prefix(5))") } }
+                    samples += 1
+                    usleep(10_000)
+                }
+            }
+            var upSoFar = 0
+            var killPoints: [Int] = []
+            for round in 0..<20 {
+                let vtid = try bed.startVTID()
+                let ups = (upSoFar + 1)...(upSoFar + 50)
+                upSoFar += 50
+                // A few earlier clients leave: no longer expected from the moment their down starts.
+                let leaving = round == 0 ? [] : Array(stride(from: ups.lowerBound - 50, to: ups.lowerBound, by: 5))
+                live.withLock { $0.subtract(leaving.map(clientAddress)) }
+                let jobs = ups.map { roadWarrior("up-client", client: $0) } + leaving.map { roadWarrior("down-client", client: $0) }
+                let killAt = Int.random(in: 0..<jobs.count)
+                killPoints.append(killAt)
+                var pids: [pid_t] = []
+                for (index, environment) in jobs.enumerated() {
+                    if index == killAt { vtid.signal(SIGKILL) }
+                    pids.append(try spawn(bed.hookCommand(), environment: environment, outputPath: bed.directory + "/hook-\(round)-\(index).out"))
+                }
+                for (index, pid) in pids.enumerated() {
+                    let status = waitForExit(pid)
+                    XCTAssertEqual(status, 0, (try? String(contentsOfFile: bed.directory + "/hook-\(round)-\(index).out", encoding: .utf8)) ?? "")
+                    if index < ups.count { _ = live.withLock { $0.insert(clientAddress(ups.lowerBound + index)) } }
+                }
+                XCTAssertEqual(vtid.wait(), 128 + SIGKILL)
+            }
+            _ = try bed.startVTID()
+            done.withLock { $0 = true }
+            sampler.wait()
+            XCTAssertEqual(absences.withLock { $0 }, [], "routes of live clients absent while vtid was killed and restarted (kill points \(killPoints))")
+            let expected = live.withLock { $0 }
+            XCTAssertEqual(Set(try bed.ourRoutes()), expected, "routes are exactly the live clients'")
+            let leases = try bed.client.fetch("leases", as: LeasesReply.self).leases
+            XCTAssertEqual(Set(leases.filter(\.connected).map(\.address)), expected, "the lease table agrees")
+            XCTAssertEqual(expected.count, 1000 - 19 * 10)
         }
     }
 

@@ -43,6 +43,20 @@ expect_lease gw "$pool2" @road2
 applied=$(vtictl_on gw events | awk '$5 == "vtid" && $6 == "applied"' | wc -l)
 [ "$applied" -ge 4 ] || fail "gw: vtid applied only $applied events: $(vtictl_on gw events)"
 ok "gw: vtid applied the hook's events ($applied)"
+# Metrics are computed when read: right, without anyone having asked for the status first.
+expect_metric() {  # expect_metric HOST NAME VALUE WHY
+  local value
+  value=$(vtictl_on "$1" metrics | awk -v n="$2" '$1 == n { print $2 + 0 }')  # gauges print as 2.0
+  [ "$value" = "$3" ] || fail "$1: metric $2 is '$value', expected $3 ($4)"
+  ok "$1: metric $2 is $3 ($4)"
+}
+expect_metric gw vtid_clients_connected 2 "two clients up"
+expect_metric gw vtid_tunnels_up 2 "two clients' SAs in the kernel"
+# A converged gateway: the dry run has nothing to say, as the real pass had nothing to do.
+vtictl_on gw reconcile >/dev/null || fail "gw: vtictl reconcile failed"
+dry=$(vtictl_on gw reconcile --dry-run)
+[ "$dry" = "nothing to repair: the kernel holds what vtid wants" ] || fail "gw: a dry run on a converged gateway printed: $dry"
+ok "gw: vtictl reconcile --dry-run on the converged gateway: $dry"
 
 # vtictl status: both clients with their pool addresses and the bytes their SAs carried.
 status=$(vtictl_on gw status)
@@ -92,3 +106,5 @@ expect_ping road2 "$pool2" 10.3.0.1 "road2 after road1 left"
 state=$(vtictl_on gw leases | awk -v a="$pool1" '$1 == a { print $5 }')
 [ "$state" = gone ] || fail "gw: road1's lease is '$state', expected gone"
 ok "gw: road1's lease is kept as gone"
+expect_metric gw vtid_clients_connected 2 "road1 left, road2 and road3 up"
+expect_metric gw vtid_tunnels_up 2 "road1's SAs gone"

@@ -39,5 +39,10 @@ ip -n west link show vti01 >/dev/null 2>&1 || fail "west: vti01 went with the co
 ok "west: vti01 stays after whack --delete (the conn is still configured)"
 expect_no_route west 10.2.0.0/24 "the tunnel is down"
 printf 'config setup\n' >"$TB_RUN/west/ipsec.conf"
-vtictl_on west reload >/dev/null || fail "west: vtictl reload failed"
+# Without the conn vtid would delete every device it manages: refused unless the operator says so.
+refusal=$(vtictl_on west reload 2>&1) && fail "west: a reload that removes every managed device was accepted: $refusal"
+grep -q -- "--allow-remove" <<<"$refusal" || fail "west: the refused reload does not say how to confirm: $refusal"
+ip -n west link show vti01 >/dev/null 2>&1 || fail "west: vti01 went although the reload was refused"
+ok "west: a reload that would delete every managed device is refused and says --allow-remove; vti01 stays"
+vtictl_on west reload --allow-remove >/dev/null || fail "west: vtictl reload --allow-remove failed"
 expect_no_link west vti01 "the conn left ipsec.conf and vtid reloaded"
