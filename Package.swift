@@ -9,10 +9,9 @@ import PackageDescription
 /// test bed a process start costs tens of milliseconds, each shared library and each page the
 /// loader writes adds to it (`Scripts/bench-hook`, README "Benchmarks"). So the hook (and the no-op
 /// it is measured against) is linked with
-/// - the Swift runtime inside (`-static-stdlib`), libstdc++ too where GCC ships the archive (Debian
-///   12: GCC 12, through a linker script found before the shared library), and libgcc's unwinder
-///   (`-static-libgcc`): libc, libm and libmnl stay shared (Debian has no static libmnl, and glibc's
-///   libm.a needs glibc's libc.a);
+/// - the Swift runtime inside (`-static-stdlib`), libstdc++ too where the C compiler has its
+///   archive (`staticLibstdcxx`), and libgcc's unwinder (`-static-libgcc`): libc, libm and libmnl
+///   stay shared (Debian has no static libmnl, and glibc's libm.a needs glibc's libc.a);
 /// - only the symbols libraries need in its dynamic symbol table (`--no-export-dynamic`; swiftc
 ///   exports every public one, 4,363 for the hook): the Swift runtime calls `dladdr` at start, which
 ///   walks that table;
@@ -20,7 +19,34 @@ import PackageDescription
 ///   which the loader applies from a 3 KB table instead of a 450 KB one.
 /// The executable stays position-independent (address-space randomisation for a root process that
 /// parses remote-chosen text).
-let staticLibstdcxx = "/usr/lib/gcc/x86_64-linux-gnu/12/libstdc++.a"
+
+/// The path of a file the C compiler links with (`cc -print-file-name=NAME`), nil where it has none
+/// (it then prints the bare name) or where there is no compiler to ask. Asked at each evaluation of
+/// the manifest, so that nothing here is tied to one architecture or GCC version.
+func compilerFile(_ name: String) -> String? {
+    let compiler = Process()
+    compiler.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    compiler.arguments = ["cc", "-print-file-name=" + name]
+    let output = Pipe()
+    compiler.standardOutput = output
+    compiler.standardError = FileHandle.nullDevice
+    guard (try? compiler.run()) != nil else { return nil }
+    let answer = output.fileHandleForReading.readDataToEndOfFile()
+    compiler.waitUntilExit()
+    let path = String(decoding: answer, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    guard compiler.terminationStatus == 0, path.hasPrefix("/"), FileManager.default.fileExists(atPath: path) else { return nil }
+    return path
+}
+
+/// libstdc++ linked in statically, where GCC ships its archive (Debian: libstdc++-N-dev). The Swift
+/// runtime asks for `-lstdc++`; the linker takes the first libstdc++.so or .a on its search path, so
+/// `Linking/static-libstdc++` comes first: its libstdc++.so is a linker script that names
+/// `libstdc++.a`, which the linker looks up on the search path again, where the archive's
+/// directory, found by the compiler, comes next.
+let staticLibstdcxx: [String] = compilerFile("libstdc++.a").map { archive in
+    ["-L", Context.packageDirectory + "/Linking/static-libstdc++",
+     "-L", URL(fileURLWithPath: archive).deletingLastPathComponent().path]
+} ?? []
 /// glibc reads packed relocations from 2.36 (Debian 12); an older one refuses such a binary.
 let glibcReadsRELR: Bool = {
     #if canImport(Glibc)
@@ -35,7 +61,7 @@ let glibcReadsRELR: Bool = {
 }()
 // lld comes with every Swift 6 toolchain for Linux.
 let staticLinking: [String] = ["-static-stdlib", "-Xclang-linker", "-static-libgcc", "-use-ld=lld", "-Xlinker", "--no-export-dynamic"]
-    + (FileManager.default.fileExists(atPath: staticLibstdcxx) ? ["-L", Context.packageDirectory + "/Linking/static-libstdc++"] : [])
+    + staticLibstdcxx
     + (glibcReadsRELR ? ["-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"] : [])
 /// The functions a call of the hook runs, side by side (`Linking/vti-updown.order`, made by
 /// `Scripts/hook-order`): the code a call touches then lies on a few pages instead of on pages all
