@@ -5,24 +5,11 @@ import Glibc
 #endif
 import PackageDescription
 
-/// pluto waits for vti-updown at every state change, and its start-up is most of its time: in the
-/// test bed a process start costs tens of milliseconds, each shared library and each page the
-/// loader writes adds to it (`Scripts/bench-hook`, README "Benchmarks"). So the hook (and the no-op
-/// it is measured against) is linked with
-/// - the Swift runtime inside (`-static-stdlib`), libstdc++ too where the C compiler has its
-///   archive (`staticLibstdcxx`), and libgcc's unwinder (`-static-libgcc`): libc, libm and libmnl
-///   stay shared (Debian has no static libmnl, and glibc's libm.a needs glibc's libc.a);
-/// - only the symbols libraries need in its dynamic symbol table (`--no-export-dynamic`; swiftc
-///   exports every public one, 4,363 for the hook): the Swift runtime calls `dladdr` at start, which
-///   walks that table;
-/// - its ~18,000 relative relocations packed (`-z pack-relative-relocs`, lld; glibc 2.36 reads them),
-///   which the loader applies from a 3 KB table instead of a 450 KB one.
-/// The executable stays position-independent (address-space randomisation for a root process that
-/// parses remote-chosen text).
+// What the link settings below depend on, found where the manifest is evaluated (nothing tied to
+// one architecture, GCC version or glibc).
 
 /// The path of a file the C compiler links with (`cc -print-file-name=NAME`), nil where it has none
-/// (it then prints the bare name) or where there is no compiler to ask. Asked at each evaluation of
-/// the manifest, so that nothing here is tied to one architecture or GCC version.
+/// (it then prints the bare name) or where there is no compiler to ask.
 func compilerFile(_ name: String) -> String? {
     let compiler = Process()
     compiler.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -39,14 +26,15 @@ func compilerFile(_ name: String) -> String? {
 }
 
 /// libstdc++ linked in statically, where GCC ships its archive (Debian: libstdc++-N-dev). The Swift
-/// runtime asks for `-lstdc++`; the linker takes the first libstdc++.so or .a on its search path, so
-/// `Linking/static-libstdc++` comes first: its libstdc++.so is a linker script that names
-/// `libstdc++.a`, which the linker looks up on the search path again, where the archive's
-/// directory, found by the compiler, comes next.
+/// runtime asks for `-lstdc++`, and the linker takes the first libstdc++.so or .a on its search
+/// path; the archive's directory also holds the shared library's libstdc++.so, so
+/// `Linking/static-libstdc++` goes before it: its libstdc++.so is a linker script naming
+/// `libstdc++.a`, which the linker looks up on the search path in turn and finds in that directory.
 let staticLibstdcxx: [String] = compilerFile("libstdc++.a").map { archive in
     ["-L", Context.packageDirectory + "/Linking/static-libstdc++",
      "-L", URL(fileURLWithPath: archive).deletingLastPathComponent().path]
 } ?? []
+
 /// glibc reads packed relocations from 2.36 (Debian 12); an older one refuses such a binary.
 let glibcReadsRELR: Bool = {
     #if canImport(Glibc)
@@ -59,13 +47,30 @@ let glibcReadsRELR: Bool = {
     return false
     #endif
 }()
+
+/// pluto waits for vti-updown at every state change, and its start-up is most of its time: in the
+/// test bed a process start costs tens of milliseconds, each shared library and each page the
+/// loader writes adds to it (`Scripts/bench-hook`, README "Benchmarks"). So the hook (and the no-op
+/// it is measured against) is linked with
+/// - the Swift runtime inside (`-static-stdlib`), libstdc++ too where the C compiler has its
+///   archive (`staticLibstdcxx`), and libgcc's unwinder (`-static-libgcc`): libc, libm and libmnl
+///   stay shared (Debian has no static libmnl, and glibc's libm.a needs glibc's libc.a);
+/// - only the symbols libraries need in its dynamic symbol table (`--no-export-dynamic`; swiftc
+///   exports every public one, 4,363 for the hook): the Swift runtime calls `dladdr` at start, which
+///   walks that table;
+/// - its ~18,000 relative relocations packed (`-z pack-relative-relocs`, lld; glibc 2.36 reads them),
+///   which the loader applies from a 3 KB table instead of a 450 KB one.
+/// The executable stays position-independent (address-space randomisation for a root process that
+/// parses remote-chosen text).
 // lld comes with every Swift 6 toolchain for Linux.
 let staticLinking: [String] = ["-static-stdlib", "-Xclang-linker", "-static-libgcc", "-use-ld=lld", "-Xlinker", "--no-export-dynamic"]
     + staticLibstdcxx
     + (glibcReadsRELR ? ["-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"] : [])
 /// The functions a call of the hook runs, side by side (`Linking/vti-updown.order`, made by
 /// `Scripts/hook-order`): the code a call touches then lies on a few pages instead of on pages all
-/// over the 4.6 MB of code, each one a page fault. Names the file lacks are left where they are.
+/// over the 4.6 MB of code, each one a page fault. Names the file lacks are left where they are,
+/// without a warning for each (the debug build lacks the optimised build's specialisations): a
+/// test (`HookCommandLineTests`) fails when the release build has fewer than 90% of them.
 let hookLayout = ["-Xlinker", "--symbol-ordering-file=" + Context.packageDirectory + "/Linking/vti-updown.order",
                   "-Xlinker", "--no-warn-symbol-ordering"]
 let staticHookLinking: [LinkerSetting] = [.unsafeFlags(staticLinking + hookLayout)]
