@@ -70,6 +70,44 @@ final class HookCommandLineTests: XCTestCase {
         }
     }
 
+    /// The linker lays out the hook's code from `Linking/vti-updown.order` (Package.swift,
+    /// `hookLayout`) and silently skips the names the build no longer has
+    /// (`--no-warn-symbol-ordering`): after the hook's code changes, the file must be made again or
+    /// the layout, and the start-up it buys (README, Benchmarks), slowly goes. The names are those
+    /// of the optimised build (specialisations that a debug build does not have), so the release
+    /// build is checked, which `Scripts/test` makes. The threshold is `Scripts/bench-hook`'s: a few
+    /// renamed functions do not fail it, a changed path through the code does.
+    func testCodeLayoutMatchesTheReleaseBuild() throws {
+        let hook = URL(fileURLWithPath: productsDirectory()).deletingLastPathComponent()
+            .appendingPathComponent("release/vti-updown").path
+        guard FileManager.default.fileExists(atPath: hook) else {
+            let message = "no release build of the hook at \(hook): Scripts/test makes it (swift build -c release --disable-local-rpath --product vti-updown)"
+            // CI runs Scripts/test: a missing build there is a broken script, not a reason to skip.
+            guard ProcessInfo.processInfo.environment["CI"] == "true" else { throw XCTSkip(message) }
+            XCTFail(message)
+            return
+        }
+        let orderFile = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Linking/vti-updown.order").standardized.path
+        let listed = Set(try String(contentsOfFile: orderFile, encoding: .utf8).split(separator: "\n")
+            .filter { !$0.hasPrefix("#") && !$0.isEmpty }.map(String.init))
+        XCTAssertGreaterThan(listed.count, 100, "\(orderFile) lists too few functions: run sudo Scripts/hook-order")
+        let symbols = runChild(["/usr/bin/nm", "--defined-only", hook])
+        XCTAssertEqual(symbols.status, 0, "nm (binutils) is needed: \(symbols.output.prefix(1000))")
+        // "ADDRESS TYPE NAME", one a line.
+        let defined = Set(symbols.output.split(separator: "\n").compactMap { line in
+            line.split(separator: " ", maxSplits: 2).dropFirst(2).first.map(String.init)
+        })
+        let present = listed.intersection(defined).count
+        XCTAssertTrue(present * 10 >= listed.count * 9, """
+            only \(present) of the \(listed.count) functions in Linking/vti-updown.order are in the release build \
+            of the hook (\(hook)): the file is stale and the hook's code layout is being lost. Run \
+            sudo Scripts/hook-order (needs valgrind) and commit Linking/vti-updown.order (or, if that build \
+            is older than the code, rebuild it first: Scripts/test does). Missing, for example: \
+            \(listed.subtracting(defined).sorted().prefix(3).joined(separator: " "))
+            """)
+    }
+
     /// The path in the executable's PT_INTERP (`readelf -l`: "[Requesting program interpreter: PATH]").
     private func programInterpreter(_ executable: String) -> String? {
         let headers = runChild(["/usr/bin/readelf", "-l", "-W", executable])
