@@ -8,20 +8,27 @@ import PackageDescription
 // What the link settings below depend on, found where the manifest is evaluated (nothing tied to
 // one architecture, GCC version or glibc).
 
-/// The path of a file the C compiler links with (`cc -print-file-name=NAME`), nil where it has none
-/// (it then prints the bare name) or where there is no compiler to ask.
+/// The path of a file the C compiler links with, nil where there is none or no compiler to ask.
+/// The toolchain's clang first (on PATH with swift): it drives swiftc's link, so its answer is in the
+/// GCC installation the link uses; else the system's `cc`.
 func compilerFile(_ name: String) -> String? {
-    let compiler = Process()
-    compiler.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    compiler.arguments = ["cc", "-print-file-name=" + name]
+    ["clang", "cc"].lazy.compactMap { printFileName(name, compiler: $0) }.first
+}
+
+/// `COMPILER -print-file-name=NAME`, if that names a file that exists (a compiler that does not have
+/// it prints the bare name).
+func printFileName(_ name: String, compiler: String) -> String? {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [compiler, "-print-file-name=" + name]
     let output = Pipe()
-    compiler.standardOutput = output
-    compiler.standardError = FileHandle.nullDevice
-    guard (try? compiler.run()) != nil else { return nil }
+    process.standardOutput = output
+    process.standardError = FileHandle.nullDevice
+    guard (try? process.run()) != nil else { return nil }
     let answer = output.fileHandleForReading.readDataToEndOfFile()
-    compiler.waitUntilExit()
+    process.waitUntilExit()
     let path = String(decoding: answer, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    guard compiler.terminationStatus == 0, path.hasPrefix("/"), FileManager.default.fileExists(atPath: path) else { return nil }
+    guard process.terminationStatus == 0, path.hasPrefix("/"), FileManager.default.fileExists(atPath: path) else { return nil }
     return path
 }
 
