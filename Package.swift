@@ -5,22 +5,43 @@ import Glibc
 #endif
 import PackageDescription
 
-/// pluto waits for vti-updown at every state change, and its start-up is most of its time: in the
-/// test bed a process start costs tens of milliseconds, each shared library and each page the
-/// loader writes adds to it (`Scripts/bench-hook`, README "Benchmarks"). So the hook (and the no-op
-/// it is measured against) is linked with
-/// - the Swift runtime inside (`-static-stdlib`), libstdc++ too where GCC ships the archive (Debian
-///   12: GCC 12, through a linker script found before the shared library), and libgcc's unwinder
-///   (`-static-libgcc`): libc, libm and libmnl stay shared (Debian has no static libmnl, and glibc's
-///   libm.a needs glibc's libc.a);
-/// - only the symbols libraries need in its dynamic symbol table (`--no-export-dynamic`; swiftc
-///   exports every public one, 4,363 for the hook): the Swift runtime calls `dladdr` at start, which
-///   walks that table;
-/// - its ~18,000 relative relocations packed (`-z pack-relative-relocs`, lld; glibc 2.36 reads them),
-///   which the loader applies from a 3 KB table instead of a 450 KB one.
-/// The executable stays position-independent (address-space randomisation for a root process that
-/// parses remote-chosen text).
-let staticLibstdcxx = "/usr/lib/gcc/x86_64-linux-gnu/12/libstdc++.a"
+// What the link settings below depend on, found where the manifest is evaluated (nothing tied to
+// one architecture, GCC version or glibc).
+
+/// The path of a file the C compiler links with, nil where there is none or no compiler to ask.
+/// The toolchain's clang first (on PATH with swift): it drives swiftc's link, so its answer is in the
+/// GCC installation the link uses; else the system's `cc`.
+func compilerFile(_ name: String) -> String? {
+    ["clang", "cc"].lazy.compactMap { printFileName(name, compiler: $0) }.first
+}
+
+/// `COMPILER -print-file-name=NAME`, if that names a file that exists (a compiler that does not have
+/// it prints the bare name).
+func printFileName(_ name: String, compiler: String) -> String? {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [compiler, "-print-file-name=" + name]
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = FileHandle.nullDevice
+    guard (try? process.run()) != nil else { return nil }
+    let answer = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    let path = String(decoding: answer, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    guard process.terminationStatus == 0, path.hasPrefix("/"), FileManager.default.fileExists(atPath: path) else { return nil }
+    return path
+}
+
+/// libstdc++ linked in statically, where GCC ships its archive (Debian: libstdc++-N-dev). The Swift
+/// runtime asks for `-lstdc++`, and the linker takes the first libstdc++.so or .a on its search
+/// path; the archive's directory also holds the shared library's libstdc++.so, so
+/// `Linking/static-libstdc++` goes before it: its libstdc++.so is a linker script naming
+/// `libstdc++.a`, which the linker looks up on the search path in turn and finds in that directory.
+let staticLibstdcxx: [String] = compilerFile("libstdc++.a").map { archive in
+    ["-L", Context.packageDirectory + "/Linking/static-libstdc++",
+     "-L", URL(fileURLWithPath: archive).deletingLastPathComponent().path]
+} ?? []
+
 /// glibc reads packed relocations from 2.36 (Debian 12); an older one refuses such a binary.
 let glibcReadsRELR: Bool = {
     #if canImport(Glibc)
@@ -33,13 +54,30 @@ let glibcReadsRELR: Bool = {
     return false
     #endif
 }()
+
+/// pluto waits for vti-updown at every state change, and its start-up is most of its time: in the
+/// test bed a process start costs tens of milliseconds, each shared library and each page the
+/// loader writes adds to it (`Scripts/bench-hook`, README "Benchmarks"). So the hook (and the no-op
+/// it is measured against) is linked with
+/// - the Swift runtime inside (`-static-stdlib`), libstdc++ too where the C compiler has its
+///   archive (`staticLibstdcxx`), and libgcc's unwinder (`-static-libgcc`): libc, libm and libmnl
+///   stay shared (Debian has no static libmnl, and glibc's libm.a needs glibc's libc.a);
+/// - only the symbols libraries need in its dynamic symbol table (`--no-export-dynamic`; swiftc
+///   exports every public one, 4,363 for the hook): the Swift runtime calls `dladdr` at start, which
+///   walks that table;
+/// - its ~18,000 relative relocations packed (`-z pack-relative-relocs`, lld; glibc 2.36 reads them),
+///   which the loader applies from a 3 KB table instead of a 450 KB one.
+/// The executable stays position-independent (address-space randomisation for a root process that
+/// parses remote-chosen text).
 // lld comes with every Swift 6 toolchain for Linux.
 let staticLinking: [String] = ["-static-stdlib", "-Xclang-linker", "-static-libgcc", "-use-ld=lld", "-Xlinker", "--no-export-dynamic"]
-    + (FileManager.default.fileExists(atPath: staticLibstdcxx) ? ["-L", Context.packageDirectory + "/Linking/static-libstdc++"] : [])
+    + staticLibstdcxx
     + (glibcReadsRELR ? ["-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"] : [])
 /// The functions a call of the hook runs, side by side (`Linking/vti-updown.order`, made by
 /// `Scripts/hook-order`): the code a call touches then lies on a few pages instead of on pages all
-/// over the 4.6 MB of code, each one a page fault. Names the file lacks are left where they are.
+/// over the 4.6 MB of code, each one a page fault. Names the file lacks are left where they are,
+/// without a warning for each (the debug build lacks the optimised build's specialisations): a
+/// test (`HookCommandLineTests`) fails when the release build has fewer than 90% of them.
 let hookLayout = ["-Xlinker", "--symbol-ordering-file=" + Context.packageDirectory + "/Linking/vti-updown.order",
                   "-Xlinker", "--no-warn-symbol-ordering"]
 let staticHookLinking: [LinkerSetting] = [.unsafeFlags(staticLinking + hookLayout)]

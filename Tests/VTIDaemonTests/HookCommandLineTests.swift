@@ -54,7 +54,12 @@ final class HookCommandLineTests: XCTestCase {
         let needed = dynamic.output.split(separator: "\n").filter { $0.contains("(NEEDED)") }.compactMap { line in
             line.split(separator: "[").last?.split(separator: "]").first.map(String.init)
         }
-        XCTAssertEqual(Set(needed), ["libmnl.so.0", "libm.so.6", "libc.so.6", "ld-linux-x86-64.so.2"], dynamic.output)
+        // The dynamic loader (named in PT_INTERP, per architecture: ld-linux-x86-64.so.2,
+        // ld-linux-aarch64.so.1, ...) may be listed too: it is loaded for any dynamic executable.
+        let interpreter = try XCTUnwrap(programInterpreter(product("vti-updown")), "no PT_INTERP in the hook")
+        let loader = URL(fileURLWithPath: interpreter).lastPathComponent
+        XCTAssertTrue(loader.hasPrefix("ld-"), "unexpected program interpreter \(interpreter)")
+        XCTAssertEqual(Set(needed).subtracting([loader]), ["libmnl.so.0", "libm.so.6", "libc.so.6"], dynamic.output)
         // Only what libraries need is exported: the runtime's dladdr at start walks this table.
         let symbols = runChild(["/usr/bin/readelf", "--dyn-syms", "-W", product("vti-updown")])
         let exported = symbols.output.split(separator: "\n").filter { $0.contains(" GLOBAL ") || $0.contains(" WEAK ") }.count
@@ -63,5 +68,52 @@ final class HookCommandLineTests: XCTestCase {
         if glibc.count >= 2, (glibc[0], glibc[1]) >= (2, 36) {
             XCTAssertTrue(dynamic.output.contains("(RELR)"), "glibc \(glibc) reads packed relocations: the hook should have them\n\(dynamic.output)")
         }
+    }
+
+    /// The linker lays out the hook's code from `Linking/vti-updown.order` (Package.swift,
+    /// `hookLayout`) and silently skips the names the build no longer has
+    /// (`--no-warn-symbol-ordering`): after the hook's code changes, the file must be made again or
+    /// the layout, and the start-up it buys (README, Benchmarks), slowly goes. The names are those
+    /// of the optimised build (specialisations that a debug build does not have), so the release
+    /// build is checked, which `Scripts/test` makes. The threshold is `Scripts/bench-hook`'s (90%):
+    /// a few renamed functions pass, a tenth of the list gone (a changed path through the code) fails.
+    func testCodeLayoutMatchesTheReleaseBuild() throws {
+        let hook = URL(fileURLWithPath: productsDirectory()).deletingLastPathComponent()
+            .appendingPathComponent("release/vti-updown").path
+        guard FileManager.default.fileExists(atPath: hook) else {
+            let message = "no release build of the hook at \(hook): Scripts/test makes it (swift build -c release --disable-local-rpath --product vti-updown)"
+            // CI runs Scripts/test: a missing build there is a broken script, not a reason to skip.
+            guard ProcessInfo.processInfo.environment["CI"] == "true" else { throw XCTSkip(message) }
+            XCTFail(message)
+            return
+        }
+        let orderFile = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../Linking/vti-updown.order").standardized.path
+        let listed = Set(try String(contentsOfFile: orderFile, encoding: .utf8).split(separator: "\n")
+            .filter { !$0.hasPrefix("#") && !$0.isEmpty }.map(String.init))
+        XCTAssertGreaterThan(listed.count, 100, "\(orderFile) lists too few functions: run sudo Scripts/hook-order")
+        let symbols = runChild(["/usr/bin/nm", "--defined-only", hook])
+        XCTAssertEqual(symbols.status, 0, "nm (binutils) is needed: \(symbols.output.prefix(1000))")
+        // "ADDRESS TYPE NAME", one a line.
+        let defined = Set(symbols.output.split(separator: "\n").compactMap { line in
+            line.split(separator: " ", maxSplits: 2).dropFirst(2).first.map(String.init)
+        })
+        let present = listed.intersection(defined).count
+        XCTAssertTrue(present * 10 >= listed.count * 9, """
+            only \(present) of the \(listed.count) functions in Linking/vti-updown.order are in the release build \
+            of the hook (\(hook)): the file is stale and the hook's code layout is being lost. Run \
+            sudo Scripts/hook-order (needs valgrind) and commit Linking/vti-updown.order (or, if that build \
+            is older than the code, rebuild it first: Scripts/test does). Missing, for example: \
+            \(listed.subtracting(defined).sorted().prefix(3).joined(separator: " "))
+            """)
+    }
+
+    /// The path in the executable's PT_INTERP (`readelf -l`: "[Requesting program interpreter: PATH]").
+    private func programInterpreter(_ executable: String) -> String? {
+        let headers = runChild(["/usr/bin/readelf", "-l", "-W", executable])
+        let marker = "program interpreter: "
+        guard let line = headers.output.split(separator: "\n").first(where: { $0.contains(marker) }),
+              let start = line.range(of: marker)?.upperBound else { return nil }
+        return String(line[start...].prefix { $0 != "]" })
     }
 }
