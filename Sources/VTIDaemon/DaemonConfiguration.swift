@@ -91,7 +91,7 @@ extension DaemonConfiguration {
         if let node = top["reconcile_interval_s"] { reconcileIntervalSeconds = try reader.integer(node, "reconcile_interval_s", in: 1...86400) }
         if let node = top["sa_grace_s"] { saGraceSeconds = try reader.integer(node, "sa_grace_s", in: 0...3600) }
         if let node = top["event_history"] { eventHistory = try reader.integer(node, "event_history", in: 10...1_000_000) }
-        if let node = top["hook_deadline_ms"] { hook.vtidDeadlineMilliseconds = Int32(try reader.integer(node, "hook_deadline_ms", in: 100...9000)) }
+        if let node = top["hook_deadline_ms"] { hook.vtidDeadlineMilliseconds = Int32(try reader.integer(node, "hook_deadline_ms", in: HookSettings.deadlineRange)) }
         if let node = top["rp_filter"] {
             switch try reader.scalar(node, "rp_filter") {
             case "loose", "2": hook.reversePathFilter = .loose
@@ -239,9 +239,7 @@ private struct YAMLReader {
     func table(_ node: Node, _ what: String) throws(ConfigurationError) -> UInt32 {
         let text = try scalar(node, what)
         if text == "main" { return 254 }
-        guard let number = UInt32(text), number > 0, number != 255, number != 253 else {
-            throw error(node, "\(what) must be main or a table number other than 0, 253 (default) and 255 (local)")
-        }
+        guard let number = UInt32(text), HookSettings.isUsableRouteTable(number) else { throw error(node, "\(what) must be \(HookSettings.routeTableRule)") }
         return number
     }
 

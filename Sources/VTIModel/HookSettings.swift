@@ -41,6 +41,11 @@ public struct HookSettings: Sendable, Hashable {
     /// `vtid`: vtid's run directory (socket, lock, spool), or nil (`vtid = no`) for a hook that
     /// always works alone. When the directory does not exist the hook works alone too.
     public var vtidRunDirectory: String? = "/run/vtid"
+    /// The limits of the settings vtid and the hook both read (vtid.yaml and hook.conf): one rule each.
+    public static let deadlineRange = 50...9000
+    public static let routeTableRule = "main or a table number other than 0, 253 (default) and 255 (local)"
+    public static func isUsableRouteTable(_ table: UInt32) -> Bool { table != 0 && table != 253 && table != 255 }
+
     /// `vtid_deadline_ms`: how long the hook waits for vtid to take its event before applying it
     /// itself; pluto waits for the hook, so this is short.
     public var vtidDeadlineMilliseconds: Int32 = 3000
@@ -138,7 +143,7 @@ extension HookSettings {
                 routeDefaultThroughTunnel = flag
             case "route_table":
                 if value == "main" { routeTable = 254 } else {
-                    guard let number = UInt32(value), number > 0, number != 255 else { throw bad("main or a table number other than 0 and 255 (local)") }
+                    guard let number = UInt32(value), Self.isUsableRouteTable(number) else { throw bad(Self.routeTableRule) }
                     routeTable = number
                 }
             case "route_metric":
@@ -150,7 +155,7 @@ extension HookSettings {
                     vtidRunDirectory = value
                 }
             case "vtid_deadline_ms":
-                guard let number = Int32(value), (50...9000).contains(number) else { throw bad("a number of milliseconds from 50 to 9000") }
+                guard let number = Int32(value), Self.deadlineRange.contains(Int(number)) else { throw bad("a number of milliseconds from 50 to 9000") }
                 vtidDeadlineMilliseconds = number
             case _ where key.hasPrefix("existing_device.") && key.count > "existing_device.".count:
                 guard let device = InterfaceName(value) else { throw bad("an interface name (1-15 of A-Z a-z 0-9 . - _)") }

@@ -87,6 +87,23 @@ func readFile(_ path: String) -> String? {
     return String(decoding: bytes, as: UTF8.self)
 }
 
+/// An event the hook refused (bad input) still reaches vtid's history (`vtictl events`): vtid is
+/// asked to judge it too (its parser is the same, so it refuses it as well and records that), or,
+/// with vtid away, it is left in the spool as refused. Only on this error path.
+func tellVTIDOfRejection(_ why: String, settings: HookSettings, verbArgument: String?) {
+    guard let runDirectory = settings.vtidRunDirectory, exists(runDirectory) else { return }
+    let request = HookEventRequest(environment: readEnvironment(), verbArgument: verbArgument)
+    if let socket = try? LocalSocket.connect(path: ControlProtocol.socketPath(in: runDirectory), timeoutMilliseconds: settings.vtidDeadlineMilliseconds),
+       (try? socket.send(line: request.json.serialized)) != nil,
+       (try? socket.readLine(limit: ControlProtocol.maximumReplyBytes, timeoutMilliseconds: settings.vtidDeadlineMilliseconds)) != nil {
+        return
+    }
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    _ = Spool(runDirectory: runDirectory).write(request, HookEventReply(ok: false, lines: [], error: why),
+                                                uniqueName: "\(Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec))-\(getpid())")
+}
+
 /// Built when asked for: each string the hook builds before its work costs page faults in the test bed.
 var usage: String { """
     usage: vti-updown [--config FILE] [--plan] [VERB]
@@ -175,6 +192,7 @@ do {
     exit(0)
 } catch {
     complain("\(error); nothing was changed")
+    tellVTIDOfRejection("\(error); nothing was changed", settings: settings, verbArgument: verbArgument)
     exit(1)
 }
 if !event.unknownVariables.isEmpty {

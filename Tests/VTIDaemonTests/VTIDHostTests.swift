@@ -44,12 +44,23 @@ final class VTIDHostTests: XCTestCase {
     func testHostileEventIsRefusedByVTIDAndChangesNothing() throws {
         try inFreshNetworkNamespace(self) {
             let bed = try VTIDBed()
-            _ = try bed.startVTID()
+            let vtid = try bed.startVTID()
             let result = bed.runHook(roadWarrior("up-client", client: 1, extra: ["VTI_IFACE": "$(reboot)"]))
             XCTAssertEqual(result.status, 1)
             XCTAssertTrue(result.output.contains("VTI_IFACE"), result.output)
             XCTAssertEqual(try bed.ourRoutes(), [])
             XCTAssertEqual(try bed.client.fetch("leases", as: LeasesReply.self).leases, [])
+            // The hook refused it first; vtid's history still shows it (issue 15: rejections travel too).
+            var events = try bed.client.fetch("events", as: EventsReply.self).events
+            XCTAssertEqual(events.map(\.result), [.rejected])
+            XCTAssertTrue(events[0].error?.contains("VTI_IFACE") == true, "\(events)")
+            // With vtid away the refusal waits in the spool.
+            XCTAssertEqual(vtid.stop(), 0)
+            XCTAssertEqual(bed.runHook(roadWarrior("up-client", client: 2, extra: ["VTI_IFACE": "$(reboot)"])).status, 1)
+            _ = try bed.startVTID()
+            events = try bed.client.fetch("events", as: EventsReply.self).events
+            XCTAssertEqual(events.map(\.result), [.rejected])
+            XCTAssertEqual(events.map(\.source), [.hook])
         }
     }
 
