@@ -14,26 +14,36 @@ public struct HookApplier {
         self.kernel = kernel
     }
 
-    /// The index of the device the last route went into, for the next route of the same plan
-    /// (a client's routes all go into one device: one question to the kernel instead of one each).
-    /// Forgotten when the plan creates or deletes a device.
-    private struct LastDevice {
-        var name: InterfaceName?
-        var index: Int32 = 0
+    /// What this plan has already read of its devices: each device is read from the kernel once per
+    /// plan, not once per step (a converged repeat event then costs a few round trips, not one per
+    /// "ensure"). Forgotten when the plan deletes the device.
+    private struct KnownDevices {
+        var links: [String: Link] = [:]
+        var indexes: [String: Int32] = [:]
+
+        mutating func remember(_ link: Link) {
+            links[link.name] = link
+            indexes[link.name] = link.index
+        }
+
+        mutating func forget(_ name: String) {
+            links[name] = nil
+            indexes[name] = nil
+        }
     }
 
     /// Applies the plan; returns one line per step that changed or decided something.
     public func apply(_ plan: [HookAction]) throws(ApplyError) -> [String] {
         var log: [String] = []
-        var lastDevice = LastDevice()
+        var known = KnownDevices()
         var position = 0
         while position < plan.count {
             let run = routeRun(plan, from: position)
             if !run.routes.isEmpty {
-                log += try applyRouteRun(run.routes, removing: run.removing, lastDevice: &lastDevice)
+                log += try applyRouteRun(run.routes, removing: run.removing, known: &known)
                 position += run.routes.count
             } else {
-                if let line = try apply(plan[position], lastDevice: &lastDevice) { log.append(line) }
+                if let line = try apply(plan[position], known: &known) { log.append(line) }
                 position += 1
             }
         }
@@ -61,13 +71,13 @@ public struct HookApplier {
     /// Adds (or removes) a plan's routes in one netlink batch; one line per route. Unlike the
     /// public `applyRoutes` (a reconcile's thousands, one result each) it throws the first failure,
     /// and a route into a missing device stops it (adding) or is skipped (removing: gone with it).
-    private func applyRouteRun(_ planned: [PlannedRoute], removing: Bool, lastDevice: inout LastDevice) throws(ApplyError) -> [String] {
+    private func applyRouteRun(_ planned: [PlannedRoute], removing: Bool, known: inout KnownDevices) throws(ApplyError) -> [String] {
         var routes: [Route] = []
         var lines: [String] = []
         var missingDevice: ApplyError?
         for route in planned {
             do {
-                routes.append(try kernelRoute(route, lastDevice: &lastDevice))
+                routes.append(try kernelRoute(route, known: &known))
                 lines.append(removing ? "removed route \(route)" : "route \(route)")
             } catch {
                 // A route into a device that is gone: nothing to remove, and nothing can be added.
@@ -86,38 +96,59 @@ public struct HookApplier {
 
     /// Applies one step; returns the line saying what changed, if anything did.
     public func apply(_ action: HookAction) throws(ApplyError) -> String? {
-        var lastDevice = LastDevice()
-        return try apply(action, lastDevice: &lastDevice)
+        var known = KnownDevices()
+        return try apply(action, known: &known)
     }
 
-    private func apply(_ action: HookAction, lastDevice: inout LastDevice) throws(ApplyError) -> String? {
+    private func apply(_ action: HookAction, known: inout KnownDevices) throws(ApplyError) -> String? {
         switch action {
         case .ensureVTI(let spec):
-            lastDevice = LastDevice()
-            switch try kernel.ensureVTI(named: spec.name.rawValue, spec.parameters) {
+            let (outcome, link) = try kernel.ensureVTI(named: spec.name.rawValue, spec.parameters)
+            known.remember(link)
+            switch outcome {
             case .created: return "created \(spec)"
             case .broughtUp: return "brought \(spec.name) up"
             case .adopted: return nil
             }
         case .ensureMTU(let device, let policy, let inputs):
-            let mtu = try tunnelMTU(for: device, policy: policy, inputs: inputs)
-            return try kernel.ensureMTU(device: device.rawValue, UInt32(mtu)) ? "set \(device) mtu \(mtu) (\(policy))" : nil
+            guard let link = try knownLink(device.rawValue, &known) else { throw ApplyError("device \(device) does not exist") }
+            let mtu = try tunnelMTU(for: link, policy: policy, inputs: inputs)
+            guard try kernel.ensureMTU(link, UInt32(mtu)) else { return nil }
+            var changed = link
+            changed.mtu = UInt32(mtu)
+            known.remember(changed)
+            return "set \(device) mtu \(mtu) (\(policy))"
         case .ensureAddress(let device, let prefix):
-            try kernel.ensureAddress(device: device.rawValue, prefix.inet)
+            try kernel.ensureAddress(index: try index(of: device.rawValue, &known), prefix.inet)
             return nil
         case .setSysctl(let setting):
             guard let key = setting.key else { throw ApplyError("no such sysctl: \(setting)") }
             return try kernel.ensureSysctl(key, setting.value) ? "set \(setting)" : nil
         case .addRoute(let planned):
-            return try applyRouteRun([planned], removing: false, lastDevice: &lastDevice).first
+            return try applyRouteRun([planned], removing: false, known: &known).first
         case .deleteRoute(let planned):
-            return try applyRouteRun([planned], removing: true, lastDevice: &lastDevice).first
+            return try applyRouteRun([planned], removing: true, known: &known).first
         case .deleteVTI(let spec):
-            lastDevice = LastDevice()
+            known.forget(spec.name.rawValue)
             return try kernel.removeVTI(named: spec.name.rawValue, spec.parameters) ? "deleted \(spec)" : nil
         case .notice(let text):
             return text
         }
+    }
+
+    /// The device as this plan last read it, or read now.
+    private func knownLink(_ name: String, _ known: inout KnownDevices) throws(ApplyError) -> Link? {
+        if let link = known.links[name] { return link }
+        guard let link = try kernel.link(named: name) else { return nil }
+        known.remember(link)
+        return link
+    }
+
+    private func index(of name: String, _ known: inout KnownDevices) throws(ApplyError) -> Int32 {
+        if let index = known.indexes[name] { return index }
+        let index = try kernel.interfaceIndex(of: name)
+        known.indexes[name] = index
+        return index
     }
 
     /// Installs (or, with `removing`, deletes) many routes in one netlink batch: a reconcile that
@@ -149,14 +180,14 @@ public struct HookApplier {
 
     /// The MTU for a VTI device: fixed, or from the path MTU of the device that holds the local
     /// address and the SA's algorithms and encapsulation.
-    func tunnelMTU(for device: InterfaceName, policy: TunnelMTUPolicy, inputs: MTUInputs) throws(ApplyError) -> Int {
+    func tunnelMTU(for link: Link, policy: TunnelMTUPolicy, inputs: MTUInputs) throws(ApplyError) -> Int {
         let fallback: ESPSuite
         switch policy {
         case .fixed(let mtu): return mtu
         case .derived(let suite): fallback = suite
         }
         var pathMTU = 1500
-        if let vti = try kernel.link(named: device.rawValue)?.vti, !vti.local.isUnspecified,
+        if let vti = link.vti, !vti.local.isUnspecified,
            let uplink = try kernel.link(holding: vti.local) {
             pathMTU = Int(uplink.mtu)
         }
@@ -177,12 +208,10 @@ public struct HookApplier {
         return VTIModel.tunnelMTU(pathMTU: pathMTU, outerFamily: inputs.outerFamily, natTraversal: natTraversal, suite: suite)
     }
 
-    private func kernelRoute(_ planned: PlannedRoute, lastDevice: inout LastDevice) throws(ApplyError) -> Route {
-        if lastDevice.name != planned.device {
-            lastDevice = LastDevice(name: planned.device, index: try kernel.interfaceIndex(of: planned.device.rawValue))
-        }
+    private func kernelRoute(_ planned: PlannedRoute, known: inout KnownDevices) throws(ApplyError) -> Route {
+        let index = try index(of: planned.device.rawValue, &known)
         return Route(destination: planned.destination.inet, table: RouteTable(rawValue: planned.table),
-                     protocol: RouteProtocol(rawValue: planned.routeProtocol), outputInterface: lastDevice.index,
+                     protocol: RouteProtocol(rawValue: planned.routeProtocol), outputInterface: index,
                      gateway: planned.gateway?.inet, preferredSource: planned.preferredSource?.inet, metric: planned.metric)
     }
 }

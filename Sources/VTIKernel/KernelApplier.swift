@@ -25,7 +25,7 @@ public final class KernelApplier {
     /// Creates the VTI device if missing, adopts it if it has these parameters, and brings it up.
     /// A device of that name with other parameters is an error, never modified.
     @discardableResult
-    public func ensureVTI(named name: String, _ wanted: VTIParameters) throws(ApplyError) -> DeviceOutcome {
+    public func ensureVTI(named name: String, _ wanted: VTIParameters) throws(ApplyError) -> (DeviceOutcome, Link) {
         var outcome = DeviceOutcome.adopted
         var link = try netlink("read device \(name)") { () throws(NetlinkError) in try route.link(named: name) }
         if link == nil {
@@ -48,11 +48,13 @@ public final class KernelApplier {
         guard actual.sameTunnel(as: wanted) else {
             throw ApplyError("device \(name) exists with other parameters (\(actual.summary)); wanted \(wanted.summary); delete it or fix the conn's mark or addresses")
         }
+        var final = link
         if !link.isUp {
             try netlink("bring \(name) up") { () throws(NetlinkError) in try route.setLink(index: link.index, up: true) }
             if outcome == .adopted { outcome = .broughtUp }
+            final.isUp = true
         }
-        return outcome
+        return (outcome, final)
     }
 
     /// Deletes the VTI device only if it still has these parameters; a missing device is fine.
@@ -74,15 +76,24 @@ public final class KernelApplier {
     /// Sets the device's MTU if it differs. Returns whether it changed.
     @discardableResult
     public func ensureMTU(device name: String, _ mtu: UInt32) throws(ApplyError) -> Bool {
-        let link = try existingLink(name)
+        try ensureMTU(try existingLink(name), mtu)
+    }
+
+    /// Sets the MTU of a device read just before (`link`) if it differs. Returns whether it changed.
+    @discardableResult
+    public func ensureMTU(_ link: Link, _ mtu: UInt32) throws(ApplyError) -> Bool {
         guard link.mtu != mtu else { return false }
-        try netlink("set \(name) mtu \(mtu)") { () throws(NetlinkError) in try route.setLink(index: link.index, mtu: mtu) }
+        try netlink("set \(link.name) mtu \(mtu)") { () throws(NetlinkError) in try route.setLink(index: link.index, mtu: mtu) }
         return true
     }
 
     /// Adds an address to a device unless it has it.
     public func ensureAddress(device name: String, _ prefix: InetPrefix) throws(ApplyError) {
-        let index = try interfaceIndex(of: name)
+        try ensureAddress(index: try interfaceIndex(of: name), prefix)
+    }
+
+    /// Adds an address to the device with this index unless it has it.
+    public func ensureAddress(index: Int32, _ prefix: InetPrefix) throws(ApplyError) {
         do {
             try route.addAddressIfMissing(InterfaceAddress(interfaceIndex: index, prefix: prefix))
         } catch {
