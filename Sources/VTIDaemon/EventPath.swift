@@ -98,7 +98,8 @@ extension Supervisor {
             let plan = planHook(event: item.event, settings: planningSettings)
             do {
                 let kernel = try kernelApplier()
-                var lines = try HookApplier(kernel: kernel).apply(plan)
+                var lines = item.event.unknownVariables.isEmpty ? [] : ["ignoring unknown variables \(item.event.unknownVariables.joined(separator: " "))"]
+                lines += try HookApplier(kernel: kernel).apply(plan)
                 lines += try proxyNeighbours(item.event, kernel)
                 outcomes.append((item.event, HookEventReply(ok: true, lines: lines, error: nil), recordChanges(item.event, plan: plan)))
             } catch {

@@ -87,23 +87,6 @@ func readFile(_ path: String) -> String? {
     return String(decoding: bytes, as: UTF8.self)
 }
 
-/// An event the hook refused (bad input) still reaches vtid's history (`vtictl events`): vtid is
-/// asked to judge it too (its parser is the same, so it refuses it as well and records that), or,
-/// with vtid away, it is left in the spool as refused. Only on this error path.
-func tellVTIDOfRejection(_ why: String, settings: HookSettings, verbArgument: String?) {
-    guard let runDirectory = settings.vtidRunDirectory, exists(runDirectory) else { return }
-    let request = HookEventRequest(environment: readEnvironment(), verbArgument: verbArgument)
-    if let socket = try? LocalSocket.connect(path: ControlProtocol.socketPath(in: runDirectory), timeoutMilliseconds: settings.vtidDeadlineMilliseconds),
-       (try? socket.send(line: request.json.serialized)) != nil,
-       (try? socket.readLine(limit: ControlProtocol.maximumReplyBytes, timeoutMilliseconds: settings.vtidDeadlineMilliseconds)) != nil {
-        return
-    }
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    _ = Spool(runDirectory: runDirectory).write(request, HookEventReply(ok: false, lines: [], error: why),
-                                                uniqueName: "\(Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec))-\(getpid())")
-}
-
 /// Built when asked for: each string the hook builds before its work costs page faults in the test bed.
 var usage: String { """
     usage: vti-updown [--config FILE] [--plan] [VERB]
@@ -183,28 +166,47 @@ let processVariables = PlutoVariables(
         }
         return names
     })
-let event: PlutoEvent
-do {
-    event = try PlutoEvent(variables: processVariables, verbArgument: verbArgument)
-} catch where error.variable == "PLUTO_VERB" && (getenv("PLUTO_VERB") != nil || verbArgument != nil) {
-    // A verb from a newer pluto: log it and let the tunnel proceed.
-    say("ignoring \(error)")
-    exit(0)
-} catch {
-    complain("\(error); nothing was changed")
-    tellVTIDOfRejection("\(error); nothing was changed", settings: settings, verbArgument: verbArgument)
-    exit(1)
-}
-if !event.unknownVariables.isEmpty {
-    say("ignoring unknown variables \(event.unknownVariables.joined(separator: " "))")
+/// The settings and argv's verb as they are now final (constants: the functions below may read them).
+let planning = settings
+let verb = verbArgument
+
+/// The event, parsed when the hook has to act itself (vtid parses what it is handed: with vtid
+/// running the hook neither parses nor plans). Bad input: one line, exit 1, and with vtid's run
+/// directory given the refusal is left in its spool, so that `vtictl events` shows it too.
+func parsedEvent(spoolIn runDirectory: String?) -> PlutoEvent {
+    do {
+        let event = try PlutoEvent(variables: processVariables, verbArgument: verb)
+        if !event.unknownVariables.isEmpty {
+            say("ignoring unknown variables \(event.unknownVariables.joined(separator: " "))")
+        }
+        return event
+    } catch where error.variable == "PLUTO_VERB" && (getenv("PLUTO_VERB") != nil || verb != nil) {
+        // A verb from a newer pluto: log it and let the tunnel proceed.
+        say("ignoring \(error)")
+        exit(0)
+    } catch {
+        complain("\(error); nothing was changed")
+        if let runDirectory {
+            spool(HookEventReply(ok: false, lines: [], error: "\(error); nothing was changed"), in: runDirectory)
+        }
+        exit(1)
+    }
 }
 
-let plan = planHook(event: event, settings: settings)
-/// The event in a few words, for the lines that need it (built only for them).
-func context() -> String { "\(event.verb) \(event.connection.escaped) peer \(event.peer) id \(event.peerID.escaped)" }
+/// The event in a few words, for the lines that need it, from the raw variables (escaped: the peer
+/// ID is the remote side's text): also for an event the hook did not parse.
+func context() -> String {
+    func variable(_ name: String) -> String {
+        guard let value = name.withCString({ getenv($0) }).map({ String(cString: $0) }) else { return "?" }
+        return UntrustedText(value)?.escaped ?? "?"
+    }
+    return "\(verb.flatMap { UntrustedText($0)?.escaped } ?? variable("PLUTO_VERB")) \(variable("PLUTO_CONNECTION")) peer \(variable("PLUTO_PEER")) id \(variable("PLUTO_PEER_ID"))"
+}
+
 if planOnly {
+    let event = parsedEvent(spoolIn: nil)
     output("vti-updown: plan for \(context()):")
-    for action in plan { output("  \(action)") }
+    for action in planHook(event: event, settings: planning) { output("  \(action)") }
     exit(0)
 }
 /// When the hook started: its steps share pluto's patience (the watchdog's 10 s).
@@ -216,8 +218,10 @@ func monotonicMilliseconds() -> Int {
     return now.tv_sec * 1000 + now.tv_nsec / 1_000_000
 }
 
-/// Applies the plan here, in this process; exits. `note`: a line saying why, for pluto's log.
+/// Parses, plans and applies the event here, in this process; exits. `note`: a line saying why,
+/// for pluto's log.
 func applyAlone(spoolIn runDirectory: String?, note: String? = nil) -> Never {
+    let plan = planHook(event: parsedEvent(spoolIn: runDirectory), settings: planning)
     var reply: HookEventReply
     // Kept until the process ends, which closes its socket and unmaps its buffers anyway.
     var kernel: KernelApplier?
@@ -245,6 +249,7 @@ func spool(_ reply: HookEventReply, in runDirectory: String) {
     var now = timespec()
     clock_gettime(CLOCK_REALTIME, &now)
     let name = "\(Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec))-\(getpid())"
+    let request = HookEventRequest(environment: readEnvironment(), verbArgument: verb)
     switch Spool(runDirectory: runDirectory).write(request, reply, uniqueName: name) {
     case .written: break
     case .full(let firstTime):
@@ -293,15 +298,15 @@ func report(_ reply: HookEventReply) -> Never {
     exit(reply.ok ? 0 : 1)
 }
 
-guard let runDirectory = settings.vtidRunDirectory, exists(runDirectory) else { applyAlone(spoolIn: nil) }
-let request = HookEventRequest(environment: readEnvironment(), verbArgument: verbArgument)
+guard let runDirectory = planning.vtidRunDirectory, exists(runDirectory) else { applyAlone(spoolIn: nil) }
+let request = HookEventRequest(environment: readEnvironment(), verbArgument: verb)
 // The handover (ControlProtocol): vtid offers (`ready`) when the event's turn comes; only if the
 // offer arrives within the deadline does the hook answer `go` and leave the event to vtid.
 // Otherwise it closes the connection, which withdraws the event, and applies it itself.
 do {
-    let socket = try LocalSocket.connect(path: ControlProtocol.socketPath(in: runDirectory), timeoutMilliseconds: settings.vtidDeadlineMilliseconds)
+    let socket = try LocalSocket.connect(path: ControlProtocol.socketPath(in: runDirectory), timeoutMilliseconds: planning.vtidDeadlineMilliseconds)
     try socket.send(line: request.json.serialized)
-    if let line = try socket.readLine(limit: ControlProtocol.maximumReplyBytes, timeoutMilliseconds: settings.vtidDeadlineMilliseconds) {
+    if let line = try socket.readLine(limit: ControlProtocol.maximumReplyBytes, timeoutMilliseconds: planning.vtidDeadlineMilliseconds) {
         let answer = try JSONValue(parsing: line)
         if answer.isReady {
             if (try? socket.send(line: goLine.serialized)) != nil { finish(with: socket, runDirectory: runDirectory) }
@@ -312,7 +317,7 @@ do {
     }
     // Shutting the connection down withdraws the event: vtid's offer fails, it will not apply it.
     socket.shutdown()
-    fallBack(runDirectory: runDirectory, note: "vtid did not take the event within \(settings.vtidDeadlineMilliseconds) ms; applying it here")
+    fallBack(runDirectory: runDirectory, note: "vtid did not take the event within \(planning.vtidDeadlineMilliseconds) ms; applying it here")
 } catch let error as LocalSocketError where error.isNobodyListening {
     // vtid is not running: the usual case for the fallback.
     fallBack(runDirectory: runDirectory, note: nil)
