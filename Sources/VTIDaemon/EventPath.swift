@@ -108,6 +108,12 @@ extension Supervisor {
             }
         }
         lock.unlock()
+        // A route an event removed takes what vtid said about it along.
+        for outcome in outcomes where outcome.reply.ok {
+            for case .tunnelEnded(_, _, let routes, _) in outcome.changes {
+                for route in routes { objectStatus[.route(RouteIdentity(route))] = nil }
+            }
+        }
         let recordFailure = writeRecords(outcomes.flatMap(\.changes), what: "\(outcomes.count) events")
         for (item, outcome) in zip(taken, outcomes) {
             var reply = outcome.reply

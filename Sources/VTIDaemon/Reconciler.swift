@@ -63,6 +63,8 @@ extension Supervisor {
             var actions = plan.actions
             if observed.complete {
                 actions += gone.map { .deleteVTI($0.setup.device) }
+                // Gone with the device: what vtid said about it.
+                for owned in gone { objectStatus[.device(owned.setup.device.name.rawValue)] = nil }
             }
             if dryRun {
                 lines += actions.map(\.description)
@@ -126,7 +128,7 @@ extension Supervisor {
         var repairs = 0
         let stamp = clockTime()
         func note(_ action: HookAction, _ line: String?, _ failure: ApplyError?) {
-            let object = action.objectName
+            let object = action.object
             if let failure {
                 lines.append("failed: \(action): \(failure)")
                 objectStatus[object, default: ObjectStatus()].lastError = "\(stamp) \(action): \(failure)"
@@ -155,7 +157,7 @@ extension Supervisor {
         for (route, failure) in zip(deletes, applier.applyRoutes(deletes, removing: true)) {
             note(.deleteRoute(route), "removed route \(route)", failure)
             // The route is gone: what vtid said about it no longer applies.
-            if failure == nil { objectStatus[HookAction.deleteRoute(route).objectName] = nil }
+            if failure == nil { objectStatus[.route(RouteIdentity(route))] = nil }
         }
         return repairs
     }

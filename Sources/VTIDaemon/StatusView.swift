@@ -39,7 +39,7 @@ extension Supervisor {
             return ConnectionRecord(name: conn.name, location: "\(conn.location)", markIn: "\(conn.markIn)", markOut: "\(conn.markOut)",
                                     device: device, shared: conn.vtiShared, routing: conn.vtiRouting, managed: configuration.manages(conn.name),
                                     addressPool: conn.addressPool.map { "\($0.lowerBound)-\($0.upperBound)" },
-                                    lastRepair: objectStatus[device]?.lastRepair, lastError: objectStatus[device]?.lastError,
+                                    lastRepair: objectStatus[.device(device)]?.lastRepair, lastError: objectStatus[.device(device)]?.lastError,
                                     traffic: xfrm.map { traffic(of: conn, in: $0, localAddresses: locals) })
         }
         var records = try store.all()

@@ -36,7 +36,7 @@ public final class Supervisor: @unchecked Sendable {
     let watchedDeviceNames = Mutex<Set<String>>([])
     public var watchedDevices: Set<String> { watchedDeviceNames.withLock { $0 } }
     /// Last repair and last error per device or route, for `vtictl status`.
-    var objectStatus: [String: ObjectStatus] = [:]
+    var objectStatus: [KernelObject: ObjectStatus] = [:]
     var history: [EventRecord] = []
     var nextSequence = 1
     var applied = 0
@@ -166,15 +166,31 @@ public struct ObjectStatus: Sendable, Hashable {
     public var lastError: String?
 }
 
-extension HookAction {
-    /// The kernel object a step is about: a device name or a route.
-    var objectName: String {
+/// A kernel object vtid reports on, by its identity (not by a name that two kinds could share).
+enum KernelObject: Hashable, CustomStringConvertible {
+    case device(String)
+    case route(RouteIdentity)
+    /// Host-wide settings (ip_forward, conf.all).
+    case host
+
+    var description: String {
         switch self {
-        case .ensureVTI(let spec), .deleteVTI(let spec): spec.name.rawValue
-        case .ensureMTU(let device, _, _), .ensureAddress(let device, _): device.rawValue
-        case .setSysctl(let setting): if case .interface(let device) = setting.scope { device.rawValue } else { "host" }
-        case .addRoute(let route), .deleteRoute(let route): "route \(RouteIdentity(route))"
-        case .notice: "host"
+        case .device(let name): name
+        case .route(let identity): "route \(identity)"
+        case .host: "host"
+        }
+    }
+}
+
+extension HookAction {
+    /// The kernel object a step is about.
+    var object: KernelObject {
+        switch self {
+        case .ensureVTI(let spec), .deleteVTI(let spec): .device(spec.name.rawValue)
+        case .ensureMTU(let device, _, _), .ensureAddress(let device, _): .device(device.rawValue)
+        case .setSysctl(let setting): if case .interface(let device) = setting.scope { .device(device.rawValue) } else { .host }
+        case .addRoute(let route), .deleteRoute(let route): .route(RouteIdentity(route))
+        case .notice: .host
         }
     }
 }

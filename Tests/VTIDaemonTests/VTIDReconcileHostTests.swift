@@ -56,6 +56,23 @@ final class VTIDReconcileHostTests: XCTestCase {
         }
     }
 
+    /// What vtid says about a route leaves with the route (issue 15: status objects are pruned with
+    /// their object, not kept under PROBLEMS until a restart).
+    func testARoutesProblemGoesWithTheRoute() throws {
+        try inFreshNetworkNamespace(self) {
+            let bed = try VTIDBed()
+            _ = try bed.startVTID()
+            XCTAssertEqual(bed.runHook(roadWarrior("up-client", client: 1)).status, 0)
+            try ip("link", "set", "rwdev", "down")   // the kernel drops its routes; vtid cannot put them back
+            _ = try bed.client.send("reconcile")
+            var problems = try bed.client.fetch("status", as: StatusReply.self).problems
+            XCTAssertTrue(problems.contains { $0.hasPrefix("route 10.0.1.11/32: ") }, "\(problems)")
+            XCTAssertEqual(bed.runHook(roadWarrior("down-client", client: 1)).status, 0)
+            problems = try bed.client.fetch("status", as: StatusReply.self).problems
+            XCTAssertFalse(problems.contains { $0.contains("10.0.1.11") }, "\(problems)")
+        }
+    }
+
     func testVTICtlReconcileShowsThenRepairs() throws {
         try inFreshNetworkNamespace(self) {
             let bed = try VTIDBed()
