@@ -40,7 +40,8 @@ extension VTICtl {
             } catch {
                 findings.append(ConfigFinding(severity: .error, location: error.location, message: error.problem))
             }
-            findings += checkRouteBasedConns(conns)
+            let answeringARP = Set(daemon.connections.filter { $0.value.proxyARP != nil && daemon.manages($0.key) }.keys)
+            findings += checkRouteBasedConns(conns, managed: daemon.managedConnections, proxyARP: answeringARP)
             findings += daemon.findings(against: conns, file: config)
             if !noKernel {
                 findings += KernelSupport.ofRunningKernel().findings
