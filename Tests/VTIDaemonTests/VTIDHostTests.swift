@@ -189,7 +189,8 @@ final class VTIDHostTests: XCTestCase {
             let check = runChild([product("vtid"), "--check", "--config", bed.configurationPath])
             XCTAssertEqual(check.status, 1, check.output)
             XCTAssertTrue(check.output.contains(problem), check.output)
-            let start = runChild([product("vtid"), "--config", bed.configurationPath])
+            // (A vtid that starts regardless would serve until stopped: 10 s, then it fails the test.)
+            let start = runChild(["/usr/bin/timeout", "10", product("vtid"), "--config", bed.configurationPath])
             XCTAssertEqual(start.status, 1, start.output)
             XCTAssertTrue(start.output.contains(problem) && start.output.contains("not starting"), start.output)
 
