@@ -75,28 +75,42 @@ public func checkRouteBasedConns(_ conns: [RouteBasedConn], managed: Set<String>
     return findings
 }
 
-/// The updown program pluto runs for a conn is the one of the side that is this host: vtid hears
-/// of the conn's tunnels only through vti-updown. `left=` is taken to be this host (libreswan's
-/// convention) unless it is `%any` or `right=` is `%defaultroute`; `right=` too when it is an
-/// address or a host name, since the same file may serve both gateways.
-func checkUpdown(_ conn: RouteBasedConn, managed: Bool) -> [ConfigFinding] {
-    struct Side {
-        var key: String
-        var end: String?
-        var updown: String?
-        var location: ConfigLocation?
+/// An end of a conn that may be this host, and the updown pluto runs there.
+public struct UpdownSide: Sendable, Hashable {
+    /// `leftupdown` or `rightupdown`.
+    public var key: String
+    /// `left=` or `right=` as written.
+    public var end: String?
+    public var updown: String?
+    public var location: ConfigLocation?
+    /// The program: the first word (arguments may follow).
+    public var program: String? { updown?.split(separator: " ").first.map(String.init) }
+}
+
+extension RouteBasedConn {
+    /// The sides of the conn that may be this host: pluto runs the updown of the side that is.
+    /// `left=` is taken to be this host (libreswan's convention) unless it is `%any` or `right=`
+    /// is `%defaultroute`; `right=` too when it is an address or a host name, since the same
+    /// file may serve both gateways.
+    public var updownSides: [UpdownSide] {
+        func isWildcard(_ end: String?) -> Bool { end.map { $0.hasPrefix("%") && !$0.hasPrefix("%defaultroute") } ?? false }
+        func isDefaultRoute(_ end: String?) -> Bool { end?.hasPrefix("%defaultroute") ?? false }
+        let left = UpdownSide(key: "leftupdown", end: leftEnd, updown: leftUpdown, location: leftUpdownLocation)
+        let right = UpdownSide(key: "rightupdown", end: rightEnd, updown: rightUpdown, location: rightUpdownLocation)
+        var sides: [UpdownSide] = []
+        if !isWildcard(left.end) && !isDefaultRoute(right.end) { sides.append(left) }
+        if right.end != nil && !isWildcard(right.end) && !isDefaultRoute(left.end) { sides.append(right) }
+        return sides.isEmpty ? [isDefaultRoute(right.end) ? right : left] : sides
     }
-    func isWildcard(_ end: String?) -> Bool { end.map { $0.hasPrefix("%") && !$0.hasPrefix("%defaultroute") } ?? false }
-    func isDefaultRoute(_ end: String?) -> Bool { end?.hasPrefix("%defaultroute") ?? false }
-    let left = Side(key: "leftupdown", end: conn.leftEnd, updown: conn.leftUpdown, location: conn.leftUpdownLocation)
-    let right = Side(key: "rightupdown", end: conn.rightEnd, updown: conn.rightUpdown, location: conn.rightUpdownLocation)
-    var candidates: [Side] = []
-    if !isWildcard(left.end) && !isDefaultRoute(right.end) { candidates.append(left) }
-    if right.end != nil && !isWildcard(right.end) && !isDefaultRoute(left.end) { candidates.append(right) }
-    if candidates.isEmpty { candidates = [isDefaultRoute(right.end) ? right : left] }
+}
+
+/// vtid hears of a conn's tunnels only through vti-updown, run by pluto as the updown of the
+/// side that is this host (`updownSides`).
+func checkUpdown(_ conn: RouteBasedConn, managed: Bool) -> [ConfigFinding] {
+    let candidates = conn.updownSides
     let wrong = candidates.filter { !isVTIUpdown($0.updown) }
     guard let first = wrong.first else { return [] }
-    func why(_ side: Side) -> String {
+    func why(_ side: UpdownSide) -> String {
         guard let updown = side.updown else { return "has no \(side.key)=, so pluto runs libreswan's stock updown script" }
         if updown.hasPrefix("%disabled") { return "has \(side.key)=\(updown), so pluto runs no updown program" }
         if isStockUpdown(updown) { return "runs \(side.key)=\(updown), libreswan's stock updown script" }

@@ -199,8 +199,6 @@ public struct RouteBasedConn: Sendable, Hashable {
         existingDevices[name] ?? vtiInterface
     }
 
-    /// The program `leftupdown=` runs: its first word (arguments may follow).
-    public var updownProgram: String? { leftUpdown?.split(separator: " ").first.map(String.init) }
     public var leftVTI: IPPrefix?
     /// `left=` and `right=` when they are addresses (not %defaultroute, %any or a host name).
     public var leftAddress: IPAddress?

@@ -45,7 +45,7 @@ extension VTICtl {
             findings += daemon.findings(against: conns, file: config)
             if !noKernel {
                 findings += KernelSupport.ofRunningKernel().findings
-                findings += checkHost(conns, settings: daemon.hook, facts: HostFacts.read(updowns: Set(conns.compactMap(\.updownProgram))))
+                findings += checkHost(conns, settings: daemon.hook, facts: HostFacts.read(updowns: Set(conns.flatMap { $0.updownSides.compactMap(\.program) })))
             }
             let errors = findings.filter { $0.severity == .error }.count
             let warnings = findings.count - errors
