@@ -82,10 +82,11 @@ struct StatusReport: Codable {
         guard let range = topLevelMember("connections", in: raw),
               var connections = try? JSONDecoder().decode([ConnectionRecord].self, from: Data(raw[range])) else { return nil }
         fillDevices(&connections, kernel: kernel)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        guard let encoded = try? encoder.encode(connections) else { return nil }
-        return Array(raw[..<range.lowerBound]) + Array(encoded) + Array(raw[range.upperBound...])
+        // Encoded as vtid encodes them (keys in declaration order, compact): scripts that read
+        // the answer's text see the same bytes, with the two fields added.
+        guard var encoded = try? JSONLineEncoder().encodeLine(connections) else { return nil }
+        if encoded.last == UInt8(ascii: "\n") { encoded.removeLast() }
+        return Array(raw[..<range.lowerBound]) + encoded + Array(raw[range.upperBound...])
     }
 
     func table() -> String {

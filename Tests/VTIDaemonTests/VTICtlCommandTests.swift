@@ -57,6 +57,11 @@ final class VTICtlCommandTests: XCTestCase {
             var rw = try conn()
             XCTAssertEqual(rw["deviceState"] as? String, "up")
             XCTAssertEqual(rw["deviceMTU"] as? Int, 1400)
+            // vtid's answer, byte for byte, with the two fields added (scripts grep it: the test bed's scenarios do).
+            let fromVTID = String(decoding: try bed.client.send("status"), as: UTF8.self)
+            let text = runChild([product("vtictl"), "status", "--json", "--run-directory", bed.directory + "/run"]).output
+            let passed = text.components(separatedBy: "\"vtid\":").last?.components(separatedBy: ",\"vtidRunning\":true}").first
+            XCTAssertEqual(passed?.replacingOccurrences(of: ",\"deviceState\":\"up\",\"deviceMTU\":1400", with: ""), fromVTID)
             XCTAssertTrue(vtictl(bed, "status").text.contains("rw    rwdev   up     1400"), "the table says the same")
             try ip("link", "set", "rwdev", "down")
             rw = try conn()
