@@ -100,7 +100,7 @@ struct StatusReport: Codable {
                 header: ["CONN", "DEVICE", "STATE", "MTU", "MARK IN/OUT", "SHARED", "PEER", "SAS SINCE", "IN BYTES/PKTS", "OUT BYTES/PKTS",
                          "POOL", "CLIENTS", "DEFINED AT"],
                 rows: vtid.connections.map { conn in
-            let clients = vtid.leases.filter { $0.connection == conn.name && $0.connected }.count
+                    let clients = vtid.leases.filter { $0.connection == conn.name && $0.connected }.count
                     let traffic = conn.traffic
                     let peers = traffic?.peers ?? []
                     return [conn.name, conn.device, conn.deviceState ?? "missing", conn.deviceMTU.map { "\($0)" } ?? "-",
