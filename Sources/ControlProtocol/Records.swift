@@ -94,6 +94,10 @@ public struct ConnectionRecord: Codable, Sendable, Hashable {
     public var lastError: String?
     /// The conn's IPsec SAs now (nil when vtid could not read them).
     public var traffic: ConnectionTraffic?
+    /// The conn's device as the kernel has it: `up`, `down` or `missing`, and its MTU (nil when
+    /// missing). vtid leaves them out; `vtictl status` fills them from the kernel's devices.
+    public var deviceState: String?
+    public var deviceMTU: UInt32?
 
     public init(name: String, location: String, markIn: String, markOut: String, device: String, shared: Bool, routing: Bool,
                 managed: Bool, addressPool: String?, lastRepair: String? = nil, lastError: String? = nil, traffic: ConnectionTraffic? = nil) {

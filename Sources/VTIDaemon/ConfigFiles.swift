@@ -19,18 +19,36 @@ public func loadDaemonConfiguration(_ path: String, requireFile: Bool) throws(Co
 
 private func readSource(_ path: String, from location: ConfigLocation?) throws(IPsecConfigError) -> IPsecConfig.Source {
     guard let data = FileManager.default.contents(atPath: path) else {
-        throw IPsecConfigError(location: location ?? ConfigLocation(file: path, line: 0), problem: "cannot read \(path)")
+        var isDirectory: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+        let why = !exists ? "no such file" : isDirectory.boolValue ? "a directory, not a file" : "cannot read it"
+        guard let location else {
+            throw IPsecConfigError(location: ConfigLocation(file: path, line: 0), problem: "cannot read \(path) (\(why))")
+        }
+        throw IPsecConfigError(location: location, problem: "include \(path): \(why); its conns would be missing (pluto only warns and starts without them)")
     }
     return IPsecConfig.Source(file: path, text: String(decoding: data, as: UTF8.self))
 }
 
-/// `include` patterns are shell globs, relative to the including file's directory.
+/// `include` patterns are shell globs, relative to the including file's directory. A pattern
+/// without wildcards names one file, which must be readable (libreswan only warns, "could not
+/// open include filename", and runs without its conns); a wildcard pattern that matches nothing
+/// is normal (libreswan's default ipsec.conf includes `/etc/ipsec.d/*.conf`), one whose
+/// directory cannot be read is not.
 private func resolveInclude(_ pattern: String, _ location: ConfigLocation) throws(IPsecConfigError) -> [IPsecConfig.Source] {
     let absolute = pattern.hasPrefix("/") ? pattern
         : (location.file as NSString).deletingLastPathComponent + "/" + pattern
+    guard absolute.contains(where: { "*?[".contains($0) }) else {
+        return [try readSource(absolute, from: location)]
+    }
     var matches = glob_t()
     defer { globfree(&matches) }
-    guard glob(absolute, 0, nil, &matches) == 0 else { return [] }  // no match: libreswan ignores it too
+    // A directory that does not exist matches nothing; one that cannot be read is an error.
+    switch glob(absolute, 0, { _, error in error == ENOENT || error == ENOTDIR ? 0 : 1 }, &matches) {
+    case 0: break
+    case GLOB_NOMATCH: return []
+    default: throw IPsecConfigError(location: location, problem: "include \(pattern): cannot read the directories it names")
+    }
     var sources: [IPsecConfig.Source] = []
     for index in 0..<Int(matches.gl_pathc) {
         guard let path = matches.gl_pathv[index].map({ String(cString: $0) }) else { continue }

@@ -23,7 +23,9 @@ public struct ConfigFinding: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Checks route-based conns against each other. Pure: kernel checks are the caller's.
-public func checkRouteBasedConns(_ conns: [RouteBasedConn]) -> [ConfigFinding] {
+/// `managed`: the conns vtid manages (vtid.yaml's `manage:`; nil: all, vtid's default);
+/// `proxyARP`: the managed conns vtid answers ARP for on a LAN (`conns.NAME.proxy_arp`).
+public func checkRouteBasedConns(_ conns: [RouteBasedConn], managed: Set<String>? = nil, proxyARP: Set<String> = []) -> [ConfigFinding] {
     var findings: [ConfigFinding] = []
     func error(_ conn: RouteBasedConn, _ message: String) {
         findings.append(ConfigFinding(severity: .error, location: conn.location, message: message))
@@ -52,14 +54,10 @@ public func checkRouteBasedConns(_ conns: [RouteBasedConn]) -> [ConfigFinding] {
                 error(conn, "address pool \(pool.lowerBound)-\(pool.upperBound) overlaps conn \(other.name)'s \(otherPool.lowerBound)-\(otherPool.upperBound) (\(other.location))")
             }
         }
-        if let updown = conn.updownProgram, !updown.hasSuffix("/vti-updown") && updown != "vti-updown" {
-            warning(conn, "conn \(conn.name) runs leftupdown=\(updown), not vti-updown: devices, routes and MTU are left to it")
-        } else if conn.leftUpdown == nil {
-            warning(conn, "conn \(conn.name) has no leftupdown=: libreswan's stock script handles its VTI")
-        }
-        if let pool = conn.addressPool {
+        findings += checkUpdown(conn, managed: managed?.contains(conn.name) ?? true)
+        if let pool = conn.addressPool, !proxyARP.contains(conn.name) {
             for local in conn.leftSubnets where !local.isDefault && (local.contains(pool.lowerBound) || local.contains(pool.upperBound)) {
-                error(conn, "address pool \(pool.lowerBound)-\(pool.upperBound) lies in the local subnet \(local): clients' routes would shadow it (use a separate range, or proxy ARP)")
+                error(conn, "address pool \(pool.lowerBound)-\(pool.upperBound) lies in the local subnet \(local): hosts on that LAN would ARP for the clients and get no answer (set conns.\(conn.name).proxy_arp: LAN-INTERFACE in vtid.yaml, or use a range outside the LAN)")
             }
         }
         if conn.vtiRouting {
@@ -75,6 +73,83 @@ public func checkRouteBasedConns(_ conns: [RouteBasedConn]) -> [ConfigFinding] {
         }
     }
     return findings
+}
+
+/// An end of a conn that may be this host, and the updown pluto runs there.
+public struct UpdownSide: Sendable, Hashable {
+    /// `leftupdown` or `rightupdown`.
+    public var key: String
+    /// `left=` or `right=` as written.
+    public var end: String?
+    public var updown: String?
+    public var location: ConfigLocation?
+    /// The program: the first word (arguments may follow).
+    public var program: String? { updown?.split(separator: " ").first.map(String.init) }
+}
+
+extension RouteBasedConn {
+    /// The sides of the conn that may be this host: pluto runs the updown of the side that is.
+    /// `left=` is taken to be this host (libreswan's convention) unless it is `%any` or `right=`
+    /// is `%defaultroute`; `right=` too when it is an address or a host name, since the same
+    /// file may serve both gateways.
+    public var updownSides: [UpdownSide] {
+        func isWildcard(_ end: String?) -> Bool { end.map { $0.hasPrefix("%") && !$0.hasPrefix("%defaultroute") } ?? false }
+        func isDefaultRoute(_ end: String?) -> Bool { end?.hasPrefix("%defaultroute") ?? false }
+        let left = UpdownSide(key: "leftupdown", end: leftEnd, updown: leftUpdown, location: leftUpdownLocation)
+        let right = UpdownSide(key: "rightupdown", end: rightEnd, updown: rightUpdown, location: rightUpdownLocation)
+        var sides: [UpdownSide] = []
+        if !isWildcard(left.end) && !isDefaultRoute(right.end) { sides.append(left) }
+        if right.end != nil && !isWildcard(right.end) && !isDefaultRoute(left.end) { sides.append(right) }
+        return sides.isEmpty ? [isDefaultRoute(right.end) ? right : left] : sides
+    }
+}
+
+/// vtid hears of a conn's tunnels only through vti-updown, run by pluto as the updown of the
+/// side that is this host (`updownSides`).
+func checkUpdown(_ conn: RouteBasedConn, managed: Bool) -> [ConfigFinding] {
+    let candidates = conn.updownSides
+    let wrong = candidates.filter { !isVTIUpdown($0.updown) }
+    guard let first = wrong.first else { return [] }
+    func why(_ side: UpdownSide) -> String {
+        guard let updown = side.updown else { return "has no \(side.key)=, so pluto runs libreswan's stock updown script" }
+        if updown.hasPrefix("%disabled") { return "has \(side.key)=\(updown), so pluto runs no updown program" }
+        if isStockUpdown(updown) { return "runs \(side.key)=\(updown), libreswan's stock updown script" }
+        return "runs \(side.key)=\(updown), not vti-updown"
+    }
+    let fix = "set \(first.key)=/usr/local/libexec/vtictl/vti-updown"
+    let location = first.location ?? conn.location
+    if wrong.count < candidates.count {
+        // The other side has vti-updown: only where this host is this side is it left without.
+        return [ConfigFinding(severity: .warning, location: location,
+                              message: "conn \(conn.name) \(why(first)) where this host is \(first.key == "leftupdown" ? "left" : "right")=\(first.end ?? ""); \(fix)")]
+    }
+    guard managed else {
+        return [ConfigFinding(severity: .warning, location: location,
+                              message: "conn \(conn.name) \(why(first)): devices, routes and MTU are left to it (vtid does not manage it)")]
+    }
+    if wrong.allSatisfy({ $0.updown.map(isStockUpdown) ?? true }) {
+        return [ConfigFinding(severity: .error, location: location,
+                              message: "conn \(conn.name) is managed by vtid but \(why(first)): vtid gets no events from it, so it installs no routes and records no leases; \(fix)")]
+    }
+    return [ConfigFinding(severity: .warning, location: location,
+                          message: "conn \(conn.name) is managed by vtid but \(why(first)): unless that program runs vti-updown with pluto's environment, vtid gets no events from it")]
+}
+
+/// `vti-updown`, by path or name, with or without arguments.
+func isVTIUpdown(_ updown: String?) -> Bool {
+    guard let program = updown?.split(separator: " ").first else { return false }
+    return program == "vti-updown" || program.hasSuffix("/vti-updown")
+}
+
+/// libreswan's own script: `ipsec _updown`, `/usr/libexec/ipsec/_updown`, `_updown.xfrm`, or
+/// `%disabled` (no updown at all: the same for vtid).
+func isStockUpdown(_ updown: String) -> Bool {
+    let words = updown.split(separator: " ")
+    guard let program = words.first else { return true }
+    if program == "%disabled" { return true }
+    let script = program.split(separator: "/").last.map(String.init) ?? ""
+    let name = script == "ipsec" && words.count > 1 ? String(words[1]) : script
+    return name == "_updown" || name.hasPrefix("_updown.")
 }
 
 private func overlaps(_ a: ClosedRange<IPAddress>, _ b: ClosedRange<IPAddress>) -> Bool {

@@ -177,8 +177,10 @@ public func checkHost(_ conns: [RouteBasedConn], settings: HookSettings, facts: 
         } else if settings.existingDevices[conn.name] != nil {
             add(.warning, conn.location, "conn \(conn.name)'s existing_device \(device) does not exist (yet): its routes have nowhere to go")
         }
-        if let updown = conn.updownProgram, updown.hasPrefix("/"), !facts.executables.contains(updown) {
-            add(.error, conn.location, "conn \(conn.name): leftupdown=\(updown) is not an executable file here: pluto would fail every state change")
+        var reported = Set<String>()
+        for side in conn.updownSides {
+            guard let updown = side.program, updown.hasPrefix("/"), !facts.executables.contains(updown), reported.insert(updown).inserted else { continue }
+            add(.error, conn.location, "conn \(conn.name): \(side.key)=\(updown) is not an executable file here: pluto would fail every state change")
         }
     }
     findings += sysctlConflicts(conns, settings: settings, files: facts.sysctlFiles)

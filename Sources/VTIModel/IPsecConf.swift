@@ -186,14 +186,19 @@ public struct RouteBasedConn: Sendable, Hashable {
     /// `rightaddresspool=FIRST-LAST`.
     public var addressPool: ClosedRange<IPAddress>?
     public var leftUpdown: String?
+    public var rightUpdown: String?
+    /// Where `leftupdown=` and `rightupdown=` were written (perhaps in `conn %default`).
+    public var leftUpdownLocation: ConfigLocation?
+    public var rightUpdownLocation: ConfigLocation?
+    /// `left=` and `right=` as written: addresses, `%defaultroute`, `%any`, host names.
+    public var leftEnd: String?
+    public var rightEnd: String?
     /// The device the conn's routes go into: its VTI, or the device vtid.yaml's `existing_device`
     /// names for it (managed elsewhere).
     public func device(existingDevices: [String: InterfaceName]) -> InterfaceName {
         existingDevices[name] ?? vtiInterface
     }
 
-    /// The program `leftupdown=` runs: its first word (arguments may follow).
-    public var updownProgram: String? { leftUpdown?.split(separator: " ").first.map(String.init) }
     public var leftVTI: IPPrefix?
     /// `left=` and `right=` when they are addresses (not %defaultroute, %any or a host name).
     public var leftAddress: IPAddress?
@@ -277,6 +282,11 @@ public struct RouteBasedConn: Sendable, Hashable {
             addressPool = first...last
         }
         leftUpdown = value("leftupdown")?.value
+        rightUpdown = value("rightupdown")?.value
+        leftUpdownLocation = value("leftupdown")?.location
+        rightUpdownLocation = value("rightupdown")?.location
+        leftEnd = value("left")?.value
+        rightEnd = value("right")?.value
         leftAddress = value("left").flatMap { IPAddress($0.value) }
         rightAddress = value("right").flatMap { IPAddress($0.value) }
         if let vti = value("leftvti") {

@@ -40,11 +40,12 @@ extension VTICtl {
             } catch {
                 findings.append(ConfigFinding(severity: .error, location: error.location, message: error.problem))
             }
-            findings += checkRouteBasedConns(conns)
+            let answeringARP = Set(daemon.connections.filter { $0.value.proxyARP != nil && daemon.manages($0.key) }.keys)
+            findings += checkRouteBasedConns(conns, managed: daemon.managedConnections, proxyARP: answeringARP)
             findings += daemon.findings(against: conns, file: config)
             if !noKernel {
                 findings += KernelSupport.ofRunningKernel().findings
-                findings += checkHost(conns, settings: daemon.hook, facts: HostFacts.read(updowns: Set(conns.compactMap(\.updownProgram))))
+                findings += checkHost(conns, settings: daemon.hook, facts: HostFacts.read(updowns: Set(conns.flatMap { $0.updownSides.compactMap(\.program) })))
             }
             let errors = findings.filter { $0.severity == .error }.count
             let warnings = findings.count - errors

@@ -27,10 +27,11 @@ extension VTICtl {
                 kernel = KernelReport(devices: [], securityAssociations: [])
             }
             var report = StatusReport(vtidRunning: false, vtidError: nil, vtid: nil, kernel: kernel)
-            if output.json && connection == nil, let raw = try? daemon.client.send("status") {
-                // vtid's answer as it came (with the SA counters it filled in): thousands of
-                // clients need no decoding and encoding again.
-                print("{\"kernel\":\(try encodeJSON(kernel, pretty: false)),\"vtid\":\(String(decoding: raw, as: UTF8.self)),\"vtidRunning\":true}")
+            if output.json && connection == nil, let raw = try? daemon.client.send("status"),
+               let answer = StatusReport.withDevices(raw, kernel: kernel) {
+                // vtid's answer as it came (with the SA counters it filled in), only its conns
+                // decoded to add their devices: thousands of clients need no decoding and encoding again.
+                print("{\"kernel\":\(try encodeJSON(kernel, pretty: false)),\"vtid\":\(String(decoding: answer, as: UTF8.self)),\"vtidRunning\":true}")
                 return
             }
             do {
@@ -44,14 +45,11 @@ extension VTICtl {
                 FileHandle.standardError.write(Data("vtictl: \(kernelError); showing vtid's view only\n".utf8))
             }
             if let connection { report.keep(connection: connection) }
-            if output.json {
-                print(try encodeJSON(report))
-            } else {
-                // existing_device conns use devices of other kinds; the table shows their state too.
-                let shown = Set(report.kernel.devices.map(\.name))
-                let others = Set(report.vtid?.connections.map(\.device) ?? []).subtracting(shown)
-                print(report.table(otherDevices: others.isEmpty ? [:] : (try? KernelReport.linkStates(others)) ?? [:]))
+            if var connections = report.vtid?.connections {
+                StatusReport.fillDevices(&connections, kernel: report.kernel)
+                report.vtid?.connections = connections
             }
+            print(output.json ? try encodeJSON(report) : report.table())
         }
     }
 }
@@ -71,7 +69,34 @@ struct StatusReport: Codable {
         }
     }
 
-    func table(otherDevices: [String: (state: String, mtu: UInt32)] = [:]) -> String {
+    /// Each conn's device state and MTU from the kernel: its VTI from `kernel.devices`, an
+    /// `existing_device` of another kind looked up by name; `missing` when there is none.
+    static func fillDevices(_ connections: inout [ConnectionRecord], kernel: KernelReport) {
+        var devices: [String: (state: String, mtu: UInt32)] = [:]
+        for device in kernel.devices { devices[device.name] = (device.state, device.mtu) }
+        let others = Set(connections.map(\.device)).subtracting(devices.keys)
+        if !others.isEmpty, let states = try? KernelReport.linkStates(others) { devices.merge(states) { first, _ in first } }
+        for index in connections.indices {
+            let device = devices[connections[index].device]
+            connections[index].deviceState = device?.state ?? "missing"
+            connections[index].deviceMTU = device?.mtu
+        }
+    }
+
+    /// vtid's raw `status` answer with each conn's device filled in; nil if its conns cannot be
+    /// found or read (the caller then decodes the whole answer).
+    static func withDevices(_ raw: [UInt8], kernel: KernelReport) -> [UInt8]? {
+        guard let range = topLevelMember("connections", in: raw),
+              var connections = try? JSONDecoder().decode([ConnectionRecord].self, from: Data(raw[range])) else { return nil }
+        fillDevices(&connections, kernel: kernel)
+        // Encoded as vtid encodes them (keys in declaration order, compact): scripts that read
+        // the answer's text see the same bytes, with the two fields added.
+        guard var encoded = try? JSONLineEncoder().encodeLine(connections) else { return nil }
+        if encoded.last == UInt8(ascii: "\n") { encoded.removeLast() }
+        return Array(raw[..<range.lowerBound]) + encoded + Array(raw[range.upperBound...])
+    }
+
+    func table() -> String {
         var lines: [String] = []
         if let vtid {
             let daemon = vtid.daemon
@@ -84,11 +109,10 @@ struct StatusReport: Codable {
                 header: ["CONN", "DEVICE", "STATE", "MTU", "MARK IN/OUT", "SHARED", "PEER", "SAS SINCE", "IN BYTES/PKTS", "OUT BYTES/PKTS",
                          "POOL", "CLIENTS", "DEFINED AT"],
                 rows: vtid.connections.map { conn in
-                    let device = kernel.devices.first { $0.name == conn.device }.map { (state: $0.state, mtu: $0.mtu) } ?? otherDevices[conn.device]
                     let clients = vtid.leases.filter { $0.connection == conn.name && $0.connected }.count
                     let traffic = conn.traffic
                     let peers = traffic?.peers ?? []
-                    return [conn.name, conn.device, device?.state ?? "missing", device.map { "\($0.mtu)" } ?? "-",
+                    return [conn.name, conn.device, conn.deviceState ?? "missing", conn.deviceMTU.map { "\($0)" } ?? "-",
                             conn.markIn == conn.markOut ? conn.markIn : "\(conn.markIn)/\(conn.markOut)", conn.shared ? "yes" : "no",
                             peers.first.map { peers.count > 1 ? "\($0) +\(peers.count - 1)" : $0 } ?? "-",
                             traffic?.since.map(clock) ?? "-",
@@ -231,6 +255,75 @@ struct KernelReport: Codable {
             empty: "no IPsec SAs").lines)
         return lines
     }
+}
+
+/// Where the value of a top-level member of a JSON object lies in `bytes`: one scan that skips
+/// strings and counts brackets, decoding nothing.
+func topLevelMember(_ key: String, in bytes: [UInt8]) -> Range<Int>? {
+    let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
+    let wanted = Array(key.utf8)
+    /// Just past the string that opens at `start`.
+    func stringEnd(_ start: Int) -> Int {
+        var index = start + 1
+        while index < bytes.count {
+            if bytes[index] == backslash { index += 2; continue }
+            if bytes[index] == quote { return index + 1 }
+            index += 1
+        }
+        return bytes.count
+    }
+    /// Just past the value that starts at `start`.
+    func valueEnd(_ start: Int) -> Int {
+        var depth = 0
+        var index = start
+        while index < bytes.count {
+            switch bytes[index] {
+            case quote:
+                index = stringEnd(index)
+                if depth == 0 { return index }
+                continue
+            case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                if depth == 0 { return index }
+                depth -= 1
+                if depth == 0 { return index + 1 }
+            case UInt8(ascii: ","), UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\t"), UInt8(ascii: "\r"):
+                if depth == 0 { return index }
+            default: break
+            }
+            index += 1
+        }
+        return index
+    }
+    var depth = 0
+    var expectingKey = false
+    var index = 0
+    while index < bytes.count {
+        switch bytes[index] {
+        case quote:
+            let end = stringEnd(index)
+            if depth == 1 && expectingKey {
+                expectingKey = false
+                if end - index - 2 == wanted.count, bytes[(index + 1)..<(end - 1)].elementsEqual(wanted) {
+                    var start = end
+                    while start < bytes.count, [UInt8(ascii: ":"), UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\t"), UInt8(ascii: "\r")].contains(bytes[start]) { start += 1 }
+                    guard start < bytes.count else { return nil }
+                    return start..<valueEnd(start)
+                }
+            }
+            index = end
+            continue
+        case UInt8(ascii: "{"):
+            depth += 1
+            if depth == 1 { expectingKey = true }
+        case UInt8(ascii: "["): depth += 1
+        case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
+        case UInt8(ascii: ","): if depth == 1 { expectingKey = true }
+        default: break
+        }
+        index += 1
+    }
+    return nil
 }
 
 /// Left-aligned columns, two spaces apart, as `ip -br` and `wg show` print them.

@@ -24,9 +24,9 @@ final class ProfilesTests: XCTestCase {
             let name = directory.lastPathComponent
             let conns = try RouteBasedConn.all(in: try loadIPsecConfig(directory.appendingPathComponent("ipsec.conf").path))
             XCTAssertFalse(conns.isEmpty, "\(name): no route-based conn")
-            XCTAssertEqual(checkRouteBasedConns(conns).map(\.description), [], "\(name): findings")
             let yamlPath = directory.appendingPathComponent("vtid.yaml").path
             let configuration = try DaemonConfiguration(yaml: try String(contentsOfFile: yamlPath, encoding: .utf8), file: yamlPath)
+            XCTAssertEqual(checkRouteBasedConns(conns, managed: configuration.managedConnections).map(\.description), [], "\(name): findings")
             for managed in configuration.managedConnections ?? [] {
                 XCTAssertTrue(conns.contains { $0.name == managed }, "\(name): vtid.yaml manages \(managed), which ipsec.conf lacks")
             }
@@ -41,6 +41,43 @@ final class ProfilesTests: XCTestCase {
             XCTAssertEqual(result.status, 0, "\(directory.lastPathComponent): \(result.output)")
             XCTAssertTrue(result.output.contains(": 0 errors, 0 warnings"), result.output)
         }
+    }
+
+    /// The road-warrior profile's own advice: a pool carved out of the LAN, with vtid answering
+    /// ARP for the clients there (`proxy_arp`, commented out in its vtid.yaml), passes the check;
+    /// the same pool without proxy ARP stays an error, and says what to do.
+    func testRoadWarriorsPoolInTheLANWithProxyARPAsTheProfileAdvises() throws {
+        let directory = NSTemporaryDirectory() + "profile-rw-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let ipsec = try String(contentsOf: profiles.appendingPathComponent("road-warriors/ipsec.conf"), encoding: .utf8)
+        let yaml = try String(contentsOf: profiles.appendingPathComponent("road-warriors/vtid.yaml"), encoding: .utf8)
+        // "If the pool were carved out of the LAN (say 10.3.0.200-10.3.0.250)": that pool, in the LAN 10.3.0.0/24.
+        XCTAssertTrue(yaml.contains("say 10.3.0.200-10.3.0.250"), yaml)
+        XCTAssertTrue(ipsec.contains("leftsubnet=10.3.0.0/24") && ipsec.contains("rightaddresspool=10.10.0.10-10.10.0.250"), ipsec)
+        try ipsec.replacingOccurrences(of: "rightaddresspool=10.10.0.10-10.10.0.250", with: "rightaddresspool=10.3.0.200-10.3.0.250")
+            .write(toFile: directory + "/ipsec.conf", atomically: true, encoding: .utf8)
+        // The commented-out block, uncommented.
+        let lines = yaml.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let start = try XCTUnwrap(lines.firstIndex(of: "# conns:"))
+        let advised = lines[..<start] + lines[start...].map { $0.hasPrefix("# ") ? String($0.dropFirst(2)) : $0 }
+        XCTAssertEqual(Array(advised[start...].prefix(3)), ["conns:", "  rw:", "    proxy_arp: eth1"])
+        try advised.joined(separator: "\n").write(toFile: directory + "/vtid-proxy-arp.yaml", atomically: true, encoding: .utf8)
+        try yaml.write(toFile: directory + "/vtid.yaml", atomically: true, encoding: .utf8)
+
+        func check(_ yamlFile: String) -> ChildResult {
+            runChild([product("vtictl"), "check", "--no-kernel", "--config", directory + "/" + yamlFile, "--ipsec-conf", directory + "/ipsec.conf"])
+        }
+        let withProxyARP = check("vtid-proxy-arp.yaml")
+        XCTAssertEqual(withProxyARP.status, 0, withProxyARP.output)
+        XCTAssertEqual(withProxyARP.output, "1 route-based conn checked: 0 errors, 0 warnings\n")
+        let without = check("vtid.yaml")
+        XCTAssertEqual(without.status, 1, without.output)
+        XCTAssertEqual(without.output, """
+            \(directory)/ipsec.conf:5: error: address pool 10.3.0.200-10.3.0.250 lies in the local subnet 10.3.0.0/24: hosts on that LAN would ARP for the clients and get no answer (set conns.rw.proxy_arp: LAN-INTERFACE in vtid.yaml, or use a range outside the LAN)
+            1 route-based conn checked: 1 error, 0 warnings
+
+            """)
     }
 
     func testTheRoutedPrefixProfileDeclaresItsPolicyRouting() throws {

@@ -26,7 +26,55 @@ final class VTICtlCheckTests: XCTestCase {
         return (result.status, result.output.split(separator: "\n").map { $0.replacingOccurrences(of: directory + "/", with: "") })
     }
 
-    private var siteConn: String { "conn site\n    left=192.0.2.1\n    right=198.51.100.1\n    mark=0x80010/0xffffffff\n    vti-interface=vti01\n    leftupdown=\(hook)\n" }
+    private var siteConn: String { "conn site\n    left=192.0.2.1\n    right=198.51.100.1\n    mark=0x80010/0xffffffff\n    vti-interface=vti01\n    leftupdown=\(hook)\n    rightupdown=\(hook)\n" }
+
+    /// An include that names a file which is not there leaves its conns out of pluto and vtid
+    /// alike: an error at the include's line. A wildcard that matches nothing is libreswan's
+    /// default (`include /etc/ipsec.d/*.conf`) and no finding.
+    func testAMissingIncludeIsAnErrorAtItsLine() throws {
+        let ipsec = "config setup\n    uniqueids=yes\ninclude \(directory)/ipsec.d/*.conf\n\n" + siteConn + "include branch.conf\n"
+        let result = try check(ipsec: ipsec)
+        XCTAssertEqual(result.status, 1, result.lines.joined(separator: "\n"))
+        XCTAssertEqual(result.lines, [
+            "ipsec.conf:12: error: include branch.conf: no such file; its conns would be missing (pluto only warns and starts without them)",
+            "0 route-based conns checked: 1 error, 0 warnings",
+        ])
+        try FileManager.default.createDirectory(atPath: directory + "/branch.conf", withIntermediateDirectories: true)
+        XCTAssertEqual(try check(ipsec: ipsec).lines.first,
+                       "ipsec.conf:12: error: include branch.conf: a directory, not a file; its conns would be missing (pluto only warns and starts without them)")
+        try FileManager.default.removeItem(atPath: directory + "/branch.conf")
+        try "conn branch\n    left=192.0.2.1\n    right=203.0.113.7\n    mark=7/0xffffffff\n    vti-interface=vti07\n    leftupdown=\(hook)\n    rightupdown=\(hook)\n"
+            .write(toFile: directory + "/branch.conf", atomically: true, encoding: .utf8)
+        let found = try check(ipsec: ipsec)
+        XCTAssertEqual(found.status, 0, found.lines.joined(separator: "\n"))
+        XCTAssertEqual(found.lines, ["2 route-based conns checked: 0 errors, 0 warnings"], "with the file there, both conns")
+    }
+
+    /// A conn vtid manages with libreswan's stock updown: vtid would hear nothing of it (exit 1);
+    /// the same conn left out of `manage:` only gets a warning.
+    func testStockUpdownOnAConnVTIDManagesIsAnError() throws {
+        let stock = siteConn.replacingOccurrences(of: "    rightupdown=\(hook)\n", with: "")
+            .replacingOccurrences(of: "leftupdown=\(hook)", with: "leftupdown=/usr/libexec/ipsec/_updown")
+            .replacingOccurrences(of: "right=198.51.100.1", with: "right=%any")
+        let managed = try check(ipsec: stock, yaml: "manage: [site]\n")
+        XCTAssertEqual(managed.status, 1, managed.lines.joined(separator: "\n"))
+        XCTAssertEqual(managed.lines, [
+            "ipsec.conf:6: error: conn site is managed by vtid but runs leftupdown=/usr/libexec/ipsec/_updown, libreswan's stock updown script: vtid gets no events from it, so it installs no routes and records no leases; set leftupdown=/usr/local/libexec/vtictl/vti-updown",
+            "1 route-based conn checked: 1 error, 0 warnings",
+        ])
+        let unmanaged = try check(ipsec: stock + "conn other\n    mark=9\n    vti-interface=vti09\n    leftupdown=\(hook)\n", yaml: "manage: [other]\n")
+        XCTAssertEqual(unmanaged.status, 0, unmanaged.lines.joined(separator: "\n"))
+        XCTAssertEqual(unmanaged.lines, [
+            "ipsec.conf:6: warning: conn site runs leftupdown=/usr/libexec/ipsec/_updown, libreswan's stock updown script: devices, routes and MTU are left to it (vtid does not manage it)",
+            "2 route-based conns checked: 0 errors, 1 warning",
+        ])
+    }
+
+    func testAWildcardIncludeThatMatchesNothingIsFine() throws {
+        let result = try check(ipsec: "include \(directory)/nowhere/*.conf\ninclude \(directory)/*.secrets-none\n" + siteConn)
+        XCTAssertEqual(result.status, 0, result.lines.joined(separator: "\n"))
+        XCTAssertEqual(result.lines, ["1 route-based conn checked: 0 errors, 0 warnings"])
+    }
 
     func testABrokenVTIDConfigurationNamesItsLine() throws {
         let result = try check(ipsec: siteConn, yaml: "routes:\n  protocol: 157\n  tabel: 100\n")

@@ -33,6 +33,47 @@ final class VTICtlCommandTests: XCTestCase {
     private let leaseKeys: Set<String> = ["address", "connection", "peerID", "peerAddress", "firstSeen", "lastSeen", "connected",
                                           "spiIn", "spiOut", "inBytes", "outBytes"]
 
+    /// `status --json` gives each conn its device's state and MTU, as the table's STATE and MTU
+    /// columns do, from the kernel: with and without a conn named, up, down and missing.
+    func testStatusJSONGivesEachConnItsDeviceStateAndMTU() throws {
+        try inFreshNetworkNamespace(self) {
+            let bed = try VTIDBed()
+            _ = try bed.startVTID()
+            try ip("link", "set", "rwdev", "mtu", "1400")
+            func conn() throws -> [String: Any] {
+                let text = vtictl(bed, "status", "--json").text
+                XCTAssertEqual(text.split(separator: "\n").count, 1, "vtid's answer passed through with only its conns re-encoded, not decoded and pretty-printed whole")
+                let json = try object(text)
+                XCTAssertEqual(json["vtidRunning"] as? Bool, true)
+                let named = try object(vtictl(bed, "status", "rw", "--json").text)
+                let all = (json["vtid"] as? [String: Any])?["connections"] as? [[String: Any]]
+                let one = (named["vtid"] as? [String: Any])?["connections"] as? [[String: Any]]
+                XCTAssertEqual(all?.count, 1)
+                XCTAssertEqual(all?.first?["deviceState"] as? String, one?.first?["deviceState"] as? String, "status rw --json agrees")
+                XCTAssertEqual(all?.first?["deviceMTU"] as? Int, one?.first?["deviceMTU"] as? Int, "status rw --json agrees")
+                XCTAssertEqual(all?.first?["location"] as? String, "DIR/ipsec.conf:1", "the rest as vtid sent it")
+                return try XCTUnwrap(all?.first)
+            }
+            var rw = try conn()
+            XCTAssertEqual(rw["deviceState"] as? String, "up")
+            XCTAssertEqual(rw["deviceMTU"] as? Int, 1400)
+            // vtid's answer, byte for byte, with the two fields added (scripts grep it: the test bed's scenarios do).
+            let fromVTID = String(decoding: try bed.client.send("status"), as: UTF8.self)
+            let text = runChild([product("vtictl"), "status", "--json", "--run-directory", bed.directory + "/run"]).output
+            let passed = text.components(separatedBy: "\"vtid\":").last?.components(separatedBy: ",\"vtidRunning\":true}").first
+            XCTAssertEqual(passed?.replacingOccurrences(of: ",\"deviceState\":\"up\",\"deviceMTU\":1400", with: ""), fromVTID)
+            XCTAssertTrue(vtictl(bed, "status").text.contains("rw    rwdev   up     1400"), "the table says the same")
+            try ip("link", "set", "rwdev", "down")
+            rw = try conn()
+            XCTAssertEqual(rw["deviceState"] as? String, "down")
+            XCTAssertEqual(rw["deviceMTU"] as? Int, 1400)
+            try ip("link", "del", "rwdev")
+            rw = try conn()
+            XCTAssertEqual(rw["deviceState"] as? String, "missing")
+            XCTAssertNil(rw["deviceMTU"], "no device, no MTU")
+        }
+    }
+
     func testEverySubcommandAgainstARunningVTIDAndWithoutIt() throws {
         try inFreshNetworkNamespace(self) {
             let bed = try VTIDBed()
@@ -73,7 +114,8 @@ final class VTICtlCommandTests: XCTestCase {
             XCTAssertEqual(keys(reply["daemon"]), ["version", "pid", "started", "configurationFile", "ipsecConf", "eventsApplied", "eventsFailed",
                                                    "eventsNotRecorded", "degraded"])
             let connection = try XCTUnwrap((reply["connections"] as? [Any])?.first)
-            XCTAssertEqual(keys(connection), ["name", "location", "markIn", "markOut", "device", "shared", "routing", "managed", "addressPool", "traffic"])
+            XCTAssertEqual(keys(connection), ["name", "location", "markIn", "markOut", "device", "shared", "routing", "managed", "addressPool", "traffic",
+                                              "deviceState", "deviceMTU"])
             // The host has no ESP, so no SA: the test bed's scenarios check peers and counters.
             XCTAssertEqual(keys((connection as? [String: Any])?["traffic"]),
                            ["peers", "associations", "inBytes", "outBytes", "inPackets", "outPackets"])

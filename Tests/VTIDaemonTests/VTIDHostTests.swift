@@ -182,6 +182,40 @@ final class VTIDHostTests: XCTestCase {
         }
     }
 
+    /// An include of a file that is not there: `vtid --check` and a start refuse with the
+    /// include's FILE:LINE, a reload keeps the running configuration and says why; a wildcard
+    /// include that matches nothing changes nothing.
+    func testAMissingIncludeStopsVTIDAndFailsAReload() throws {
+        try inFreshNetworkNamespace(self) {
+            let bed = try VTIDBed()
+            let original = try String(contentsOfFile: bed.ipsecConfPath, encoding: .utf8)
+            try (original + "include \(bed.directory)/ipsec.d/*.conf\n").write(toFile: bed.ipsecConfPath, atomically: true, encoding: .utf8)
+            let wildcard = runChild([product("vtid"), "--check", "--config", bed.configurationPath])
+            XCTAssertEqual(wildcard.status, 0, wildcard.output)
+
+            let broken = original + "include \(bed.directory)/ipsec.d/*.conf\ninclude branch.conf\n"
+            let line = original.split(separator: "\n", omittingEmptySubsequences: false).count + 1
+            let problem = "\(bed.ipsecConfPath):\(line): include \(bed.directory)/branch.conf: no such file; its conns would be missing"
+            try broken.write(toFile: bed.ipsecConfPath, atomically: true, encoding: .utf8)
+            let check = runChild([product("vtid"), "--check", "--config", bed.configurationPath])
+            XCTAssertEqual(check.status, 1, check.output)
+            XCTAssertTrue(check.output.contains(problem), check.output)
+            // (A vtid that starts regardless would serve until stopped: 10 s, then it fails the test.)
+            let start = runChild(["/usr/bin/timeout", "10", product("vtid"), "--config", bed.configurationPath])
+            XCTAssertEqual(start.status, 1, start.output)
+            XCTAssertTrue(start.output.contains(problem) && start.output.contains("not starting"), start.output)
+
+            try original.write(toFile: bed.ipsecConfPath, atomically: true, encoding: .utf8)
+            let vtid = try bed.startVTID()
+            try broken.write(toFile: bed.ipsecConfPath, atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try bed.client.send("reload")) { error in
+                XCTAssertTrue("\(error)".contains(problem), "\(error)")
+            }
+            XCTAssertTrue(eventually(within: 5) { vtid.log.contains("reload failed, keeping the running configuration: \(problem)") }, vtid.log)
+            XCTAssertEqual(try bed.client.fetch("status", as: StatusReply.self).connections.map(\.name), ["rw"], "the running configuration stays")
+        }
+    }
+
     func testReloadWithBrokenFileKeepsTheRunningConfiguration() throws {
         try inFreshNetworkNamespace(self) {
             let bed = try VTIDBed()

@@ -3,9 +3,9 @@ import XCTest
 
 /// One deliberately broken configuration per mistake `vtictl check` knows, with its message and line.
 final class ConfigCheckTests: XCTestCase {
-    private func findings(_ text: String) throws -> [String] {
+    private func findings(_ text: String, managed: Set<String>? = nil, proxyARP: Set<String> = []) throws -> [String] {
         let config = try IPsecConfig(main: .init(file: "ipsec.conf", text: text))
-        return checkRouteBasedConns(try RouteBasedConn.all(in: config)).map(\.description)
+        return checkRouteBasedConns(try RouteBasedConn.all(in: config), managed: managed, proxyARP: proxyARP).map(\.description)
     }
 
     private let updown = "    leftupdown=/usr/local/libexec/vtictl/vti-updown\n"
@@ -59,9 +59,12 @@ final class ConfigCheckTests: XCTestCase {
     }
 
     func testPoolInsideTheLocalSubnet() throws {
-        XCTAssertEqual(try findings("conn a\n    mark=5\n    vti-interface=vti01\n    leftsubnet=10.0.0.0/16\n    rightaddresspool=10.0.1.10-10.0.1.50\n\(updown)"), [
-            "ipsec.conf:1: error: address pool 10.0.1.10-10.0.1.50 lies in the local subnet 10.0.0.0/16: clients' routes would shadow it (use a separate range, or proxy ARP)",
+        let conn = "conn a\n    mark=5\n    vti-interface=vti01\n    leftsubnet=10.0.0.0/16\n    rightaddresspool=10.0.1.10-10.0.1.50\n\(updown)"
+        XCTAssertEqual(try findings(conn), [
+            "ipsec.conf:1: error: address pool 10.0.1.10-10.0.1.50 lies in the local subnet 10.0.0.0/16: hosts on that LAN would ARP for the clients and get no answer (set conns.a.proxy_arp: LAN-INTERFACE in vtid.yaml, or use a range outside the LAN)",
         ])
+        XCTAssertEqual(try findings(conn, proxyARP: ["a"]), [], "vtid answers ARP for the clients on the LAN: what the error advises")
+        XCTAssertEqual(try findings(conn, proxyARP: ["b"]).count, 1, "proxy ARP for another conn does not help this one")
     }
 
     func testRoutingALocalNetworkIntoTheTunnel() throws {
@@ -73,18 +76,57 @@ final class ConfigCheckTests: XCTestCase {
         ])
     }
 
-    func testUpdownNotPointingAtTheHook() throws {
-        XCTAssertEqual(try findings("conn a\n    mark=5\n    vti-interface=vti01\n    leftupdown=/usr/libexec/ipsec/_updown\n"), [
-            "ipsec.conf:1: warning: conn a runs leftupdown=/usr/libexec/ipsec/_updown, not vti-updown: devices, routes and MTU are left to it",
+    /// vtid hears of a conn's tunnels only through vti-updown: for a conn it manages, libreswan's
+    /// stock script (or none named, which is the same) means no routes and no leases: an error.
+    func testStockOrAbsentUpdownIsAnErrorForConnsVTIDManages() throws {
+        let stock = "conn a\n    left=192.0.2.1\n    right=%any\n    mark=5\n    vti-interface=vti01\n    leftupdown=/usr/libexec/ipsec/_updown\n"
+        XCTAssertEqual(try findings(stock), [
+            "ipsec.conf:6: error: conn a is managed by vtid but runs leftupdown=/usr/libexec/ipsec/_updown, libreswan's stock updown script: vtid gets no events from it, so it installs no routes and records no leases; set leftupdown=/usr/local/libexec/vtictl/vti-updown",
         ])
-        XCTAssertEqual(try findings("conn a\n    mark=5\n    vti-interface=vti01\n"), [
-            "ipsec.conf:1: warning: conn a has no leftupdown=: libreswan's stock script handles its VTI",
+        XCTAssertEqual(try findings(stock, managed: ["a"]), try findings(stock), "manage: [a] as manage: all")
+        let absent = "conn a\n    left=192.0.2.1\n    right=%any\n    mark=5\n    vti-interface=vti01\n"
+        XCTAssertEqual(try findings(absent), [
+            "ipsec.conf:1: error: conn a is managed by vtid but has no leftupdown=, so pluto runs libreswan's stock updown script: vtid gets no events from it, so it installs no routes and records no leases; set leftupdown=/usr/local/libexec/vtictl/vti-updown",
+        ])
+        XCTAssertEqual(try findings(absent.replacingOccurrences(of: "vti01\n", with: "vti01\n    leftupdown=\"ipsec _updown --route yes\"\n")).first?
+            .hasPrefix("ipsec.conf:6: error: conn a is managed by vtid but runs leftupdown=ipsec _updown --route yes, libreswan's stock updown script"), true)
+        XCTAssertEqual(try findings(absent.replacingOccurrences(of: "vti01\n", with: "vti01\n    leftupdown=%disabled\n")).first?
+            .hasPrefix("ipsec.conf:6: error: conn a is managed by vtid but has leftupdown=%disabled, so pluto runs no updown program"), true)
+    }
+
+    func testStockUpdownStaysAWarningForConnsVTIDDoesNotManage() throws {
+        let stock = "conn a\n    left=192.0.2.1\n    right=%any\n    mark=5\n    vti-interface=vti01\n    leftupdown=/usr/libexec/ipsec/_updown\n"
+        XCTAssertEqual(try findings(stock, managed: ["b"]), [
+            "ipsec.conf:6: warning: conn a runs leftupdown=/usr/libexec/ipsec/_updown, libreswan's stock updown script: devices, routes and MTU are left to it (vtid does not manage it)",
+        ])
+        XCTAssertEqual(try findings("conn a\n    mark=5\n    vti-interface=vti01\n", managed: []), [
+            "ipsec.conf:1: warning: conn a has no leftupdown=, so pluto runs libreswan's stock updown script: devices, routes and MTU are left to it (vtid does not manage it)",
+        ])
+        // A program of the operator's own may wrap vti-updown: a managed conn gets a warning, not an error.
+        XCTAssertEqual(try findings(stock.replacingOccurrences(of: "/usr/libexec/ipsec/_updown", with: "/etc/ipsec.d/my-updown")), [
+            "ipsec.conf:6: warning: conn a is managed by vtid but runs leftupdown=/etc/ipsec.d/my-updown, not vti-updown: unless that program runs vti-updown with pluto's environment, vtid gets no events from it",
         ])
     }
 
+    /// pluto runs the updown of the side that is this host: a road-warrior server is left (right=%any);
+    /// a gateway-to-gateway file may be either side, so the other side's is a warning until it is set too.
+    func testTheUpdownThatCountsIsThisHostsSide() throws {
+        let hook = "/usr/local/libexec/vtictl/vti-updown"
+        XCTAssertEqual(try findings("conn rw\n    left=192.0.2.1\n    right=%any\n    mark=5\n    vti-interface=vti01\n    leftupdown=\(hook)\n"), [])
+        let site = "conn s\n    left=192.0.2.1\n    right=198.51.100.7\n    mark=5\n    vti-interface=vti01\n    leftupdown=\(hook)\n"
+        XCTAssertEqual(try findings(site), [
+            "ipsec.conf:1: warning: conn s has no rightupdown=, so pluto runs libreswan's stock updown script where this host is right=198.51.100.7; set rightupdown=/usr/local/libexec/vtictl/vti-updown",
+        ])
+        XCTAssertEqual(try findings(site + "    rightupdown=\(hook)\n"), [])
+        XCTAssertEqual(try findings(site.replacingOccurrences(of: "192.0.2.1", with: "%defaultroute")), [], "%defaultroute: this host is left")
+        XCTAssertEqual(try findings(site.replacingOccurrences(of: "leftupdown", with: "rightupdown").replacingOccurrences(of: "192.0.2.1", with: "%any")), [],
+                       "left=%any: this host is right")
+    }
+
     func testOneDeviceTowardsTwoPeersOrFromTwoAddresses() throws {
-        XCTAssertEqual(try findings("conn a\n    left=192.0.2.1\n    right=198.51.100.1\n    mark=5\n    vti-interface=vti01\n\(updown)conn b\n    left=192.0.2.1\n    right=203.0.113.7\n    mark=5\n    vti-interface=vti01\n\(updown)"), [
-            "ipsec.conf:7: error: conn b puts vti01 towards peer 203.0.113.7, conn a (ipsec.conf:1) towards 198.51.100.1: an unshared VTI device has one peer (use one device per peer)",
+        let updowns = updown + updown.replacingOccurrences(of: "leftupdown", with: "rightupdown")
+        XCTAssertEqual(try findings("conn a\n    left=192.0.2.1\n    right=198.51.100.1\n    mark=5\n    vti-interface=vti01\n\(updowns)conn b\n    left=192.0.2.1\n    right=203.0.113.7\n    mark=5\n    vti-interface=vti01\n\(updowns)"), [
+            "ipsec.conf:8: error: conn b puts vti01 towards peer 203.0.113.7, conn a (ipsec.conf:1) towards 198.51.100.1: an unshared VTI device has one peer (use one device per peer)",
         ])
         XCTAssertEqual(try findings("conn a\n    left=192.0.2.1\n    mark=5\n    vti-interface=vti01\n    vti-shared=yes\n\(updown)conn b\n    left=192.0.2.9\n    mark=5\n    vti-interface=vti01\n    vti-shared=yes\n\(updown)"), [
             "ipsec.conf:7: error: conn b puts vti01 on local address 192.0.2.9, conn a (ipsec.conf:1) on 192.0.2.1: a VTI device has one local address",

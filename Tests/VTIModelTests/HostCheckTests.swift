@@ -81,6 +81,19 @@ final class HostCheckTests: XCTestCase {
         ])
     }
 
+    /// Each side this host may be runs its own updown: a right side that may be this host is
+    /// checked too; a right=%any side never runs here.
+    func testTheRightSidesHookIsCheckedWhereThisHostMayBeRight() throws {
+        let both = "conn a\n    left=192.0.2.1\n    right=198.51.100.7\n    mark=0x80010/0xffffffff\n    vti-interface=vti01\n    leftupdown=\(hook)\n    rightupdown=/opt/missing/vti-updown\n"
+        XCTAssertEqual(try findings(both), [
+            "ipsec.conf:1: error: conn a: rightupdown=/opt/missing/vti-updown is not an executable file here: pluto would fail every state change",
+        ])
+        XCTAssertEqual(try findings(both.replacingOccurrences(of: "right=198.51.100.7", with: "right=%any")), [], "right=%any is never this host")
+        XCTAssertEqual(try findings(both.replacingOccurrences(of: "/opt/missing/vti-updown", with: hook)) { $0.executables = [] }, [
+            "ipsec.conf:1: error: conn a: leftupdown=\(hook) is not an executable file here: pluto would fail every state change",
+        ], "one program, one finding")
+    }
+
     func testARouteProtocolARoutingDaemonUses() throws {
         var settings = HookSettings()
         settings.routeProtocol = 186
