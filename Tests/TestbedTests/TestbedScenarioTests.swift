@@ -159,6 +159,18 @@ final class TestbedScenarioTests: XCTestCase {
         XCTAssertTrue(result.output.contains("cwd \(Self.repositoryRoot.path) user 0 out /tmp/testbed-out x=two words"), result.output)
     }
 
+    /// A converged repeat up-client on a shared VTI: each device is read once per plan (issue 15).
+    /// 7 netlink round trips before, 5 now (the target of 3 needs the shared snapshot diff).
+    func testAConvergedRepeatEventMakesFewRoundTrips() throws {
+        try requireTestbed()
+        let hook = URL(fileURLWithPath: productsDirectory()).appendingPathComponent("vti-updown").path
+        let result = try testbed(["run", "--timeout", "120", "--", "/usr/bin/unshare", "-n", "Scripts/testbed.d/round-trips", hook])
+        XCTAssertEqual(result.status, 0, result.output)
+        let count = result.output.split(separator: "\n").first { $0.hasPrefix("round trips: ") }.flatMap { Int($0.dropFirst("round trips: ".count)) }
+        XCTAssertNotNil(count, result.output)
+        XCTAssertLessThanOrEqual(count ?? 99, 5, result.output)
+    }
+
     /// A program that does not finish is stopped at the time limit, and the test bed says so.
     func testRunStopsAHangingProgramAndSaysSo() throws {
         try requireTestbed()
