@@ -13,7 +13,7 @@
 TESTBED_CACHE=${TESTBED_CACHE:-/var/cache/vtictl-testbed}
 # What the Debian 13 root holds: libreswan 5.2 and the tools the scenarios use; libmnl0 and
 # libsqlite3-0 for vti-updown and vtid (the Swift runtime comes from the host's toolchain, bind-mounted).
-DEBIAN13_PACKAGES=libreswan,bind9-host,iproute2,iputils-ping,kmod,libmnl0,libsqlite3-0,libstdc++6,procps
+DEBIAN13_PACKAGES=libreswan,bind9-host,iproute2,iputils-ping,kmod,libmnl0,libsqlite3-0,libstdc++6
 # The modules the initramfs loads to reach its root over virtio-9p.
 INITRAMFS_MODULES="virtio_pci 9pnet_virtio 9p"
 
