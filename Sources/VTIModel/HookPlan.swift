@@ -146,6 +146,22 @@ public enum HookAction: Sendable, Hashable, CustomStringConvertible {
 /// The ordered steps for one pluto event.
 public typealias HookPlan = [HookAction]
 
+extension HookAction {
+    /// Where a step of a compound verb (libreswan 5.4's async `prepare-route-up`) begins in a plan:
+    /// a notice, "step route of prepare-route-up", which the applier prints and names in a failure.
+    public static func compoundStep(_ step: PlutoVerb.Step, of verb: PlutoVerb) -> HookAction {
+        .notice(compoundStepPrefix + step.rawValue + " of " + verb.description)
+    }
+
+    /// The step this marks ("route of prepare-route-up"), if it is a compound verb's step marker.
+    public var compoundStep: Substring? {
+        guard case .notice(let text) = self, text.hasPrefix(HookAction.compoundStepPrefix), text.contains(" of ") else { return nil }
+        return text.dropFirst(HookAction.compoundStepPrefix.count)
+    }
+
+    private static let compoundStepPrefix = "step "
+}
+
 /// What the kernel should look like after one pluto event, as ordered steps: the pure half of the
 /// hook, tested without root. Every step is safe to apply twice, so a repeated or reordered event
 /// (libreswan 4.10 sends up-client before prepare-client; prepare and up may race, libreswan
@@ -167,7 +183,11 @@ public typealias HookPlan = [HookAction]
 /// - An unknown verb plans nothing.
 public func planHook(event: PlutoEvent, settings: HookSettings) -> HookPlan {
     var plan: HookPlan = []
-    for step in event.verb.steps {
+    let steps = event.verb.steps
+    for step in steps {
+        // libreswan 5.4's async mode sends one compound verb (prepare-route-up) and logs only the
+        // exit status: each step is marked, so that a failure says which step it was.
+        if steps.count > 1 { plan.append(.compoundStep(step, of: event.verb)) }
         if let vti = event.vti {
             plan += planVTI(step: step, event: event, vti: vti, settings: settings)
         } else {

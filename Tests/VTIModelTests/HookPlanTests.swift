@@ -223,10 +223,18 @@ final class HookPlanTests: XCTestCase {
         XCTAssertEqual(try plan("s2s-west-01-up-client", changing: down), [])
     }
 
+    /// libreswan 5.4's async compound verb: each step in order, marked (a failure names its step),
+    /// and what an earlier step already planned is not planned again.
     func testCompoundVerbsPlanEachStepOnce() throws {
         let changes: [String: String?] = ["PLUTO_VERB": "prepare-route-up", "VTI_ROUTING": "yes", "PLUTO_PEER_CLIENT": "10.2.0.0/24"]
         XCTAssertEqual(try plan("s2s-west-01-up-client", changing: changes),
-                       Self.setup("vti01", local: "192.0.2.1", remote: "192.0.2.2", key: 5, routing: true) + ["add route 10.2.0.0/24 dev vti01 proto 157"])
+                       ["note: step prepare of prepare-route-up"]
+                       + Self.setup("vti01", local: "192.0.2.1", remote: "192.0.2.2", key: 5, routing: true)
+                       + ["note: step route of prepare-route-up", "add route 10.2.0.0/24 dev vti01 proto 157", "note: step up of prepare-route-up"])
+        let prepareUp = try event("s2s-west-01-up-client", changing: ["PLUTO_VERB": "prepare-up"])
+        XCTAssertEqual(planHook(event: prepareUp, settings: settings).compactMap(\.compoundStep), ["prepare of prepare-up", "up of prepare-up"])
+        XCTAssertEqual(try plan("s2s-west-01-up-client", changing: ["PLUTO_VERB": "up-client"]).filter { $0.hasPrefix("note: step") }, [],
+                       "a single verb has no step markers")
     }
 
     func testUnknownVerbPlansNothing() throws {
