@@ -130,6 +130,35 @@ final class Libreswan5PlanTests: XCTestCase {
         }
     }
 
+    // MARK: 5.4 (built from its updown.c, see Scripts/derive-5.4-fixtures)
+
+    /// Every variable 5.4 sends is known, in exec and async calls alike; async's compound verb is
+    /// its three steps without a suffix.
+    func testEvery54VariableIsKnown() throws {
+        let names = allFixtureNames(.v5_4)
+        XCTAssertEqual(names.count, 9)
+        for name in names {
+            let environment = try fixtureEnvironment(name, .v5_4)
+            XCTAssertEqual(environment.keys.filter { !PlutoEvent.isKnown($0) }, [], name)
+            XCTAssertEqual(try event(name, .v5_4).unknownVariables, [], name)
+        }
+        let async = try event("async-rw-server-01-prepare-route-up", .v5_4)
+        XCTAssertEqual(async.verb, .known(steps: [.prepare, .route, .up], scope: nil, isIPv6: false))
+        XCTAssertEqual(async.scope, .client, "the selector 0.0.0.0/0 is not the host's address")
+    }
+
+    /// async's one compound call plans what 5.2's prepare, route and up planned together, once.
+    func testAsyncPlansWhatTheThreeCallsPlanned() throws {
+        let async = try plan("async-rw-server-01-prepare-route-up", .v5_4).filter { !$0.hasPrefix("note: step ") }
+        var separate: [String] = []
+        for call in ["rw-server-01-prepare-client", "rw-server-02-route-client", "rw-server-03-up-client"] {
+            for line in try plan(call, .v5_2) where !separate.contains(line) { separate.append(line) }
+        }
+        XCTAssertEqual(async, separate)
+        XCTAssertEqual(try plan("exec-s2s-east-02-route-client", .v5_4), try plan("s2s-east-02-route-client", .v5_2),
+                       "exec changes how the hook is run, not what it plans")
+    }
+
     // MARK: 4.x and 5.x agree
 
     /// Where a 4.10 call and a 5.2 call mean the same thing (the same verb for the same client of
