@@ -118,14 +118,24 @@ prepare_kernel() {
     [ -d "$base/lib/modules/$release" ] || base="$dir.new/kroot/usr"
     [ -d "$base/lib/modules/$release" ] || die "$package has no modules for $release"
     depmod -b "$base" "$release"
-    # Cut the ELF vmlinux out of vmlinuz at the xz stream: PVH boots it directly, about 6 s faster
-    # under TCG than decompressing the bzImage.
+    # Cut the ELF vmlinux out of vmlinuz at its compressed stream (bookworm: xz, trixie: zstd):
+    # PVH boots it directly, about 6 s faster under TCG than decompressing the bzImage. Without a
+    # decompressor for it, the bzImage itself is booted.
     local vmlinuz offset
     vmlinuz=$(ls "$dir.new"/kroot/boot/vmlinuz-* | head -n 1)
     offset=$(python3 -c 'import sys; print(open(sys.argv[1], "rb").read().find(b"\xfd7zXZ\x00"))' "$vmlinuz")
-    [ "$offset" -gt 0 ] || die "no xz stream in $vmlinuz"
-    tail -c +$((offset + 1)) "$vmlinuz" | xz -dc --single-stream >"$dir.new/vmlinux" 2>/dev/null || true
-    [ "$(head -c 4 "$dir.new/vmlinux" | od -An -c | tr -d ' ')" = 177ELF ] || die "could not extract an ELF vmlinux from $vmlinuz"
+    if [ "$offset" -gt 0 ]; then
+      tail -c +$((offset + 1)) "$vmlinuz" | xz -dc --single-stream >"$dir.new/vmlinux" 2>/dev/null || true
+    else
+      offset=$(python3 -c 'import sys; print(open(sys.argv[1], "rb").read().find(b"\x28\xb5\x2f\xfd"))' "$vmlinuz")
+      if [ "$offset" -gt 0 ] && command -v zstd >/dev/null; then
+        tail -c +$((offset + 1)) "$vmlinuz" | zstd -dc 2>/dev/null >"$dir.new/vmlinux" || true
+      fi
+    fi
+    if [ "$(head -c 4 "$dir.new/vmlinux" 2>/dev/null | od -An -c | tr -d ' ')" != 177ELF ]; then
+      prep_log "no ELF vmlinux could be cut out of $vmlinuz (apt-get install xz-utils zstd); booting the bzImage"
+      cp "$vmlinuz" "$dir.new/vmlinux"
+    fi
     rm -rf "$dir.new"/kroot/boot "$dir.new"/kroot/usr/share
     # The initramfs: a static busybox and the modules that reach the 9p root, in load order.
     local irfs="$dir.new/initramfs" module file
@@ -134,8 +144,15 @@ prepare_kernel() {
     for module in $INITRAMFS_MODULES; do
       modprobe -d "$base" -S "$release" --show-depends "$module" | awk '$1 == "insmod" { print $2 }'
     done | awk '!seen[$0]++' | while read -r file; do
-      cp "$file" "$irfs/modules/"
-      basename "$file" >>"$irfs/modules/order"
+      # busybox's insmod reads plain modules only (trixie's are xz-compressed).
+      local plain
+      plain=$(basename "$file"); plain=${plain%.xz}; plain=${plain%.zst}
+      case $file in
+        *.xz) xz -dc "$file" >"$irfs/modules/$plain" ;;
+        *.zst) zstd -qdc "$file" >"$irfs/modules/$plain" ;;
+        *) cp "$file" "$irfs/modules/$plain" ;;
+      esac
+      echo "$plain" >>"$irfs/modules/order"
     done
     cp "$guest_dir/initramfs-init" "$irfs/init"
     chmod +x "$irfs/init"
