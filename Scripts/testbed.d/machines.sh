@@ -37,9 +37,18 @@ debian13_missing_packages() {
 # log MESSAGE: progress of the one-time preparation, on stderr.
 prep_log() { echo "testbed: $*" >&2; }
 
+# prep_lock: test beds started at once (several sessions share a machine) prepare one at a time;
+# called inside the $(...) of a prepare function, the lock goes when it returns.
+prep_lock() {
+  mkdir -p "$TESTBED_CACHE"
+  exec 9>"$TESTBED_CACHE/.prepare.lock"
+  flock 9
+}
+
 # prepare_debian13_root: the cached Debian 13 root, made if missing. Prints its path.
 prepare_debian13_root() {
   local root="$TESTBED_CACHE/debian13-root" started=$EPOCHREALTIME
+  [ -e "$root/.testbed-ready" ] || prep_lock
   if [ ! -e "$root/.testbed-ready" ]; then
     mkdir -p "$TESTBED_CACHE"
     rm -rf "$root" "$root.new"
@@ -98,6 +107,7 @@ prepare_kernel() {
     echo "$dir"; return
   fi
   dir="$TESTBED_CACHE/kernel-$name-$package"
+  [ -e "$dir/.testbed-ready" ] || prep_lock
   if [ ! -e "$dir/.testbed-ready" ]; then
     rm -rf "$dir" "$dir.new"
     mkdir -p "$dir.new"
