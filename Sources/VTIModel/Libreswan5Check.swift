@@ -4,7 +4,7 @@
 ///   interfaces, which pluto creates itself);
 /// - 5.4 adds `updown-config=exec` (the `leftupdown=` string split on spaces and exec'd, no shell)
 ///   and `async` (one compound `prepare-route-up` call for the responder's established Child SA,
-///   first selector pair only); earlier versions do not honour it.
+///   first selector pair only); earlier versions refuse the keyword (the file does not load).
 /// Pure: the caller says which libreswan it found (nil: unknown, then only what holds for any).
 
 /// A libreswan release, as `ipsec --version` or the package manager says it (`5.2`, `4.10`).
@@ -72,7 +72,8 @@ public func checkForLibreswan5(_ config: IPsecConfig, version: LibreswanVersion?
             guard let setting = settings[key] else { continue }
             let flags = Set(setting.value.lowercased().split(whereSeparator: { $0 == "," || $0 == " " || $0 == "+" }).map(String.init))
             if let version, version < LibreswanVersion(major: 5, minor: 4) {
-                finding(.warning, key, "conn \(conn.name): \(key)=\(setting.value) needs libreswan 5.4; \(named) \(version.major < 5 ? "does not know it" : "ignores it") and runs leftupdown= through /bin/sh -c")
+                // 4.10 and 5.2 refuse the file: "unrecognized keyword 'updown-config'" (addconn --checkconfig).
+                finding(.error, key, "conn \(conn.name): \(key)= needs libreswan 5.4; \(named) refuses the file (unrecognized keyword)")
             }
             let unknown = flags.subtracting(["exec", "async", "no", "none"])
             if !unknown.isEmpty {

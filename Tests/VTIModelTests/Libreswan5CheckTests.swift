@@ -72,7 +72,7 @@ final class Libreswan5CheckTests: XCTestCase {
             """
         XCTAssertEqual(try findings(exec, "5.4"), [])
         XCTAssertEqual(try findings(exec, "5.2"), [
-            "ipsec.conf:5: warning: conn a: updown-config=exec needs libreswan 5.4; libreswan 5.2 ignores it and runs leftupdown= through /bin/sh -c",
+            "ipsec.conf:5: error: conn a: updown-config= needs libreswan 5.4; libreswan 5.2 refuses the file (unrecognized keyword)",
         ])
         let quoted = exec.replacingOccurrences(of: "--config /etc/vtictl/hook.conf", with: "--config '/etc/my vtictl/hook.conf'")
         XCTAssertEqual(try findings(quoted, "5.4"), [
