@@ -67,7 +67,7 @@ tb_updown() {
 if [ ! -e "$TB_RUN/cleaning-up" ]; then
   counter="$TB_RUN/\$TB_HOST/updown.count"
   n=\$(( \$(cat "\$counter" 2>/dev/null || echo 0) + 1 )); echo \$n >"\$counter"
-  env | grep -vE '^(TB_HOST|TESTBED_[A-Z_]*|SCENARIO_TIMEOUT|UPDOWN|[a-z][a-z0-9_]*)=' | sort \
+  env | grep -vE '^(TB_HOST|TESTBED_[A-Z_]*|SCENARIO_TIMEOUT|UPDOWN|[a-z][a-z0-9_]*|HOME|OLDPWD|PWD|SHLVL|TERM|PATH|_)=' | sort \
     >"$TESTBED_OUT/fixtures/$TB_SCENARIO-\$TB_HOST-\$(printf %02d \$n)-\$PLUTO_VERB.env"
 fi
 exec "$UPDOWN" "\$@"

@@ -32,20 +32,32 @@ public struct HookApplier {
         }
     }
 
-    /// Applies the plan; returns one line per step that changed or decided something.
+    /// Applies the plan; returns one line per step that changed or decided something. In a
+    /// compound verb's plan (libreswan 5.4's async `prepare-route-up`, whose output pluto may not
+    /// show) a failure names its step and the steps applied before it.
     public func apply(_ plan: [HookAction]) throws(ApplyError) -> [String] {
         var log: [String] = []
         var known = KnownDevices()
         var position = 0
-        while position < plan.count {
-            let run = routeRun(plan, from: position)
-            if !run.routes.isEmpty {
-                log += try applyRouteRun(run.routes, removing: run.removing, known: &known)
-                position += run.routes.count
-            } else {
-                if let line = try apply(plan[position], known: &known) { log.append(line) }
-                position += 1
+        var steps: [Substring] = []
+        do throws(ApplyError) {
+            while position < plan.count {
+                let run = routeRun(plan, from: position)
+                if !run.routes.isEmpty {
+                    log += try applyRouteRun(run.routes, removing: run.removing, known: &known)
+                    position += run.routes.count
+                } else {
+                    if let step = plan[position].compoundStep { steps.append(step) }
+                    if let line = try apply(plan[position], known: &known) { log.append(line) }
+                    position += 1
+                }
             }
+        } catch {
+            guard let failed = steps.last else { throw error }
+            var named = error
+            let before = steps.dropLast().map { $0.prefix { $0 != " " } }
+            named.message = "step \(failed) failed (\(before.isEmpty ? "no step before it" : "applied before it: " + before.joined(separator: ", "))): \(error.message)"
+            throw named
         }
         return log
     }

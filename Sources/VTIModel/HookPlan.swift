@@ -146,6 +146,22 @@ public enum HookAction: Sendable, Hashable, CustomStringConvertible {
 /// The ordered steps for one pluto event.
 public typealias HookPlan = [HookAction]
 
+extension HookAction {
+    /// Where a step of a compound verb (libreswan 5.4's async `prepare-route-up`) begins in a plan:
+    /// a notice, "step route of prepare-route-up", which the applier prints and names in a failure.
+    public static func compoundStep(_ step: PlutoVerb.Step, of verb: PlutoVerb) -> HookAction {
+        .notice(compoundStepPrefix + step.rawValue + " of " + verb.description)
+    }
+
+    /// The step this marks ("route of prepare-route-up"), if it is a compound verb's step marker.
+    public var compoundStep: Substring? {
+        guard case .notice(let text) = self, text.hasPrefix(HookAction.compoundStepPrefix), text.contains(" of ") else { return nil }
+        return text.dropFirst(HookAction.compoundStepPrefix.count)
+    }
+
+    private static let compoundStepPrefix = "step "
+}
+
 /// What the kernel should look like after one pluto event, as ordered steps: the pure half of the
 /// hook, tested without root. Every step is safe to apply twice, so a repeated or reordered event
 /// (libreswan 4.10 sends up-client before prepare-client; prepare and up may race, libreswan
@@ -153,16 +169,25 @@ public typealias HookPlan = [HookAction]
 ///
 /// - VTI conns (`VTI_IFACE` set): `prepare`, `route` and `up` ensure the device, its addresses,
 ///   sysctls and MTU; `route` and `up` with vti-routing=yes also route the peer's client into it
-///   (on a road-warrior server: that client's /32). `down` removes exactly that client's routes.
-///   `unroute` means the conn (or instance) is being deleted: it removes the routes too, and the
-///   device when it belongs to this conn alone (vti-shared=no, a permanent conn or a template);
-///   instances share their template's device and never delete it. `-host` verbs route nothing.
+///   (on a road-warrior server: that client's /32). `down` removes exactly that client's routes;
+///   `unroute` removes them too. `-host` verbs route nothing.
+/// - The hook never deletes a device. An `unroute` does not tell a deleted conn from a mere
+///   disconnect: libreswan 4.10 sends it only at `whack --delete`, but 5.x (seen with 5.2) sends
+///   `down` then `unroute` on a responder whose peer merely went away, with an environment that
+///   differs from the deleting one only in `PLUTO_ADDTIME`. Deleting there would take the device
+///   and its firewall rules from under the reconnect. So the device lives until someone removes
+///   it: vtid, when the conn leaves ipsec.conf, or the operator (`ip link del`). A device with
+///   other parameters left behind is refused at the next `prepare`/`up`, with both named.
 /// - Other conns (a `leftupdown=` in `conn %default` reaches them too): what the stock script
 ///   does for routing and the source IP, so they keep working.
 /// - An unknown verb plans nothing.
 public func planHook(event: PlutoEvent, settings: HookSettings) -> HookPlan {
     var plan: HookPlan = []
-    for step in event.verb.steps {
+    let steps = event.verb.steps
+    for step in steps {
+        // libreswan 5.4's async mode sends one compound verb (prepare-route-up) and logs only the
+        // exit status: each step is marked, so that a failure says which step it was.
+        if steps.count > 1 { plan.append(.compoundStep(step, of: event.verb)) }
         if let vti = event.vti {
             plan += planVTI(step: step, event: event, vti: vti, settings: settings)
         } else {
@@ -208,11 +233,8 @@ private func planVTI(step: PlutoVerb.Step, event: PlutoEvent, vti: PlutoEvent.VT
     case .down:
         return routes.compactMap(undoing)
     case .unroute:
-        var plan = routes.compactMap(undoing)
-        if !vti.shared && (event.kind == .permanent || event.kind == .template) && (settings.keptDevices.isEmpty || !settings.keptDevices.contains(event.connection.escaped)) {
-            plan.append(.deleteVTI(device))
-        }
-        return plan
+        // The device stays (see planHook): an unroute does not say whether the conn is gone.
+        return routes.compactMap(undoing)
     }
 }
 

@@ -54,7 +54,8 @@ public struct HookSettings: Sendable, Hashable {
     /// then changes nothing on the device itself.
     public var existingDevices: [String: InterfaceName] = [:]
     /// `keep_device.CONN = yes`: the conn's device stays when the conn is deleted. vtid sets it for
-    /// the conns it supervises: their devices live as long as the conn is in ipsec.conf.
+    /// the conns it supervises: their devices live as long as the conn is in ipsec.conf. (The hook
+    /// itself no longer deletes devices, see `planHook`; the setting is still read and written.)
     public var keptDevices: Set<String> = []
 
     public init() {}

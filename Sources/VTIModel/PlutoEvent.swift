@@ -170,6 +170,9 @@ extension PlutoEvent {
         "PLUTO_PEER_DNS_INFO", "PLUTO_PEER_DOMAIN_INFO", "PLUTO_SA_TYPE", "PLUTO_STACK",
         "PLUTO_VIRT_INTERFACE", "PLUTO_XFRMI_ROUTE", "PLUTO_XFRMI_FWMARK", "PLUTO_USERNAME",
         "PLUTO_MOBIKE_EVENT", "PLUTO_DNS_RESOLVER",
+        // libreswan 5.4's real environment (updown.c's build_updown_environ): pluto's PATH,
+        // UPDOWN_DEBUG=yes with plutodebug=updown, and what only other setups send.
+        "PATH", "UPDOWN_DEBUG", "INTERFACE_IP", "NFLOG", "CAT", "XAUTH_FAILED",
     ]
 
     /// Whether this parser reads or deliberately ignores the variable.

@@ -96,7 +96,9 @@ var usage: String { """
       --version, --help
     """ }
 
-// Arguments: pluto 4.10 passes none; 5.x may pass the verb.
+// Arguments: pluto 4.10 and 5.x in its default mode run `/bin/sh -c LEFTUPDOWN`; 5.4's
+// updown-config=exec (and async) exec the leftupdown= string split on spaces, so the hook's own
+// flags arrive here; the verb comes in PLUTO_VERB (an argument overrides it).
 var settingsPath = defaultSettingsPath
 var planOnly = false
 var verbArgument: String?
@@ -111,6 +113,9 @@ while argumentIndex < argumentCount {
     case "--help", "-h": output(usage); exit(0)
     case "--version": output("vti-updown \(version)"); exit(0)
     case "--plan": planOnly = true
+    case _ where argument.hasPrefix("--config="):
+        // One word: libreswan 5.4's updown-config=exec splits leftupdown= on spaces, quotes and all.
+        settingsPath = String(argument.dropFirst("--config=".count))
     case "--config":
         guard argumentIndex < argumentCount else { complain("--config needs a file"); exit(2) }
         settingsPath = String(cString: CommandLine.unsafeArgv[argumentIndex]!)

@@ -20,6 +20,9 @@ extension VTICtl {
         @Flag(help: "Skip the checks against this host: kernel support, devices, ip rules, sysctl files, the hook's path (for a configuration meant for another host).")
         var noKernel = false
 
+        @Option(help: "The libreswan release the conns are meant for, e.g. 5.2 (default: the installed package's, from dpkg's status file).")
+        var libreswan: String?
+
         @OptionGroup var output: OutputOptions
 
         func run() throws {
@@ -33,10 +36,13 @@ extension VTICtl {
             }
             if let ipsecConf { daemon.ipsecConf = ipsecConf }
             var conns: [RouteBasedConn] = []
+            let libreswanVersion = try libreswanVersion()
             do {
-                let parsed = RouteBasedConn.each(in: try loadIPsecConfig(daemon.ipsecConf))
+                let ipsecConfig = try loadIPsecConfig(daemon.ipsecConf)
+                let parsed = RouteBasedConn.each(in: ipsecConfig)
                 conns = parsed.conns
                 findings += parsed.errors.map { ConfigFinding(severity: .error, location: $0.location, message: $0.problem) }
+                findings += checkForLibreswan5(ipsecConfig, version: libreswanVersion)
             } catch {
                 findings.append(ConfigFinding(severity: .error, location: error.location, message: error.problem))
             }
@@ -60,6 +66,24 @@ extension VTICtl {
             }
             if errors > 0 { throw ExitCode(1) }
         }
+    }
+}
+
+extension VTICtl.Check {
+    /// `--libreswan`, else the installed package's version as dpkg records it (nil elsewhere).
+    func libreswanVersion() throws -> LibreswanVersion? {
+        if let libreswan {
+            guard let version = LibreswanVersion(libreswan) else { throw ValidationError("--libreswan wants a release like 5.2, not \(libreswan)") }
+            return version
+        }
+        guard let status = try? String(contentsOfFile: "/var/lib/dpkg/status", encoding: .utf8) else { return nil }
+        for stanza in status.split(separator: "\n\n") where stanza.hasPrefix("Package: libreswan\n") {
+            guard stanza.contains("\nStatus: install ok installed") else { continue }
+            if let line = stanza.split(separator: "\n").first(where: { $0.hasPrefix("Version: ") }) {
+                return LibreswanVersion(line.dropFirst("Version: ".count))
+            }
+        }
+        return nil
     }
 }
 

@@ -73,7 +73,8 @@ final class TestbedScenarioTests: XCTestCase {
             "ok - hook-site-to-site: west: net.ipv4.conf.vti01.rp_filter = 2",
             "ok - hook-site-to-site: west: 10.1.0.1 reaches 10.2.0.1 (west LAN to east LAN, routed by the hook)",
             "ok - hook-site-to-site: west: vti01 stays while the conn is only down",
-            "ok - hook-site-to-site: west: vti01 is gone (the conn was deleted)",
+            "ok - hook-site-to-site: east: vti01 stays when its peer disconnects (the responder's down and unroute)",
+            "ok - hook-site-to-site: west: no route 10.2.0.0/24 (the conn was deleted)",
             "ok - hook-road-warriors: gw: no route 10.0.1.10 (road1 disconnected",
             "ok - hook-road-warriors: gw: vti02 MTU 1406 (shared device: worst common suite with NAT-T)",
             "ok - hook-road-warriors: road2: 10.0.1.11 reaches 10.3.0.1 (road2 untouched by road1 leaving)",
@@ -134,6 +135,66 @@ final class TestbedScenarioTests: XCTestCase {
         }
     }
 
+    /// libreswan 5.2 (Debian 13 root) on Debian 12's stock kernel under qemu: the site-to-site and
+    /// road-warrior scenarios with vti-updown, and with vtid, in one boot; pluto 5.2's calls are
+    /// recorded and compared with the committed 5.2 fixtures on what does not change between runs.
+    func testLibreswan52OnDebian13UnderQemu() throws {
+        try requireTestbed(machine: Self.debian13)
+        let hook = URL(fileURLWithPath: productsDirectory()).appendingPathComponent("vti-updown").path
+        let out = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: out) }
+        let started = Date()
+        let result = try testbed(Self.debian13 + ["scenario", "--out", out.path, "hook-site-to-site", "hook-road-warriors",
+                                                  "vtid-site-to-site", "vtid-road-warriors"],
+                                 environment: ["UPDOWN": hook, "TESTBED_RECORD": "1"])
+        print("testbed: libreswan 5.2 under qemu took \(Int(Date().timeIntervalSince(started))) s")
+        XCTAssertEqual(result.status, 0, "scenarios failed on libreswan 5.2:\n\(result.output.suffix(6000))")
+        for expected in [
+            "(debian12 kernel, debian13 root)",
+            "ok - hook-site-to-site: west: vti01 MTU 1446 (AES-GCM-16 over IPv4 without NAT-T)",
+            "ok - hook-site-to-site: west: 10.1.0.1 reaches 10.2.0.1 (west LAN to east LAN, routed by the hook)",
+            "ok - hook-site-to-site: west: vti01 stays while the conn is only down",
+            "ok - hook-site-to-site: east: vti01 stays when its peer disconnects (the responder's down and unroute)",
+            "ok - hook-site-to-site: west: 10.1.0.1 reaches 10.2.0.1 (after the reconnect)",
+            "ok - hook-site-to-site: west: no route 10.2.0.0/24 (the conn was deleted)",
+            "ok - hook-road-warriors: gw: the /32 route of road1 (10.0.1.10) is gone",
+            "ok - hook-road-warriors: gw: vti02 MTU 1406 (shared device: worst common suite with NAT-T)",
+            "ok - hook-road-warriors: road2: 10.0.1.11 reaches 10.3.0.1 (road2 untouched by road1 leaving)",
+            "ok - hook-road-warriors: road1: 10.0.1.10 reaches 10.3.0.1 (road1 after reconnecting)",
+            "ok - vtid-site-to-site: west: vti01 exists before the tunnel (pre-created by vtid from ipsec.conf)",
+            "ok - vtid-site-to-site: west: 10.1.0.1 reaches 10.2.0.1 (west LAN to east LAN, routed by vtid)",
+            "ok - vtid-site-to-site: west: vti01 stays after whack --delete (the conn is still configured)",
+            "ok - vtid-site-to-site: west: vti01 is gone (the conn left ipsec.conf and vtid reloaded)",
+            "ok - vtid-road-warriors: gw: vtid's lease table has 10.0.1.10 for @road1",
+            "ok - vtid-road-warriors: gw: vtid's lease table has 10.0.1.11 for @road2",
+            "ok - vtid-road-warriors: gw: vtid knows road3 from the hook's spool",
+            "ok - vtid-road-warriors: gw: a restart keeps the lease table",
+            "ok - vtid-road-warriors: gw: no route 10.0.1.10 (road1 disconnected)",
+            "=== hook-site-to-site: passed", "=== hook-road-warriors: passed",
+            "=== vtid-site-to-site: passed", "=== vtid-road-warriors: passed",
+        ] {
+            XCTAssertTrue(result.output.contains(expected), "missing from the test bed's output: \(expected)")
+        }
+        let fixtures = Self.repositoryRoot.appendingPathComponent("Tests/VTIModelTests/Fixtures/libreswan-5.2-updown")
+        try compareRecordedCalls(in: out.appendingPathComponent("fixtures"), scenario: "hook-site-to-site", committed: fixtures, as: "s2s")
+        try compareRecordedCalls(in: out.appendingPathComponent("fixtures"), scenario: "hook-road-warriors-gw", committed: fixtures, as: "rw-server")
+    }
+
+    /// The qemu machine: Debian's stock kernel (VTI and XFRM interfaces), the Debian 13 root with
+    /// libreswan 5.2, the program's status and output back, the caller's directory bound.
+    func testQemuRunsDebiansKernelOnTheDebian13Root() throws {
+        try requireTestbed(machine: Self.debian13)
+        let script = "uname -r; ipsec --version; ip link add v type vti local 10.0.0.1 remote 10.0.0.2 key 5 && ip -d link show v; " +
+            "ip link add x type xfrm if_id 7 && ip -d link show x; echo \"cwd $PWD user $(id -u) x=$X\"; exit 7"
+        let result = try testbed(Self.debian13 + ["run", "--timeout", "120", "--env", "X=two words", "--", "/bin/sh", "-c", script])
+        XCTAssertEqual(result.status, 7, "the guest program's exit status comes back:\n\(result.output)")
+        XCTAssertTrue(result.output.contains("6.1.0-"), "a Debian 12 kernel: \(result.output)")
+        XCTAssertTrue(result.output.contains("Libreswan 5."), "libreswan 5.x: \(result.output)")
+        XCTAssertTrue(result.output.contains("vti remote 10.0.0.2 local 10.0.0.1 ikey 0.0.0.5 okey 0.0.0.5"), result.output)
+        XCTAssertTrue(result.output.contains("xfrm if_id 0x7"), result.output)
+        XCTAssertTrue(result.output.contains("cwd \(Self.repositoryRoot.path) user 0 x=two words"), result.output)
+    }
+
     /// Mismatched pre-shared keys: the scenario must fail, and say what did not happen and why.
     func testABrokenPreSharedKeyFailsSayingWhatDidNotHappen() throws {
         try requireTestbed()
@@ -186,11 +247,14 @@ final class TestbedScenarioTests: XCTestCase {
     static let repositoryRoot = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
+    /// The qemu machine with Debian 12's stock kernel and the Debian 13 root (libreswan 5.2).
+    static let debian13 = ["--kernel", "debian12", "--root", "debian13"]
+
     /// Fails (never skips) with what to install when the test bed cannot boot here.
-    private func requireTestbed() throws {
-        let check = try testbed(["check"], echo: false)
+    private func requireTestbed(machine: [String] = []) throws {
+        let check = try testbed(machine + ["check"], echo: false)
         guard check.status == 0 else {
-            throw TestbedUnavailable(description: "the UML test bed cannot run on this machine:\n\(check.output)")
+            throw TestbedUnavailable(description: "the test bed (\(machine.isEmpty ? "UML" : machine.joined(separator: " "))) cannot run on this machine:\n\(check.output)")
         }
         guard getuid() == 0 else {
             throw TestbedUnavailable(description: "the UML test bed needs root (sudo Scripts/test)")
@@ -204,31 +268,35 @@ final class TestbedScenarioTests: XCTestCase {
 
     /// The calls pluto made to the updown in one scenario, compared with the committed recording
     /// on what does not change from run to run (SPIs, reqids, counters and times do).
-    private func compareRecordedCalls(in recorded: URL, scenario: String) throws {
+    /// `committed` holds the recording (`as`: under another prefix than the scenario's).
+    private func compareRecordedCalls(in recorded: URL, scenario: String, committed: URL = TestbedScenarioTests.fixtures, as prefix: String? = nil) throws {
         let stableKeys = ["PLUTO_VERB", "PLUTO_CONNECTION", "PLUTO_CONN_KIND", "PLUTO_ME", "PLUTO_PEER", "PLUTO_MY_ID",
                           "PLUTO_PEER_ID", "PLUTO_MY_CLIENT", "PLUTO_PEER_CLIENT", "VTI_IFACE", "VTI_ROUTING",
                           "VTI_SHARED", "CONNMARK_IN", "CONNMARK_OUT"]
-        func calls(_ directory: URL) throws -> [String] {
+        let committedPrefix = prefix ?? scenario
+        func calls(_ directory: URL, _ prefix: String) throws -> [String] {
             try FileManager.default.contentsOfDirectory(atPath: directory.path)
-                .filter { $0.hasPrefix("\(scenario)-") && $0.hasSuffix(".env") }.sorted()
+                .filter { $0.hasPrefix("\(prefix)-") && $0.hasSuffix(".env") }
+                .map { committedPrefix + $0.dropFirst(prefix.count) }.sorted()
         }
         func stable(_ file: URL) throws -> [String] {
             try String(contentsOf: file, encoding: .utf8).split(separator: "\n").map(String.init)
                 .filter { line in stableKeys.contains { line.hasPrefix("\($0)=") } }
         }
-        let got = try calls(recorded), want = try calls(Self.fixtures)
-        XCTAssertFalse(want.isEmpty, "no committed recording in \(Self.fixtures.path)")
+        let got = try calls(recorded, scenario), want = try calls(committed, committedPrefix)
+        XCTAssertFalse(want.isEmpty, "no committed recording in \(committed.path)")
         let refresh = """
             if that is expected, refresh the recording: TESTBED_RECORD=1 Scripts/testbed scenario --out /tmp/rec \
-            \(scenario) && rm \(Self.fixtures.path)/\(scenario)-* && cp /tmp/rec/fixtures/\(scenario)-* \(Self.fixtures.path)/
+            \(scenario) and copy /tmp/rec/fixtures/\(scenario)-* to \(committed.path)/\(committedPrefix)-* \
+            (docs/testbed.md, "Recording what pluto gives the hook")
             """
         XCTAssertEqual(got, want, """
             pluto called the updown differently from the committed recording: calls only in this run \
             \(got.filter { !want.contains($0) }), calls only in the recording \(want.filter { !got.contains($0) }); \(refresh)
             """)
         for name in Set(got).intersection(want).sorted() {
-            let recordedCall = try stable(recorded.appendingPathComponent(name))
-            XCTAssertEqual(recordedCall, try stable(Self.fixtures.appendingPathComponent(name)), "call \(name) differs; \(refresh)")
+            let recordedCall = try stable(recorded.appendingPathComponent(scenario + name.dropFirst(committedPrefix.count)))
+            XCTAssertEqual(recordedCall, try stable(committed.appendingPathComponent(name)), "call \(name) differs; \(refresh)")
             XCTAssertEqual(recordedCall.count, stableKeys.count, "call \(name) lacks some of \(stableKeys)")
         }
     }

@@ -1,10 +1,20 @@
 import Foundation
 @testable import VTIModel
 
-/// A recorded pluto environment from Fixtures/libreswan-4.10-updown.
-func fixtureEnvironment(_ name: String) throws -> [String: String] {
-    guard let url = Bundle.module.url(forResource: name, withExtension: "env", subdirectory: "Fixtures/libreswan-4.10-updown") else {
-        throw FixtureMissing(name: name)
+/// The recordings of real pluto calls: Fixtures/libreswan-4.10-updown (Debian 12's pluto),
+/// Fixtures/libreswan-5.2-updown (Debian 13's, recorded in the qemu test bed with `TESTBED_RECORD=1`),
+/// and Fixtures/libreswan-5.4-exec (built to match libreswan v5.4's programs/pluto/updown.c: Debian
+/// has no 5.4 to record from).
+enum Libreswan: String {
+    case v4_10 = "libreswan-4.10-updown"
+    case v5_2 = "libreswan-5.2-updown"
+    case v5_4 = "libreswan-5.4-exec"
+}
+
+/// A recorded pluto environment.
+func fixtureEnvironment(_ name: String, _ version: Libreswan = .v4_10) throws -> [String: String] {
+    guard let url = Bundle.module.url(forResource: name, withExtension: "env", subdirectory: "Fixtures/\(version.rawValue)") else {
+        throw FixtureMissing(name: "\(version.rawValue)/\(name)")
     }
     var environment: [String: String] = [:]
     for line in try String(contentsOf: url, encoding: .utf8).split(separator: "\n") {
@@ -14,16 +24,16 @@ func fixtureEnvironment(_ name: String) throws -> [String: String] {
     return environment
 }
 
-func allFixtureNames() -> [String] {
-    guard let directory = Bundle.module.resourceURL?.appendingPathComponent("Fixtures/libreswan-4.10-updown"),
+func allFixtureNames(_ version: Libreswan = .v4_10) -> [String] {
+    guard let directory = Bundle.module.resourceURL?.appendingPathComponent("Fixtures/\(version.rawValue)"),
           let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return [] }
     return names.filter { $0.hasSuffix(".env") }.map { String($0.dropLast(4)) }.sorted()
 }
 
 struct FixtureMissing: Error { var name: String }
 
-func event(_ fixture: String, changing changes: [String: String?] = [:]) throws -> PlutoEvent {
-    var environment = try fixtureEnvironment(fixture)
+func event(_ fixture: String, _ version: Libreswan = .v4_10, changing changes: [String: String?] = [:]) throws -> PlutoEvent {
+    var environment = try fixtureEnvironment(fixture, version)
     for (key, value) in changes { environment[key] = value }
     return try PlutoEvent(environment: environment)
 }
