@@ -358,6 +358,14 @@ vtictl_json() {
 }
 
 # vtictl_on HOST COMMAND...: vtictl talking to HOST's vtid.
+# expect_metric HOST NAME VALUE WHY: vtictl metrics on HOST has NAME at VALUE (gauges print as 2.0).
+expect_metric() {
+  local value
+  value=$(vtictl_on "$1" metrics | awk -v n="$2" '$1 == n { print $2 + 0 }')
+  [ "$value" = "$3" ] || fail "$1: metric $2 is '$value', expected $3 ($4)"
+  ok "$1: metric $2 is $3 ($4)"
+}
+
 vtictl_on() {
   local host=$1; shift
   ip netns exec "$host" "$VTICTL" "$@" --run-directory "$TB_RUN/$host/vtid"

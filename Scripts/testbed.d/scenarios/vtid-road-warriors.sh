@@ -20,6 +20,14 @@ checked=$(ip netns exec gw "$VTICTL" check --config "$TB_RUN/gw/vtid.yaml" 2>&1)
 # (Warnings may come from the host's own sysctl files, which the guest shares; errors may not.)
 [[ "$checked" == *"1 route-based conn checked: 0 errors, "* ]] || fail "gw: vtictl check found errors: $checked"
 ok "gw: vtictl check: $checked"
+# The same conn with libreswan's stock updown: vtid would hear nothing, so for a conn it manages
+# that is an error, not a warning.
+sed 's#leftupdown=.*#leftupdown=/usr/libexec/ipsec/_updown#; s#rightupdown=.*#rightupdown=/usr/libexec/ipsec/_updown#' \
+  "$TB_RUN/gw/ipsec.conf" >"$TB_RUN/gw/stock.conf"
+sed "s#$TB_RUN/gw/ipsec.conf#$TB_RUN/gw/stock.conf#" "$TB_RUN/gw/vtid.yaml" >"$TB_RUN/gw/stock.yaml"
+stock=$(ip netns exec gw "$VTICTL" check --config "$TB_RUN/gw/stock.yaml" 2>&1) && fail "gw: vtictl check passed a managed conn with the stock updown: $stock"
+grep -q "error" <<<"$stock" && grep -q "_updown" <<<"$stock" || fail "gw: vtictl check did not name the stock updown as an error: $stock"
+ok "gw: vtictl check calls the stock updown on a conn vtid manages an error"
 for n in 1 2 3; do
   tb_pluto road$n "$(rw_client_conf 192.0.2.1$n road$n "$UPDOWN")" "@road$n @east : $secret"
 done
@@ -44,12 +52,6 @@ applied=$(vtictl_on gw events | awk '$5 == "vtid" && $6 == "applied"' | wc -l)
 [ "$applied" -ge 4 ] || fail "gw: vtid applied only $applied events: $(vtictl_on gw events)"
 ok "gw: vtid applied the hook's events ($applied)"
 # Metrics are computed when read: right, without anyone having asked for the status first.
-expect_metric() {  # expect_metric HOST NAME VALUE WHY
-  local value
-  value=$(vtictl_on "$1" metrics | awk -v n="$2" '$1 == n { print $2 + 0 }')  # gauges print as 2.0
-  [ "$value" = "$3" ] || fail "$1: metric $2 is '$value', expected $3 ($4)"
-  ok "$1: metric $2 is $3 ($4)"
-}
 expect_metric gw vtid_clients_connected 2 "two clients up"
 expect_metric gw vtid_tunnels_up 2 "two clients' SAs in the kernel"
 # A converged gateway: the dry run has nothing to say, as the real pass had nothing to do.

@@ -62,6 +62,8 @@ took=$(wait_for 15 bash -c "! ip -n gw route show $pool1 | grep -q vti02") || fa
 ok "gw: road1's route ($pool1) was removed $took s after its SAs vanished (grace 3 s)"
 grep -q "vanished without a down-client" "$TB_RUN/gw/vtid.log" || fail "gw: vtid did not log the vanished SAs"
 ok "gw: vtid logged the SAs that vanished"
+expect_metric gw vtid_tunnels_up 1 "road1's SAs lost, road2's there"
+expect_metric gw vtid_clients_connected 1 "road1's lease ended with its SAs"
 [ -n "${TB_DEBUG:-}" ] && { tail -n 30 "$TB_RUN/gw/vtid.log"; ip -n gw xfrm state | grep -E '^src|reqid'; }
 expect_route gw "$pool2" vti02
 expect_ping road2 "$pool2" 10.3.0.1 "road2 untouched"
