@@ -66,3 +66,15 @@ public struct ReloadService: Service {
         }
     }
 }
+
+/// SIGTERM or SIGINT: returns, which shuts the group down gracefully (configured with
+/// `.gracefullyShutdownGroup`). The sequence is made at the start of main, before anything is
+/// served, so a stop during start-up is a stop, never a kill by the default action.
+public struct StopSignalService: Service {
+    let signals: UnixSignalsSequence
+    public init(signals: UnixSignalsSequence) { self.signals = signals }
+
+    public func run() async throws {
+        for await _ in signals.cancelOnGracefulShutdown() { return }
+    }
+}

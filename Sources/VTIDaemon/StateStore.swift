@@ -233,10 +233,15 @@ public final class StateStore: Sendable {
     /// The devices vtid manages, and the rows it could not read (never silently dropped: the
     /// caller shows them as a problem).
     public func devices() throws -> (records: [OwnedDevice], unreadable: [String]) {
+        try rows("SELECT * FROM device ORDER BY name", what: "device", OwnedDevice.init(row:))
+    }
+
+    /// Every row of a query as a record, and the rows that are not one (never dropped silently).
+    private func rows<Record>(_ sql: String, what: String, _ record: (Row) -> Record?) throws -> (records: [Record], unreadable: [String]) {
         try database.read { db in
             var unreadable: [String] = []
-            let records = try Row.fetchAll(db, sql: "SELECT * FROM device ORDER BY name").compactMap { row in
-                OwnedDevice(row: row) ?? { unreadable.append("device row \(row)"); return nil }()
+            let records = try Row.fetchAll(db, sql: sql).compactMap { row in
+                record(row) ?? { unreadable.append("\(what) row \(row)"); return nil }()
             }
             return (records, unreadable)
         }
@@ -258,13 +263,7 @@ public final class StateStore: Sendable {
 
     /// The routes of up tunnels, and the rows it could not read (shown as a problem, never dropped silently).
     public func routes() throws -> (records: [OwnedRoute], unreadable: [String]) {
-        try database.read { db in
-            var unreadable: [String] = []
-            let records = try Row.fetchAll(db, sql: "SELECT * FROM route ORDER BY connection, peerClient, destination").compactMap { row in
-                OwnedRoute(row: row) ?? { unreadable.append("route row \(row)"); return nil }()
-            }
-            return (records, unreadable)
-        }
+        try rows("SELECT * FROM route ORDER BY connection, peerClient, destination", what: "route", OwnedRoute.init(row:))
     }
 }
 

@@ -10,9 +10,11 @@ import UnixSignals
 import VTIDaemon
 
 // Before anything else: a SIGHUP (systemctl reload) during start-up must not kill vtid (its
-// default action), and the reload service must receive those that come later.
+// default action), and the reload service must receive those that come later; a SIGTERM or SIGINT
+// during start-up stops vtid gracefully once it is up, rather than killing it half-way.
 signal(SIGHUP, SIG_IGN)
 let hangups = await UnixSignalsSequence(trapping: .sighup)
+let stops = await UnixSignalsSequence(trapping: .sigterm, .sigint)
 
 let usage = """
     usage: vtid [--config FILE] [--check] [--version]
@@ -82,9 +84,10 @@ logger.info("vtid \(vtidVersion) serving on \(server.path)")
 // Type=notify: systemd starts ipsec.service (After=vtid.service) only once vtid answers.
 notifySystemd("READY=1")
 let group = ServiceGroup(configuration: .init(
-    services: [ControlService(server: server), KernelWatchService(watcher: watcher), ReconcileService(supervisor: supervisor),
-               ReloadService(supervisor: supervisor, hangups: hangups)],
-    gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    services: [.init(service: ControlService(server: server)), .init(service: KernelWatchService(watcher: watcher)),
+               .init(service: ReconcileService(supervisor: supervisor)), .init(service: ReloadService(supervisor: supervisor, hangups: hangups)),
+               .init(service: StopSignalService(signals: stops), successTerminationBehavior: .gracefullyShutdownGroup)],
+    logger: logger))
 do {
     try await group.run()
 } catch {

@@ -76,6 +76,12 @@ public struct ChildResult {
 /// posix_spawn and waitpid directly: Foundation's Process can miss a child's exit when the test
 /// binary itself runs under `unshare`, and then waits forever.
 public func runChild(_ arguments: [String], environment extra: [String: String] = [:]) -> ChildResult {
+    runChild(arguments, exactEnvironment: ProcessInfo.processInfo.environment.merging(extra) { $1 }.map { "\($0)=\($1)" })
+}
+
+/// Runs a program with exactly these environment lines, in this order (nothing inherited): as
+/// execve would, e.g. as libreswan 5.4's pluto execs its updown.
+public func runChild(_ arguments: [String], exactEnvironment environment: [String]) -> ChildResult {
     var pipeEnds: [Int32] = [0, 0]
     // Close-on-exec: a grandchild (a daemon a test starts) must not hold the pipe open, or this
     // read would wait for it forever.
@@ -87,7 +93,6 @@ public func runChild(_ arguments: [String], environment extra: [String: String] 
     posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 1)
     posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 2)
     posix_spawn_file_actions_addclose(&actions, pipeEnds[0])
-    let environment = ProcessInfo.processInfo.environment.merging(extra) { $1 }.map { "\($0)=\($1)" }
     var cArguments = arguments.map { strdup($0) } + [nil]
     var cEnvironment = environment.map { strdup($0) } + [nil]
     defer { (cArguments + cEnvironment).forEach { free($0) } }

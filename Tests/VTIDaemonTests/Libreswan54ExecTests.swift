@@ -29,38 +29,10 @@ final class Libreswan54ExecTests: XCTestCase {
 
     /// execve(argv[0], argv, envp) with nothing else: no shell, no inherited environment.
     private func execLikePluto(_ call: String, config: String, arguments given: [String]? = nil) throws -> (status: Int32, output: String) {
-        let arguments = try given ?? argv(config: config), environment = try envp(call)
-        var pipeEnds: [Int32] = [0, 0]
-        guard pipe(&pipeEnds) == 0 else { throw CommandError(message: "pipe failed") }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 2)
-        posix_spawn_file_actions_addclose(&actions, pipeEnds[0])
-        posix_spawn_file_actions_addclose(&actions, pipeEnds[1])
-        var cArguments = arguments.map { strdup($0) } + [nil]
-        var cEnvironment = environment.map { strdup($0) } + [nil]
-        defer { (cArguments + cEnvironment).forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, arguments[0], &actions, nil, &cArguments, &cEnvironment)
-        close(pipeEnds[1])
-        guard spawned == 0 else {
-            close(pipeEnds[0])
-            throw CommandError(message: "cannot exec \(arguments[0]): \(String(cString: strerror(spawned)))")
-        }
-        var output: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 8192)
-        while true {
-            let count = read(pipeEnds[0], &chunk, chunk.count)
-            if count > 0 { output += chunk.prefix(count); continue }
-            if count < 0 && errno == EINTR { continue }
-            break
-        }
-        close(pipeEnds[0])
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return ((status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f), String(decoding: output, as: UTF8.self))
+        let arguments = try given ?? argv(config: config)
+        let result = runChild(arguments, exactEnvironment: try envp(call))
+        guard result.launched else { throw CommandError(message: result.output) }
+        return (result.status, result.output)
     }
 
     private func settingsFile(_ text: String) throws -> String {

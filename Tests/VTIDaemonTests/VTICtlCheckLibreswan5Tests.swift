@@ -19,6 +19,7 @@ final class VTICtlCheckLibreswan5Tests: XCTestCase {
                 vti-interface=vti01
                 leftupdown="/usr/local/libexec/vtictl/vti-updown --config /etc/vtictl/hook.conf"
                 updown-config=exec
+                rightupdown="/usr/local/libexec/vtictl/vti-updown --config /etc/vtictl/hook.conf"
             conn legacy
                 left=192.0.2.1
                 right=198.51.100.2
@@ -43,7 +44,7 @@ final class VTICtlCheckLibreswan5Tests: XCTestCase {
         XCTAssertEqual(result.lines, [
             "ipsec.conf:5: warning: conn site: vti-interface= is deprecated in libreswan 5.2 in favour of ipsec-interface= (XFRM interfaces, created by pluto); it still works, and vti-updown and vtid handle it as before",
             "ipsec.conf:7: error: conn site: updown-config= needs libreswan 5.4; libreswan 5.2 refuses the file (unrecognized keyword)",
-            "ipsec.conf:11: error: conn legacy is IKEv1: libreswan 5.2 drops IKEv1 unless config setup has ikev1-policy=accept (5.0's default is drop)",
+            "ipsec.conf:12: error: conn legacy is IKEv1: libreswan 5.2 drops IKEv1 unless config setup has ikev1-policy=accept (5.0's default is drop)",
             "1 route-based conn checked: 2 errors, 1 warning",
         ])
     }

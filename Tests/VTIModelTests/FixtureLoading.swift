@@ -37,3 +37,18 @@ func event(_ fixture: String, _ version: Libreswan = .v4_10, changing changes: [
     for (key, value) in changes { environment[key] = value }
     return try PlutoEvent(environment: environment)
 }
+
+/// The steps that set up a VTI device, as the planner prints them with the default settings (the
+/// golden plans of every libreswan version share them).
+func expectedDeviceSetup(_ device: String, local: String, remote: String, key: Int, routing: Bool) -> [String] {
+    [
+        "ensure VTI \(device) local \(local) remote \(remote) ikey \(key) okey \(key)",
+        "set net.ipv4.conf.\(device).disable_policy=1",
+        "set net.ipv4.conf.\(device).rp_filter=2",
+        "set net.ipv4.conf.\(device).forwarding=1",
+        "set net.ipv4.conf.\(device).accept_redirects=0",
+        "set net.ipv4.conf.\(device).send_redirects=0",
+    ] + (routing ? ["set net.ipv4.ip_forward=1"] : []) + [
+        "ensure MTU of \(device) (derived (fallback AES-CBC+HMAC-SHA2-512-256))",
+    ]
+}

@@ -19,16 +19,7 @@ final class Libreswan5PlanTests: XCTestCase {
     }
 
     private static func setup(_ device: String, local: String, remote: String, key: Int, routing: Bool) -> [String] {
-        [
-            "ensure VTI \(device) local \(local) remote \(remote) ikey \(key) okey \(key)",
-            "set net.ipv4.conf.\(device).disable_policy=1",
-            "set net.ipv4.conf.\(device).rp_filter=2",
-            "set net.ipv4.conf.\(device).forwarding=1",
-            "set net.ipv4.conf.\(device).accept_redirects=0",
-            "set net.ipv4.conf.\(device).send_redirects=0",
-        ] + (routing ? ["set net.ipv4.ip_forward=1"] : []) + [
-            "ensure MTU of \(device) (derived (fallback AES-CBC+HMAC-SHA2-512-256))",
-        ]
+        expectedDeviceSetup(device, local: local, remote: remote, key: key, routing: routing)
     }
 
     // MARK: What 5.2 sends
