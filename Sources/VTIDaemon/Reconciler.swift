@@ -199,8 +199,11 @@ extension Supervisor {
         do {
             let links = try kernel.links()
             let names = Dictionary(links.map { ($0.index, $0.name) }, uniquingKeysWith: { first, _ in first })
+            // Addresses only matter for the devices vtid sets up (existing devices are someone else's).
             var addresses: [Int32: Set<IPPrefix>] = [:]
-            for address in try kernel.interfaceAddresses() { addresses[address.interfaceIndex, default: []].insert(address.prefix.model) }
+            if !devices.isEmpty {
+                for address in try kernel.interfaceAddresses() { addresses[address.interfaceIndex, default: []].insert(address.prefix.model) }
+            }
             for link in links {
                 let vti = link.vti.flatMap { parameters in
                     InterfaceName(link.name).map { VTIDeviceSpec(name: $0, local: parameters.local.model, remote: parameters.remote.model,

@@ -17,18 +17,31 @@ public struct HookApplier {
     /// What this plan has already read of its devices: each device is read from the kernel once per
     /// plan, not once per step (a converged repeat event then costs a few round trips, not one per
     /// "ensure"). Forgotten when the plan deletes the device.
+    ///
+    /// Two slots rather than dictionaries: a plan names one tunnel device (read in full) and at most
+    /// one other (an index for routes), and the hook's start-up pays for every generic type it
+    /// instantiates.
     private struct KnownDevices {
-        var links: [String: Link] = [:]
-        var indexes: [String: Int32] = [:]
+        var link: Link?
+        var index: (name: String, value: Int32)?
 
         mutating func remember(_ link: Link) {
-            links[link.name] = link
-            indexes[link.name] = link.index
+            self.link = link
+        }
+
+        func link(named name: String) -> Link? {
+            link?.name == name ? link : nil
+        }
+
+        func index(named name: String) -> Int32? {
+            if let link, link.name == name { return link.index }
+            if let index, index.name == name { return index.value }
+            return nil
         }
 
         mutating func forget(_ name: String) {
-            links[name] = nil
-            indexes[name] = nil
+            if link?.name == name { link = nil }
+            if index?.name == name { index = nil }
         }
     }
 
@@ -150,16 +163,16 @@ public struct HookApplier {
 
     /// The device as this plan last read it, or read now.
     private func knownLink(_ name: String, _ known: inout KnownDevices) throws(ApplyError) -> Link? {
-        if let link = known.links[name] { return link }
+        if let link = known.link(named: name) { return link }
         guard let link = try kernel.link(named: name) else { return nil }
         known.remember(link)
         return link
     }
 
     private func index(of name: String, _ known: inout KnownDevices) throws(ApplyError) -> Int32 {
-        if let index = known.indexes[name] { return index }
+        if let index = known.index(named: name) { return index }
         let index = try kernel.interfaceIndex(of: name)
-        known.indexes[name] = index
+        known.index = (name, index)
         return index
     }
 
