@@ -196,7 +196,7 @@ final class SafetyHostTests: XCTestCase {
                     }
                 }
             }
-            Thread.sleep(forTimeInterval: 0.5)
+            // The hundred are connected (connect returned) and each has begun to trickle or soon will.
             let started = Date()
             let hook = bed.runHook(roadWarrior("up-client", client: 1))
             XCTAssertEqual(hook.status, 0, hook.output)
