@@ -18,7 +18,7 @@ public final class ControlServer: Sendable {
     private let supervisor: Supervisor
     private let logger: Logger
     private let allowedGroup: UInt32?
-    private let listener: ListenerSocket
+    private let listener: ClientConnection
     private let wake: WakePipe
     private let stopping = Mutex(false)
     private let stopped = DispatchSemaphore(value: 0)
@@ -40,7 +40,7 @@ public final class ControlServer: Sendable {
         let socket = try LocalSocket.listen(path: path, mode: allowedGroup == nil ? 0o600 : 0o660, backlog: 4096)
         if let allowedGroup { chown(path, geteuid(), allowedGroup) }
         socket.setBlocking(false)
-        listener = ListenerSocket(socket)
+        listener = ClientConnection(socket)  // handed to the control thread at `start`
         wake = try WakePipe()
     }
 
@@ -100,7 +100,7 @@ public final class ControlServer: Sendable {
             do {
                 connection = try listener.socket.accept()
             } catch {
-                logger.error("control socket: \(error)")
+                supervisor.reportProblem("control-accept", "the control socket cannot accept connections: \(error)")
                 return
             }
             guard let connection else { return }
@@ -178,12 +178,12 @@ public final class ControlServer: Sendable {
             return
         }
         let supervisor = supervisor
-        let client = ClientSocket(item.socket)
+        let client = ClientConnection(item.socket)
         switch kind {
         case "hook-event":
             do {
                 let event = try HookEventRequest(json: request)
-                supervisor.submit(Supervisor.Submission(request: event, connection: HookConnection(client.socket)))
+                supervisor.submit(Supervisor.Submission(request: event, connection: client))
             } catch {
                 send(errorReply("bad hook-event: \(error)"), to: item.socket)
             }
@@ -223,39 +223,6 @@ public final class ControlServer: Sendable {
     private func send(_ reply: JSONValue, to socket: LocalSocket) {
         socket.setBlocking(true)
         try? socket.send(line: reply.serialized)
-    }
-}
-
-/// The listening socket, used by the control thread only after `init`.
-private struct ListenerSocket: @unchecked Sendable {
-    // Sendable because `init` hands it to the one thread that uses it from then on.
-    let socket: LocalSocket
-    init(_ socket: LocalSocket) { self.socket = socket }
-}
-
-/// A connection handed from the control thread to the thread that answers it: the control thread
-/// never touches it again, so one thread uses it at a time (why it may be `@unchecked Sendable`).
-/// Answers are encoded on the supervisor's queue and sent from another thread, so a client that
-/// does not read cannot hold the queue.
-struct ClientSocket: @unchecked Sendable {
-    let socket: LocalSocket
-    init(_ socket: LocalSocket) { self.socket = socket }
-
-    func reply(encoding make: () throws -> some Encodable) {
-        let bytes: [UInt8]
-        do {
-            bytes = try JSONLineEncoder().encodeLine(try make())
-        } catch {
-            bytes = Array((errorReply("\(error)").serialized + "\n").utf8)
-        }
-        let client = self
-        DispatchQueue.global().async { try? client.socket.send(bytes) }
-    }
-
-    func reply(_ value: JSONValue) {
-        let line = value.serialized
-        let client = self
-        DispatchQueue.global().async { try? client.socket.send(line: line) }
     }
 }
 

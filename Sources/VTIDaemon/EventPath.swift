@@ -4,16 +4,35 @@ import Netlink
 import VTIKernel
 import VTIModel
 
-/// A hook's connection on its way from the control server to the supervisor's queue. Its owner
-/// changes hands once (the server never touches it after `submit`), so one thread uses it at a
-/// time: that is why it may be `@unchecked Sendable`.
-public struct HookConnection: @unchecked Sendable {
+/// A client connection handed from one thread to another: the control thread reads the request,
+/// then gives the connection to the thread that answers it (the supervisor's queue, or a worker)
+/// and never touches it again. Ownership moves, so one thread uses it at a time: that is why it may
+/// be `@unchecked Sendable` (the one such hand-off type; the listening socket uses it too).
+public struct ClientConnection: @unchecked Sendable {
     let socket: LocalSocket
     public init(_ socket: LocalSocket) { self.socket = socket }
 
-    /// Sends a line; false if the hook has gone.
+    /// Sends a line; false if the client has gone.
     func send(_ line: JSONValue) -> Bool {
         (try? socket.send(line: line.serialized)) != nil
+    }
+
+    /// Encodes an answer here (on the supervisor's queue) and sends it from another thread, so a
+    /// client that does not read cannot hold the queue.
+    func reply(encoding make: () throws -> some Encodable) {
+        let bytes: [UInt8]
+        do {
+            bytes = try JSONLineEncoder().encodeLine(try make())
+        } catch {
+            bytes = Array((errorReply("\(error)").serialized + "\n").utf8)
+        }
+        let client = self
+        DispatchQueue.global().async { try? client.socket.send(bytes) }
+    }
+
+    func reply(_ value: JSONValue) {
+        let client = self
+        DispatchQueue.global().async { _ = client.send(value) }
     }
 }
 
@@ -21,9 +40,9 @@ extension Supervisor {
     /// One hook event waiting for its turn.
     public struct Submission: Sendable {
         public var request: HookEventRequest
-        public var connection: HookConnection
+        public var connection: ClientConnection
 
-        public init(request: HookEventRequest, connection: HookConnection) {
+        public init(request: HookEventRequest, connection: ClientConnection) {
             self.request = request
             self.connection = connection
         }
@@ -62,7 +81,7 @@ extension Supervisor {
     /// in one transaction, answer each.
     private func process(_ batch: [Submission]) {
         dispatchPrecondition(condition: .onQueue(queue))
-        var offered: [(event: PlutoEvent, connection: HookConnection, start: ContinuousClock.Instant)] = []
+        var offered: [(event: PlutoEvent, connection: ClientConnection, start: ContinuousClock.Instant)] = []
         for item in batch {
             let start = ContinuousClock.now
             let event: PlutoEvent
@@ -79,7 +98,7 @@ extension Supervisor {
             }
         }
         let deadline = ContinuousClock.now + .milliseconds(Self.goWaitMilliseconds)
-        var taken: [(event: PlutoEvent, connection: HookConnection, start: ContinuousClock.Instant)] = []
+        var taken: [(event: PlutoEvent, connection: ClientConnection, start: ContinuousClock.Instant)] = []
         for item in offered {
             let left = max(0, Int32((deadline - ContinuousClock.now).components.seconds * 1000
                                     + (deadline - ContinuousClock.now).components.attoseconds / 1_000_000_000_000_000))

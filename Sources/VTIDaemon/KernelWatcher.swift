@@ -14,6 +14,8 @@ public final class KernelWatcher: Sendable {
     private let routeProtocol: UInt8
     private let stopping = Mutex(false)
     private let stopped = DispatchSemaphore(value: 0)
+    /// The last wait for notifications failed (its problem is shown until one works again).
+    private let failing = Mutex(false)
 
     public init(supervisor: Supervisor, logger: Logger) {
         self.supervisor = supervisor
@@ -51,12 +53,15 @@ public final class KernelWatcher: Sendable {
 
     private func watch(_ next: () throws(NetlinkError) -> [String]) {
         do {
-            if let first = try next().first { supervisor.scheduleReconcile(reason: first) }
+            let reasons = try next()
+            if failing.withLock({ was in defer { was = false }; return was }) { supervisor.clearProblem("kernel-watch") }
+            if let first = reasons.first { supervisor.scheduleReconcile(reason: first) }
         } catch where error.isOverrun {
             logger.warning("kernel notifications were lost (netlink buffer overrun): full resync")
             supervisor.scheduleReconcile(reason: "notification overrun", after: .zero)
         } catch {
-            logger.error("watching the kernel: \(error)")
+            failing.withLock { $0 = true }
+            supervisor.reportProblem("kernel-watch", "watching the kernel's notifications failed: \(error); periodic reconcile passes go on")
             Thread.sleep(forTimeInterval: 0.5)
         }
     }

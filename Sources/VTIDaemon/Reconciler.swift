@@ -100,8 +100,10 @@ extension Supervisor {
             }
             removingEveryDeviceAllowed = false
             metrics.recordReconcile(repairs: repairs)
+            problems.clear("reconcile", logger: logger) { problem in "reconcile passes work again (\(problem.count) failed)" }
         } catch {
             lines.append("failed: \(error)")
+            problems.report("reconcile", "a reconcile pass failed: \(error); nothing was removed by it", logger: logger)
             kernel = nil
         }
         if !dryRun {
@@ -226,9 +228,10 @@ extension Supervisor {
                 guard policy.direction == .output, let mark = policy.mark, let reqid = policy.templateReqids.first else { return nil }
                 return MarkedPolicy(mark: mark.value, destination: policy.selector.destination.model, reqid: reqid)
             }
+            problems.clear("kernel-read", logger: logger) { _ in "the kernel's state can be read in full again" }
         } catch {
             observed.complete = false
-            logger.error("reconcile: cannot read the kernel's state: \(error)")
+            problems.report("kernel-read", "cannot read the kernel's state in full (\(error)): reconcile passes remove nothing until it can", logger: logger)
         }
         // The sysctls the devices' setup would set: only those that differ are repaired.
         for owned in devices {

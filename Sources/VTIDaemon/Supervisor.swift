@@ -150,6 +150,15 @@ public final class Supervisor: @unchecked Sendable {
         configuration.manages(connection) && (ipsec[connection] != nil || configuration.hook.existingDevices[connection] != nil)
     }
 
+    /// A problem seen on another thread (the control loop, the kernel watcher): shown like the rest.
+    func reportProblem(_ cause: String, _ text: String) {
+        queue.async { self.problems.report(cause, text, logger: self.logger) }
+    }
+
+    func clearProblem(_ cause: String) {
+        queue.async { self.problems.clear(cause, logger: self.logger) { _ in "\(cause): working again" } }
+    }
+
     func kernelApplier() throws -> KernelApplier {
         if let kernel { return kernel }
         let fresh = try KernelApplier()
