@@ -98,8 +98,9 @@ extension NetlinkSocket {
 
     /// Creates a VTI device. Equivalent to
     /// `ip link add NAME type vti local L remote R ikey I okey O`; fails with `.fileExists` if taken.
-    public func createVTI(named name: String, _ parameters: VTIParameters) throws(NetlinkError) {
-        try execute(.createVTI(named: name, parameters))
+    /// With `up`, the device is created up (`ip link add ... up`): one request less.
+    public func createVTI(named name: String, _ parameters: VTIParameters, up: Bool = false) throws(NetlinkError) {
+        try execute(.createVTI(named: name, parameters, up: up))
     }
 
     /// Creates a veth pair; both ends start down. Equivalent to `ip link add NAME type veth peer name PEER`.
@@ -130,10 +131,15 @@ extension NetlinkSocket {
 }
 
 extension NetlinkSocket.Request {
-    static func createVTI(named name: String, _ parameters: VTIParameters) -> Self {
+    static func createVTI(named name: String, _ parameters: VTIParameters, up: Bool = false) -> Self {
         let operation = "create VTI device \(name) (local \(parameters.local) remote \(parameters.remote) ikey \(parameters.inputKey) okey \(parameters.outputKey))"
         return Self(type: UInt16(RTM_NEWLINK), flags: UInt16(NLM_F_CREATE | NLM_F_EXCL), operation: operation) { writer throws(NetlinkError) in
-            try writer.putFixed(ifinfomsg())
+            var header = ifinfomsg()
+            if up {
+                header.ifi_change = UInt32(IFF_UP.rawValue)
+                header.ifi_flags = UInt32(IFF_UP.rawValue)
+            }
+            try writer.putFixed(header)
             try writer.put(UInt16(IFLA_IFNAME), string: name)
             try writer.nest(UInt16(IFLA_LINKINFO)) { info throws(NetlinkError) in
                 // IPv6 end points need the vti6 driver (ip6_vti); the attributes are the same.

@@ -18,6 +18,10 @@ public struct ObservedKernel: Sendable {
     public var markedPolicies: [MarkedPolicy] = []
     /// Current values of the sysctls the devices' setup names (by `SysctlSetting.key`, value 0).
     public var sysctls: [SysctlSetting: Int] = [:]
+    /// MTU of the device holding each managed device's local address.
+    public var pathMTUs: [IPAddress: Int] = [:]
+    /// The SAs' algorithms and encapsulation, by SPI: a device of one tunnel follows its SA.
+    public var suites: [UInt32: KernelSnapshot.TunnelSuite] = [:]
     /// Every dump succeeded. Only then may anything be removed: a partial view must never look
     /// like "the route is not wanted".
     public var complete = true
@@ -27,13 +31,37 @@ public struct ObservedKernel: Sendable {
 
 public struct ObservedDevice: Sendable, Hashable {
     public var isUp: Bool
+    /// `IFLA_INFO_KIND`.
+    public var kind: String?
     /// The tunnel's end points and keys, for a VTI device.
     public var vti: VTIDeviceSpec?
     public var addresses: Set<IPPrefix>
-    public init(isUp: Bool, vti: VTIDeviceSpec? = nil, addresses: Set<IPPrefix> = []) {
+    public var mtu: Int?
+    /// `kind` defaults to what `vti` says (vti or vti6).
+    public init(isUp: Bool, kind: String? = nil, vti: VTIDeviceSpec? = nil, addresses: Set<IPPrefix> = [], mtu: Int? = nil) {
         self.isUp = isUp
+        self.kind = kind ?? vti.map { $0.local.family == .ipv4 ? "vti" : "vti6" }
         self.vti = vti
         self.addresses = addresses
+        self.mtu = mtu
+    }
+}
+
+extension ObservedKernel {
+    /// The same view in the vocabulary `converge` reads: a full view, so a route not listed is gone.
+    public var snapshot: KernelSnapshot {
+        var snapshot = KernelSnapshot()
+        for (name, device) in devices {
+            guard let interface = InterfaceName(name) else { continue }
+            snapshot.devices[interface] = KernelSnapshot.Device(isUp: device.isUp, kind: device.kind, vti: device.vti, mtu: device.mtu)
+            for prefix in device.addresses { snapshot.addresses.insert(DeviceAddress(device: interface, prefix: prefix)) }
+        }
+        snapshot.sysctls = sysctls
+        snapshot.routes = Set(routes)
+        snapshot.routesComplete = complete
+        snapshot.pathMTUs = pathMTUs
+        snapshot.suites = suites
+        return snapshot
     }
 }
 
@@ -92,8 +120,9 @@ public struct ReconcileInput: Sendable {
 }
 
 public struct ReconcilePlan: Sendable {
-    /// Device repairs first (a route needs its device), then routes to add, then to remove.
-    public var actions: HookPlan = []
+    /// The writes (`converge`'s, as for an event): device repairs first (a route needs its
+    /// device), then routes to add, then to remove.
+    public var operations: [KernelOperation] = []
     /// Tunnels found up in the kernel that vtid had no record of: to remember.
     public var learned: [OwnedRoute] = []
     /// Tunnels whose SAs stayed gone past the grace period: to forget (their routes are removed).
@@ -114,6 +143,8 @@ public struct ReconcilePlan: Sendable {
 /// routes of vtid's protocol on devices it manages are ever removed, and only from a complete view.
 public func planReconcile(_ input: ReconcileInput, observed: ObservedKernel, settings: HookSettings) -> ReconcilePlan {
     var plan = ReconcilePlan()
+    let snapshot = observed.snapshot
+    var devices: HookPlan = []
     for owned in input.devices {
         var device = owned.setup
         if !device.shared {
@@ -121,22 +152,9 @@ public func planReconcile(_ input: ReconcileInput, observed: ObservedKernel, set
             let reqids = Set(input.routes.filter { $0.connection == owned.connection }.compactMap(\.reqid))
             device.spis = reqids.sorted().flatMap { reqid in (0...2).flatMap { observed.spisByReqid[reqid &+ $0] ?? [] } }
         }
-        let setup = planDeviceSetup(device, settings: settings)
-        guard let present = observed.devices[owned.setup.device.name.rawValue] else {
-            plan.actions += setup
-            continue
-        }
-        // The device is there: only what differs (its MTU is the events' business).
-        plan.actions += setup.filter { action in
-            switch action {
-            case .ensureVTI(let spec): !present.isUp || present.vti != spec
-            case .ensureAddress(_, let prefix): !present.addresses.contains(prefix)
-            case .setSysctl(let setting): observed.sysctls[setting.withValue(0)] != setting.value
-            case .ensureMTU: false
-            default: true
-            }
-        }
+        devices += planDeviceSetup(device, settings: settings)
     }
+    plan.operations = converge(devices, snapshot)
 
     // Up tunnels vtid has no record of (its records were lost, or could not be written) are learned
     // from the kernel at every pass.
@@ -166,8 +184,8 @@ public func planReconcile(_ input: ReconcileInput, observed: ObservedKernel, set
 
     let present = Dictionary(observed.routes.map { (RouteIdentity($0), $0) }, uniquingKeysWith: { first, _ in first })
     // Only the differences are ordered (for stable logs): a converged pass sorts nothing.
-    let toAdd = wanted.filter { present[$0.key] != $0.value }.map(\.value)
-    plan.actions += toAdd.sorted { "\($0.destination)" < "\($1.destination)" }.map { .addRoute($0) }
+    let toAdd = converge(wanted.values.map { .addRoute($0) }, snapshot)
+    plan.operations += toAdd.sorted { "\($0)" < "\($1)" }
     if observed.complete {
         // Removed only on positive knowledge that the tunnel is gone: its SAs expired past the grace,
         // or vtid recorded its down. Never for lack of a record, never while a live tunnel has it.
@@ -180,7 +198,7 @@ public func planReconcile(_ input: ReconcileInput, observed: ObservedKernel, set
                 plan.unowned.append(route)
             }
         }
-        plan.actions += toDelete.sorted { "\($0.destination)" < "\($1.destination)" }.map { .deleteRoute($0) }
+        plan.operations += converge(toDelete.sorted { "\($0.destination)" < "\($1.destination)" }.map { .deleteRoute($0) }, snapshot)
         plan.unowned.sort { "\($0.destination)" < "\($1.destination)" }
         plan.settledEnds = input.ended.keys.filter { present[$0] == nil || wanted[$0] != nil }
     } else {
@@ -193,15 +211,6 @@ public func planReconcile(_ input: ReconcileInput, observed: ObservedKernel, set
 /// conn's) for exactly it, whose SA is in the kernel.
 func isAlive(_ destination: IPPrefix, _ observed: ObservedKernel) -> Bool {
     observed.markedPolicies.contains { $0.destination == destination && isUp(reqid: $0.reqid, observed) }
-}
-
-extension SysctlSetting {
-    /// The same setting with another value: the key under which a current value is observed.
-    public func withValue(_ value: Int) -> SysctlSetting {
-        var copy = self
-        copy.value = value
-        return copy
-    }
 }
 
 /// Whether a tunnel has an SA. pluto's `PLUTO_SA_REQID` is the base of three: AH's; ESP's SAs carry

@@ -60,14 +60,14 @@ extension Supervisor {
             let plan = planReconcile(input, observed: observed, settings: configuration.hook)
             lines += plan.notes.map { "note: \($0)" }
             gone = keptGoneDevices(gone, observed: observed, allDevices: stored.records, lines: &lines)
-            var actions = plan.actions
+            var operations = plan.operations
             if observed.complete {
-                actions += gone.map { .deleteVTI($0.setup.device) }
+                operations += converge(gone.map { .deleteVTI($0.setup.device) }, observed.snapshot)
                 // Gone with the device: what vtid said about it.
                 for owned in gone { objectStatus[.device(owned.setup.device.name.rawValue)] = nil }
             }
             if dryRun {
-                lines += actions.map(\.description)
+                lines += operations.map(\.description)
                 lines += plan.learned.map { "learn \($0.connection) \($0.peerClient) from the kernel (reqid \($0.reqid ?? 0))" }
                 lines += plan.expired.map { "forget \($0.connection) \($0.peerClient): its SAs are gone (reqid \($0.reqid ?? 0))" }
                 return lines
@@ -83,7 +83,7 @@ extension Supervisor {
             }
             missingSince = plan.missingSince
             graceWaiting = !plan.waiting.isEmpty
-            let repairs = apply(actions, reason: reason, lines: &lines)
+            let repairs = apply(operations, reason: reason, lines: &lines)
             var changes: [RecordChange] = devices.map { .device($0) } + gone.map { .removeDevice(name: $0.setup.device.name.rawValue) }
             changes += plan.learned.map { .route($0) }
             changes += plan.settledEnds.map { .forgetEnded($0) }
@@ -117,9 +117,10 @@ extension Supervisor {
         return lines
     }
 
-    /// Applies a pass's steps: devices and settings one by one, then the routes in two batches
-    /// (thousands of clients' routes after a device came back). Returns how many changed something.
-    private func apply(_ actions: HookPlan, reason: String, lines: inout [String]) -> Int {
+    /// Does a pass's writes: devices and settings one by one (each failure its own), then the
+    /// routes in two batches (thousands of clients' routes after a device came back). Returns how
+    /// many changed something.
+    private func apply(_ operations: [KernelOperation], reason: String, lines: inout [String]) -> Int {
         let applier: HookApplier
         do {
             applier = HookApplier(kernel: try kernelApplier())
@@ -129,11 +130,11 @@ extension Supervisor {
         }
         var repairs = 0
         let stamp = clockTime()
-        func note(_ action: HookAction, _ line: String?, _ failure: ApplyError?) {
-            let object = action.object
+        func note(_ operation: KernelOperation, _ line: String?, _ failure: ApplyError?) {
+            let object = operation.object
             if let failure {
-                lines.append("failed: \(action): \(failure)")
-                objectStatus[object, default: ObjectStatus()].lastError = "\(stamp) \(action): \(failure)"
+                lines.append("failed: \(operation): \(failure)")
+                objectStatus[object, default: ObjectStatus()].lastError = "\(stamp) \(operation): \(failure)"
             } else if let line {
                 repairs += 1
                 lines.append(line)
@@ -143,15 +144,16 @@ extension Supervisor {
         }
         var adds: [PlannedRoute] = []
         var deletes: [PlannedRoute] = []
-        for action in actions {
-            switch action {
+        var indexes = DeviceIndexes()
+        for operation in operations {
+            switch operation {
             case .addRoute(let route): adds.append(route)
             case .deleteRoute(let route): deletes.append(route)
             default:
                 do {
-                    note(action, try applier.apply(action), nil)
+                    note(operation, try applier.write(operation, indexes: &indexes), nil)
                 } catch {
-                    note(action, nil, error)
+                    note(operation, nil, error)
                 }
             }
         }
@@ -211,7 +213,15 @@ extension Supervisor {
                     InterfaceName(link.name).map { VTIDeviceSpec(name: $0, local: parameters.local.model, remote: parameters.remote.model,
                                                                  inputKey: parameters.inputKey, outputKey: parameters.outputKey) }
                 }
-                observed.devices[link.name] = ObservedDevice(isUp: link.isUp, vti: vti, addresses: addresses[link.index] ?? [])
+                observed.devices[link.name] = ObservedDevice(isUp: link.isUp, kind: link.kind, vti: vti, addresses: addresses[link.index] ?? [], mtu: Int(link.mtu))
+            }
+            // The path MTU of each device's tunnel: the MTU of the device holding its local address.
+            let mtus = Dictionary(links.map { ($0.index, Int($0.mtu)) }, uniquingKeysWith: { first, _ in first })
+            for owned in devices where !owned.setup.device.local.isUnspecified {
+                let local = owned.setup.device.local
+                if let holder = addresses.first(where: { $0.value.contains { $0.address == local } })?.key, let mtu = mtus[holder] {
+                    observed.pathMTUs[local] = mtu
+                }
             }
             for family in [Netlink.AddressFamily.ipv4, Netlink.AddressFamily.ipv6] {
                 for route in try kernel.routes(RouteFilter(family: family, protocol: RouteProtocol(rawValue: configuration.hook.routeProtocol))) {
@@ -223,7 +233,10 @@ extension Supervisor {
             }
             let xfrm = try kernel.xfrmState()
             observed.liveReqids = Set(xfrm.associations.map(\.reqid))
-            for association in xfrm.associations { observed.spisByReqid[association.reqid, default: []].append(association.spi) }
+            for association in xfrm.associations {
+                observed.spisByReqid[association.reqid, default: []].append(association.spi)
+                observed.suites[association.spi] = association.tunnelSuite
+            }
             observed.markedPolicies = xfrm.policies.compactMap { policy in
                 guard policy.direction == .output, let mark = policy.mark, let reqid = policy.templateReqids.first else { return nil }
                 return MarkedPolicy(mark: mark.value, destination: policy.selector.destination.model, reqid: reqid)

@@ -191,13 +191,14 @@ enum KernelObject: Hashable, CustomStringConvertible {
     }
 }
 
-extension HookAction {
-    /// The kernel object a step is about.
+extension KernelOperation {
+    /// The kernel object a write is about.
     var object: KernelObject {
         switch self {
-        case .ensureVTI(let spec), .deleteVTI(let spec): .device(spec.name.rawValue)
-        case .ensureMTU(let device, _, _), .ensureAddress(let device, _): .device(device.rawValue)
-        case .setSysctl(let setting): if case .interface(let device) = setting.scope { .device(device.rawValue) } else { .host }
+        case .createVTI(let spec), .deleteVTI(let spec): .device(spec.name.rawValue)
+        case .bringUp(let device), .setMTU(let device, _, _), .refuse(let device, _): .device(device.rawValue)
+        case .addAddress(let address): .device(address.device.rawValue)
+        case .writeSysctl(let setting): if case .interface(let device) = setting.scope { .device(device.rawValue) } else { .host }
         case .addRoute(let route), .deleteRoute(let route): .route(RouteIdentity(route))
         case .notice: .host
         }

@@ -1,11 +1,13 @@
 public import Netlink
 public import VTIModel
 
-/// Carries out a hook plan step by step through `KernelApplier`, and says what it did.
+/// Carries out a plan: reads a snapshot of the objects it names (`KernelApplier.snapshot`), asks
+/// `converge` (pure, shared with vtid's reconcile) for the writes, and does them. It only writes:
+/// what to write was decided from the snapshot.
 ///
-/// It stops at the first step that fails: every step is idempotent, so the next event (or pluto's
-/// retry) picks up from there and nothing is applied twice. Routes that follow one another in a
-/// plan go to the kernel in one batch: all of them are tried, and the first failure stops the plan.
+/// It stops at the first write that fails (or a refusal): every write is idempotent, so the next
+/// event (or pluto's retry) picks up from there. Routes that follow one another go to the kernel in
+/// one batch: all of them are tried, and the first failure stops the plan.
 public struct HookApplier {
     /// What it applies through.
     public let kernel: KernelApplier
@@ -14,54 +16,34 @@ public struct HookApplier {
         self.kernel = kernel
     }
 
-    /// What this plan has already read of its devices: each device is read from the kernel once per
-    /// plan, not once per step (a converged repeat event then costs a few round trips, not one per
-    /// "ensure"). Forgotten when the plan deletes the device.
-    ///
-    /// Two slots rather than dictionaries: a plan names one tunnel device (read in full) and at most
-    /// one other (an index for routes), and the hook's start-up pays for every generic type it
-    /// instantiates.
-    private struct KnownDevices {
-        var link: Link?
-        var index: (name: String, value: Int32)?
-
-        mutating func remember(_ link: Link) {
-            self.link = link
-        }
-
-        func link(named name: String) -> Link? {
-            link?.name == name ? link : nil
-        }
-
-        func index(named name: String) -> Int32? {
-            if let link, link.name == name { return link.index }
-            if let index, index.name == name { return index.value }
-            return nil
-        }
-
-        mutating func forget(_ name: String) {
-            if link?.name == name { link = nil }
-            if index?.name == name { index = nil }
-        }
-    }
-
-    /// Applies the plan; returns one line per step that changed or decided something. In a
+    /// Applies the plan; returns one line per write that changed something (and per notice). In a
     /// compound verb's plan (libreswan 5.4's async `prepare-route-up`, whose output pluto may not
     /// show) a failure names its step and the steps applied before it.
-    public func apply(_ plan: [HookAction]) throws(ApplyError) -> [String] {
+    public func apply(_ plan: HookPlan) throws(ApplyError) -> [String] {
+        let (snapshot, indexes) = try kernel.snapshot(for: plan)
+        return try run(converge(plan, snapshot), indexes: indexes)
+    }
+
+    /// The writes `apply` would do, from a snapshot read now (`--plan`).
+    public func operations(for plan: HookPlan) throws(ApplyError) -> [KernelOperation] {
+        converge(plan, try kernel.snapshot(for: plan).0)
+    }
+
+    /// Does the writes in order, stopping at the first failure.
+    public func run(_ operations: [KernelOperation], indexes known: DeviceIndexes) throws(ApplyError) -> [String] {
         var log: [String] = []
-        var known = KnownDevices()
+        var indexes = known
         var position = 0
         var steps: [Substring] = []
         do throws(ApplyError) {
-            while position < plan.count {
-                let run = routeRun(plan, from: position)
+            while position < operations.count {
+                let run = routeRun(operations, from: position)
                 if !run.routes.isEmpty {
-                    log += try applyRouteRun(run.routes, removing: run.removing, known: &known)
+                    log += try applyRouteRun(run.routes, removing: run.removing, indexes: &indexes)
                     position += run.routes.count
                 } else {
-                    if let step = plan[position].compoundStep { steps.append(step) }
-                    if let line = try apply(plan[position], known: &known) { log.append(line) }
+                    if case .notice(let text) = operations[position], let step = HookAction.notice(text).compoundStep { steps.append(step) }
+                    if let line = try write(operations[position], indexes: &indexes) { log.append(line) }
                     position += 1
                 }
             }
@@ -75,12 +57,51 @@ public struct HookApplier {
         return log
     }
 
-    /// The routes to add (or to remove) one after another in the plan from `position` on.
-    private func routeRun(_ plan: [HookAction], from position: Int) -> (routes: [PlannedRoute], removing: Bool) {
+    /// Does one write, independently of others (a reconcile's repairs: one result each); returns
+    /// the line saying what changed, if anything did.
+    public func write(_ operation: KernelOperation, indexes: inout DeviceIndexes) throws(ApplyError) -> String? {
+        switch operation {
+        case .createVTI(let spec):
+            let (outcome, index) = try kernel.createVTI(named: spec.name.rawValue, spec.parameters)
+            indexes.set(spec.name.rawValue, index)
+            switch outcome {
+            case .created: return "created \(spec)"
+            case .broughtUp: return "brought \(spec.name) up"
+            case .adopted: return nil
+            }
+        case .bringUp(let device):
+            try kernel.bringUp(index: try index(of: device, &indexes), name: device.rawValue)
+            return "brought \(device) up"
+        case .setMTU(let device, let mtu, let policy):
+            try kernel.setMTU(index: try index(of: device, &indexes), name: device.rawValue, UInt32(mtu))
+            return "set \(device) mtu \(mtu) (\(policy))"
+        case .addAddress(let address):
+            try kernel.ensureAddress(index: try index(of: address.device, &indexes), address.prefix.inet)
+            return nil
+        case .writeSysctl(let setting):
+            guard let key = setting.key else { throw ApplyError("no such sysctl: \(setting)") }
+            return try kernel.ensureSysctl(key, setting.value) ? "set \(setting)" : nil
+        case .addRoute(let planned):
+            return try applyRouteRun([planned], removing: false, indexes: &indexes).first
+        case .deleteRoute(let planned):
+            return try applyRouteRun([planned], removing: true, indexes: &indexes).first
+        case .deleteVTI(let spec):
+            try kernel.deleteLink(index: try index(of: spec.name, &indexes))
+            indexes.forget(spec.name.rawValue)
+            return "deleted \(spec)"
+        case .refuse(_, let text):
+            throw ApplyError(text)
+        case .notice(let text):
+            return text
+        }
+    }
+
+    /// The routes to add (or to remove) one after another from `position` on.
+    private func routeRun(_ operations: [KernelOperation], from position: Int) -> (routes: [PlannedRoute], removing: Bool) {
         var routes: [PlannedRoute] = []
         var removing = false
-        for action in plan[position...] {
-            switch action {
+        for operation in operations[position...] {
+            switch operation {
             case .addRoute(let route) where routes.isEmpty || !removing:
                 routes.append(route)
             case .deleteRoute(let route) where routes.isEmpty || removing:
@@ -93,16 +114,16 @@ public struct HookApplier {
         return (routes, removing)
     }
 
-    /// Adds (or removes) a plan's routes in one netlink batch; one line per route. Unlike the
-    /// public `applyRoutes` (a reconcile's thousands, one result each) it throws the first failure,
-    /// and a route into a missing device stops it (adding) or is skipped (removing: gone with it).
-    private func applyRouteRun(_ planned: [PlannedRoute], removing: Bool, known: inout KnownDevices) throws(ApplyError) -> [String] {
+    /// Adds (or removes) routes in one netlink batch; one line per route. Unlike `applyRoutes` (a
+    /// reconcile's thousands, one result each) it throws the first failure, and a route into a
+    /// missing device stops it (adding) or is skipped (removing: gone with it).
+    private func applyRouteRun(_ planned: [PlannedRoute], removing: Bool, indexes: inout DeviceIndexes) throws(ApplyError) -> [String] {
         var routes: [Route] = []
         var lines: [String] = []
         var missingDevice: ApplyError?
         for route in planned {
             do {
-                routes.append(try kernelRoute(route, known: &known))
+                routes.append(route.kernelRoute(index: try index(of: route.device, &indexes)))
                 lines.append(removing ? "removed route \(route)" : "route \(route)")
             } catch {
                 // A route into a device that is gone: nothing to remove, and nothing can be added.
@@ -119,60 +140,11 @@ public struct HookApplier {
         return zip(lines, results).map { line, result in result.map(\.message) ?? line }
     }
 
-    /// Applies one step; returns the line saying what changed, if anything did.
-    public func apply(_ action: HookAction) throws(ApplyError) -> String? {
-        var known = KnownDevices()
-        return try apply(action, known: &known)
-    }
-
-    private func apply(_ action: HookAction, known: inout KnownDevices) throws(ApplyError) -> String? {
-        switch action {
-        case .ensureVTI(let spec):
-            let (outcome, link) = try kernel.ensureVTI(named: spec.name.rawValue, spec.parameters)
-            known.remember(link)
-            switch outcome {
-            case .created: return "created \(spec)"
-            case .broughtUp: return "brought \(spec.name) up"
-            case .adopted: return nil
-            }
-        case .ensureMTU(let device, let policy, let inputs):
-            guard let link = try knownLink(device.rawValue, &known) else { throw ApplyError("device \(device) does not exist") }
-            let mtu = try tunnelMTU(for: link, policy: policy, inputs: inputs)
-            guard try kernel.ensureMTU(link, UInt32(mtu)) else { return nil }
-            var changed = link
-            changed.mtu = UInt32(mtu)
-            known.remember(changed)
-            return "set \(device) mtu \(mtu) (\(policy))"
-        case .ensureAddress(let device, let prefix):
-            try kernel.ensureAddress(index: try index(of: device.rawValue, &known), prefix.inet)
-            return nil
-        case .setSysctl(let setting):
-            guard let key = setting.key else { throw ApplyError("no such sysctl: \(setting)") }
-            return try kernel.ensureSysctl(key, setting.value) ? "set \(setting)" : nil
-        case .addRoute(let planned):
-            return try applyRouteRun([planned], removing: false, known: &known).first
-        case .deleteRoute(let planned):
-            return try applyRouteRun([planned], removing: true, known: &known).first
-        case .deleteVTI(let spec):
-            known.forget(spec.name.rawValue)
-            return try kernel.removeVTI(named: spec.name.rawValue, spec.parameters) ? "deleted \(spec)" : nil
-        case .notice(let text):
-            return text
-        }
-    }
-
-    /// The device as this plan last read it, or read now.
-    private func knownLink(_ name: String, _ known: inout KnownDevices) throws(ApplyError) -> Link? {
-        if let link = known.link(named: name) { return link }
-        guard let link = try kernel.link(named: name) else { return nil }
-        known.remember(link)
-        return link
-    }
-
-    private func index(of name: String, _ known: inout KnownDevices) throws(ApplyError) -> Int32 {
-        if let index = known.index(named: name) { return index }
-        let index = try kernel.interfaceIndex(of: name)
-        known.index = (name, index)
+    /// A device's index: as the snapshot (or a creation) found it, or read now.
+    private func index(of device: InterfaceName, _ indexes: inout DeviceIndexes) throws(ApplyError) -> Int32 {
+        if let index = indexes[device.rawValue] { return index }
+        let index = try kernel.interfaceIndex(of: device.rawValue)
+        indexes.set(device.rawValue, index)
         return index
     }
 
@@ -192,9 +164,7 @@ public struct HookApplier {
                 // With the device gone its routes are gone too: nothing to remove.
                 if !removing { failures[position] = error }
             case .success(let index):
-                kernelRoutes.append(Route(destination: planned.destination.inet, table: RouteTable(rawValue: planned.table),
-                                          protocol: RouteProtocol(rawValue: planned.routeProtocol), outputInterface: index,
-                                          gateway: planned.gateway?.inet, preferredSource: planned.preferredSource?.inet, metric: planned.metric))
+                kernelRoutes.append(planned.kernelRoute(index: index))
                 positions.append(position)
             }
         }
@@ -202,42 +172,12 @@ public struct HookApplier {
         for (position, result) in zip(positions, results) { failures[position] = result }
         return routes.indices.map { failures[$0] ?? nil }
     }
+}
 
-    /// The MTU for a VTI device: fixed, or from the path MTU of the device that holds the local
-    /// address and the SA's algorithms and encapsulation.
-    func tunnelMTU(for link: Link, policy: TunnelMTUPolicy, inputs: MTUInputs) throws(ApplyError) -> Int {
-        let fallback: ESPSuite
-        switch policy {
-        case .fixed(let mtu): return mtu
-        case .derived(let suite): fallback = suite
-        }
-        var pathMTU = 1500
-        if let vti = link.vti, !vti.local.isUnspecified,
-           let uplink = try kernel.link(holding: vti.local) {
-            pathMTU = Int(uplink.mtu)
-        }
-        var suite = fallback
-        var natTraversal = true
-        if !inputs.shared {
-            for spi in inputs.spis {
-                guard let sa = try kernel.securityAssociation(spi: spi) else { continue }
-                if let known = ESPSuite(aead: sa.algorithms.aead?.name, aeadICVBits: sa.algorithms.aead?.icvBits ?? 0,
-                                        encryption: sa.algorithms.encryption,
-                                        authenticationTruncationBits: sa.algorithms.authentication?.truncationBits) {
-                    suite = known
-                    natTraversal = sa.encapsulation != nil
-                }
-                break
-            }
-        }
-        return VTIModel.tunnelMTU(pathMTU: pathMTU, outerFamily: inputs.outerFamily, natTraversal: natTraversal, suite: suite)
-    }
-
-    private func kernelRoute(_ planned: PlannedRoute, known: inout KnownDevices) throws(ApplyError) -> Route {
-        let index = try index(of: planned.device.rawValue, &known)
-        return Route(destination: planned.destination.inet, table: RouteTable(rawValue: planned.table),
-                     protocol: RouteProtocol(rawValue: planned.routeProtocol), outputInterface: index,
-                     gateway: planned.gateway?.inet, preferredSource: planned.preferredSource?.inet, metric: planned.metric)
+extension PlannedRoute {
+    func kernelRoute(index: Int32) -> Route {
+        Route(destination: destination.inet, table: RouteTable(rawValue: table), protocol: RouteProtocol(rawValue: routeProtocol),
+              outputInterface: index, gateway: gateway?.inet, preferredSource: preferredSource?.inet, metric: metric)
     }
 }
 
@@ -261,6 +201,15 @@ extension IPPrefix {
 extension VTIDeviceSpec {
     var parameters: VTIParameters {
         VTIParameters(local: local.inet, remote: remote.inet, inputKey: inputKey, outputKey: outputKey)
+    }
+}
+
+extension SecurityAssociation {
+    /// What this SA costs each packet, for a tunnel's MTU; nil for algorithms the table does not know.
+    public var tunnelSuite: KernelSnapshot.TunnelSuite? {
+        ESPSuite(aead: algorithms.aead?.name, aeadICVBits: algorithms.aead?.icvBits ?? 0, encryption: algorithms.encryption,
+                 authenticationTruncationBits: algorithms.authentication?.truncationBits)
+            .map { KernelSnapshot.TunnelSuite(suite: $0, natTraversal: encapsulation != nil) }
     }
 }
 

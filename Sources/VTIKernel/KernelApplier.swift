@@ -6,7 +6,7 @@ public import Netlink
 ///
 /// Pure planning decides *what*; this type only does it, through the Netlink module.
 public final class KernelApplier {
-    private let route: NetlinkSocket
+    let route: NetlinkSocket
     private var xfrmSocket: NetlinkSocket?
 
     public init() throws(NetlinkError) {
@@ -55,6 +55,43 @@ public final class KernelApplier {
             final.isUp = true
         }
         return (outcome, final)
+    }
+
+    /// Creates the VTI device, up, and returns its index: what `converge` asks when the device was
+    /// not there. Another hook may have created it since: then it is judged as `ensureVTI` does.
+    public func createVTI(named name: String, _ wanted: VTIParameters) throws(ApplyError) -> (DeviceOutcome, Int32) {
+        do {
+            try route.createVTI(named: name, wanted, up: true)
+        } catch where error.errno == .fileExists {
+            let (outcome, link) = try ensureVTI(named: name, wanted)
+            return (outcome, link.index)
+        } catch where error.errno == .notSupportedOnSocket {
+            throw ApplyError("\(error); this kernel has no VTI support: load the ip_vti module (ip6_vti for IPv6)")
+        } catch {
+            throw ApplyError(error)
+        }
+        return (.created, try interfaceIndex(of: name))
+    }
+
+    /// Brings a device up.
+    public func bringUp(index: Int32, name: String) throws(ApplyError) {
+        try netlink("bring \(name) up") { () throws(NetlinkError) in try route.setLink(index: index, up: true) }
+    }
+
+    /// Sets a device's MTU.
+    public func setMTU(index: Int32, name: String, _ mtu: UInt32) throws(ApplyError) {
+        try netlink("set \(name) mtu \(mtu)") { () throws(NetlinkError) in try route.setLink(index: index, mtu: mtu) }
+    }
+
+    /// Deletes a device by index (read just before); one already gone is fine.
+    public func deleteLink(index: Int32) throws(ApplyError) {
+        do {
+            try route.deleteLink(index: index)
+        } catch where error.errno == .operationNotSupportedByDevice {
+            return
+        } catch {
+            throw ApplyError(error)
+        }
     }
 
     /// Deletes the VTI device only if it still has these parameters; a missing device is fine.
@@ -121,7 +158,7 @@ public final class KernelApplier {
                     continue
                 }
             }
-            let there = present[key]!.filter { $0.destination == wanted.destination && ($0.metric ?? 0) == (wanted.metric ?? 0) }
+            let there = present[key]!.filter { $0.destination == wanted.destination && ($0.metric ?? $0.defaultMetric) == (wanted.metric ?? wanted.defaultMetric) }
             if let ours = there.first(where: { $0.protocol == wanted.protocol }) {
                 let same = ours.outputInterface == wanted.outputInterface && ours.gateway == wanted.gateway && ours.preferredSource == wanted.preferredSource
                 results[index] = same ? nil : route.changeRoutes(.replace, [wanted])[0].map(ApplyError.init)
@@ -252,7 +289,7 @@ public final class KernelApplier {
     }
 
     /// The XFRM socket, opened on first use (the hook rarely needs it).
-    private func xfrm() throws(ApplyError) -> NetlinkSocket {
+    func xfrm() throws(ApplyError) -> NetlinkSocket {
         if let xfrmSocket { return xfrmSocket }
         let socket = try netlink("open XFRM socket") { () throws(NetlinkError) in try NetlinkSocket(.xfrm) }
         xfrmSocket = socket
@@ -266,7 +303,7 @@ public final class KernelApplier {
         return link
     }
 
-    private func netlink<Value>(_ what: String, _ body: () throws(NetlinkError) -> Value) throws(ApplyError) -> Value {
+    func netlink<Value>(_ what: String, _ body: () throws(NetlinkError) -> Value) throws(ApplyError) -> Value {
         do {
             return try body()
         } catch {

@@ -208,12 +208,23 @@ func context() -> String {
     return "\(verb.flatMap { UntrustedText($0)?.escaped } ?? variable("PLUTO_VERB")) \(variable("PLUTO_CONNECTION")) peer \(variable("PLUTO_PEER")) id \(variable("PLUTO_PEER_ID"))"
 }
 
-if planOnly {
-    let event = parsedEvent(spoolIn: nil)
+/// `--plan`: the desired state, then the writes that would reach it from the kernel as it is now
+/// (read, never changed).
+func printPlan() -> Never {
+    let plan = planHook(event: parsedEvent(spoolIn: nil), settings: planning)
     output("vti-updown: plan for \(context()):")
-    for action in planHook(event: event, settings: planning) { output("  \(action)") }
+    for action in plan { output("  \(action)") }
+    do {
+        let writes = try HookApplier(kernel: try KernelApplier()).operations(for: plan)
+        output(writes.isEmpty ? "vti-updown: no writes needed now: the kernel holds this already" : "vti-updown: writes needed now:")
+        for write in writes { output("  \(write)") }
+    } catch {
+        output("vti-updown: the writes needed now are unknown: cannot read the kernel (\(error))")
+    }
     exit(0)
 }
+
+if planOnly { printPlan() }
 /// When the hook started: its steps share pluto's patience (the watchdog's 10 s).
 let started = monotonicMilliseconds()
 

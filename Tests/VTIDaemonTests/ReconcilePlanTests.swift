@@ -25,11 +25,14 @@ final class ReconcilePlanTests: XCTestCase {
                        conns: [], existingDevices: existing, missingSince: missingSince, now: now, grace: 10)
     }
 
+    /// The MTU `device()` gets on a 1500-byte path: shared, so the fallback suite with NAT-T.
+    let rightMTU = tunnelMTU(pathMTU: 1500, outerFamily: .ipv4, natTraversal: true, suite: .conservative)
+
     /// `reqids` are the SAs' (ESP: pluto's PLUTO_SA_REQID + 1). Devices are as `device()` sets them up.
     func kernel(devices: [String: Bool] = ["vti02": true], routes: [OwnedRoute] = [], reqids: Set<UInt32> = [16401]) -> ObservedKernel {
         var observed = ObservedKernel()
         observed.devices = Dictionary(uniqueKeysWithValues: devices.map { name, up in
-            (name, ObservedDevice(isUp: up, vti: name == "vti02" ? device().setup.device : nil))
+            (name, ObservedDevice(isUp: up, vti: name == "vti02" ? device().setup.device : nil, mtu: rightMTU))
         })
         observed.routes = routes.map(\.route)
         observed.liveReqids = reqids
@@ -49,7 +52,7 @@ final class ReconcilePlanTests: XCTestCase {
         var observed = kernel(routes: wanted)
         observed.sysctls = rightSysctls()
         let plan = planReconcile(input(devices: [device()], routes: wanted), observed: observed, settings: settings)
-        XCTAssertEqual(plan.actions, [])
+        XCTAssertEqual(plan.operations, [])
         XCTAssertEqual(plan.expired, [])
     }
 
@@ -58,21 +61,20 @@ final class ReconcilePlanTests: XCTestCase {
         observed.sysctls = rightSysctls()
         observed.sysctls[SysctlSetting(family: .ipv4, scope: .interface(vti02), name: "disable_policy", value: 0)] = 0
         let plan = planReconcile(input(devices: [device()]), observed: observed, settings: settings)
-        XCTAssertEqual(plan.actions.map(\.description), ["ensure VTI vti02 local 192.0.2.2 remote 0.0.0.0 ikey 12 okey 12",
-                                                         "set net.ipv4.conf.vti02.disable_policy=1"])
+        XCTAssertEqual(plan.operations.map(\.description), ["bring vti02 up", "set net.ipv4.conf.vti02.disable_policy=1"])
     }
 
     func testAMissingDeviceIsRecreatedWithItsSettingsAndRoutes() {
         let wanted = [route("10.0.1.10/32")]
         let plan = planReconcile(input(devices: [device()], routes: wanted), observed: kernel(devices: [:]), settings: settings)
-        let lines = plan.actions.map(\.description)
-        XCTAssertEqual(lines.first, "ensure VTI vti02 local 192.0.2.2 remote 0.0.0.0 ikey 12 okey 12")
+        let lines = plan.operations.map(\.description)
+        XCTAssertEqual(lines.first, "create VTI vti02 local 192.0.2.2 remote 0.0.0.0 ikey 12 okey 12")
         XCTAssertTrue(lines.contains("set net.ipv4.conf.vti02.disable_policy=1"))
-        XCTAssertTrue(lines.contains { $0.hasPrefix("ensure MTU of vti02") })
+        XCTAssertTrue(lines.contains("set vti02 mtu \(rightMTU) (derived (fallback AES-CBC+HMAC-SHA2-512-256))"), "\(lines)")
         XCTAssertEqual(lines.last, "add route 10.0.1.10/32 dev vti02 proto 157", "routes after the device")
     }
 
-    func deletes(_ plan: ReconcilePlan) -> [HookAction] { plan.actions.filter { if case .deleteRoute = $0 { true } else { false } } }
+    func deletes(_ plan: ReconcilePlan) -> [KernelOperation] { plan.operations.filter { if case .deleteRoute = $0 { true } else { false } } }
 
     /// A route with no record is never removed for that reason (a record vtid failed to write, a
     /// fallback it has not read yet): it is left in place and reported.
@@ -96,7 +98,7 @@ final class ReconcilePlanTests: XCTestCase {
         XCTAssertEqual(deletes(kept), [], "its client came back (an up vtid has not recorded): the tunnel is alive")
         observed.complete = false
         let partial = planReconcile(input(devices: [device()], routes: [route("10.0.1.10/32")], ended: [stray]), observed: observed, settings: settings)
-        XCTAssertFalse(partial.actions.contains { if case .deleteRoute = $0 { true } else { false } })
+        XCTAssertFalse(partial.operations.contains { if case .deleteRoute = $0 { true } else { false } })
         XCTAssertEqual(partial.notes, ["the kernel's state could not be read in full: nothing is removed this time"])
     }
 
@@ -107,14 +109,14 @@ final class ReconcilePlanTests: XCTestCase {
         let first = planReconcile(input(devices: [device()], routes: [gone, kept], now: 1000), observed: observed, settings: settings)
         XCTAssertEqual(first.waiting, [RouteIdentity(gone.route)])
         XCTAssertEqual(first.missingSince[RouteIdentity(gone.route)], 1000)
-        XCTAssertFalse(first.actions.contains { if case .deleteRoute = $0 { true } else { false } })
+        XCTAssertFalse(first.operations.contains { if case .deleteRoute = $0 { true } else { false } })
         let during = planReconcile(input(devices: [device()], routes: [gone, kept], missingSince: first.missingSince, now: 1009),
                                    observed: observed, settings: settings)
         XCTAssertEqual(during.expired, [])
         let after = planReconcile(input(devices: [device()], routes: [gone, kept], missingSince: first.missingSince, now: 1010),
                                   observed: observed, settings: settings)
         XCTAssertEqual(after.expired, [gone])
-        XCTAssertEqual(after.actions.filter { if case .deleteRoute = $0 { true } else { false } }, [.deleteRoute(gone.route)],
+        XCTAssertEqual(after.operations.filter { if case .deleteRoute = $0 { true } else { false } }, [.deleteRoute(gone.route)],
                        "only the tunnel without SAs")
         // Its SA back in time (a rekey): nothing lost, the clock starts over.
         let back = planReconcile(input(devices: [device()], routes: [gone, kept], missingSince: first.missingSince, now: 1005),
@@ -151,7 +153,7 @@ final class ReconcilePlanTests: XCTestCase {
         let onVeth = route("10.0.1.10/32", device: "rwdev")
         let plan = planReconcile(input(routes: [onVeth], now: 5000, existing: ["rw": InterfaceName("rwdev")!]),
                                  observed: kernel(devices: ["rwdev": true], routes: [], reqids: []), settings: settings)
-        XCTAssertEqual(plan.actions, [.addRoute(onVeth.route)])
+        XCTAssertEqual(plan.operations, [.addRoute(onVeth.route)])
         XCTAssertEqual(plan.expired, [])
     }
 
@@ -173,7 +175,7 @@ final class ReconcilePlanTests: XCTestCase {
         start.conns = try RouteBasedConn.all(in: ipsec)
         let plan = planReconcile(start, observed: observed, settings: settings)
         XCTAssertEqual(plan.learned.map(\.peerClient), [IPPrefix("10.0.1.10/32")!], "only the one with an SA, of a conn vtid manages")
-        XCTAssertTrue(plan.actions.contains(.addRoute(PlannedRoute(destination: IPPrefix("10.0.1.10/32")!, device: vti02, routeProtocol: 157))))
+        XCTAssertTrue(plan.operations.contains(.addRoute(PlannedRoute(destination: IPPrefix("10.0.1.10/32")!, device: vti02, routeProtocol: 157))))
         let conn = try XCTUnwrap(start.conns.first)
         XCTAssertEqual(conn.plannedDevice(settings: settings, localAddresses: [IPAddress("192.0.2.2")!])?.device, device().setup.device,
                        "the device ipsec.conf describes is the one the hook makes")
