@@ -158,17 +158,16 @@ public final class KernelApplier {
                     continue
                 }
             }
-            let there = present[key]!.filter { $0.destination == wanted.destination && ($0.metric ?? $0.defaultMetric) == (wanted.metric ?? wanted.defaultMetric) }
-            if let ours = there.first(where: { $0.protocol == wanted.protocol }) {
-                let same = ours.outputInterface == wanted.outputInterface && ours.gateway == wanted.gateway && ours.preferredSource == wanted.preferredSource
-                results[index] = same ? nil : route.changeRoutes(.replace, [wanted])[0].map(ApplyError.init)
-            } else if let other = there.first {
+            switch RouteClash(wanted, among: present[key]!) {
+            case .ours:
+                results[index] = nil
+            case .oursDiffering, .vanished:
+                // Ours with another next hop or source; or gone between our add and our look (another hook).
+                results[index] = route.changeRoutes(.replace, [wanted])[0].map(ApplyError.init)
+            case .others(let other):
                 var refusal = ApplyError("route \(wanted.destination) not added: a route of protocol \(other.protocol) is there\(other.outputInterface.map { " (interface \($0))" } ?? ""); left alone, vtid and vti-updown replace only routes of their own protocol (\(wanted.protocol))")
                 refusal.leftAlone = true
                 results[index] = refusal
-            } else {
-                // Gone between our add and our look (another hook): add again.
-                results[index] = route.changeRoutes(.replace, [wanted])[0].map(ApplyError.init)
             }
         }
         return results
@@ -308,6 +307,32 @@ public final class KernelApplier {
             return try body()
         } catch {
             throw ApplyError(error)
+        }
+    }
+}
+
+/// What is at a route's place when adding it found one there (EEXIST): the tolerate-or-refuse
+/// rule, apart from the kernel so that it is tested without one.
+enum RouteClash: Equatable {
+    /// Ours, exactly as wanted: nothing to do.
+    case ours
+    /// Ours, with another next hop, source or device: replaced.
+    case oursDiffering
+    /// Another protocol's (a connected route, one a routing daemon installed): left alone.
+    case others(Route)
+    /// Nothing there any more: added again.
+    case vanished
+
+    /// `present`: the routes of the wanted route's family and table.
+    init(_ wanted: Route, among present: [Route]) {
+        let there = present.filter { $0.destination == wanted.destination && ($0.metric ?? $0.defaultMetric) == (wanted.metric ?? wanted.defaultMetric) }
+        if let ours = there.first(where: { $0.protocol == wanted.protocol }) {
+            let same = ours.outputInterface == wanted.outputInterface && ours.gateway == wanted.gateway && ours.preferredSource == wanted.preferredSource
+            self = same ? .ours : .oursDiffering
+        } else if let other = there.first {
+            self = .others(other)
+        } else {
+            self = .vanished
         }
     }
 }

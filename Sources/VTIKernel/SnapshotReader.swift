@@ -74,7 +74,7 @@ extension KernelApplier {
         var questions = devices.map { LookupQuestion.linkNamed($0) }
         questions += locals.map { .routeMatch($0) }
         questions += addresses.map { .routeMatch($0.prefix.address.inet) }
-        questions += routes.map { .routeMatch($0.destination.address.inet) }
+        questions += routes.map { .routeMatch(probe(inside: $0.destination)) }
         guard !questions.isEmpty else { return (snapshot, indexes) }
         let answers = route.lookUp(questions)
         var position = 0
@@ -147,6 +147,16 @@ extension KernelApplier {
         }
         return (snapshot, indexes)
     }
+}
+
+/// An address inside `prefix` whose lookup finds the prefix's own entry unless something more
+/// specific covers it: the network address, but never 0.0.0.0 or :: (a lookup of those is answered
+/// with the loopback route), for which the first address of the prefix's upper half is asked.
+func probe(inside prefix: IPPrefix) -> InetAddress {
+    guard prefix.address.isUnspecified, prefix.length < prefix.address.bytes.count * 8 else { return prefix.address.inet }
+    var bytes = prefix.address.bytes
+    bytes[prefix.length / 8] |= UInt8(0x80) >> UInt8(prefix.length % 8)
+    return (IPAddress(bytes: bytes) ?? prefix.address).inet
 }
 
 extension Route {

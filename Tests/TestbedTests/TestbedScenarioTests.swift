@@ -232,7 +232,7 @@ final class TestbedScenarioTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.output)
         let count = result.output.split(separator: "\n").first { $0.hasPrefix("round trips: ") }.flatMap { Int($0.dropFirst("round trips: ".count)) }
         XCTAssertNotNil(count, result.output)
-        XCTAssertLessThanOrEqual(count ?? 99, 5, result.output)
+        XCTAssertLessThanOrEqual(count ?? 99, 3, result.output)
     }
 
     /// A program that does not finish is stopped at the time limit, and the test bed says so.

@@ -52,6 +52,36 @@ final class HookApplierHostTests: XCTestCase {
         }
     }
 
+    /// The snapshot a converged repeat event reads (keyed lookups, no dumps) shows what the last
+    /// one made, so `converge` needs no write; a route changed behind its back is written again.
+    func testTheSnapshotOfAConvergedPlanNeedsNoWrite() throws {
+        try inFreshNetworkNamespace(self) {
+            try ip("link", "add", "eth0", "type", "veth", "peer", "name", "peer0")
+            try ip("addr", "add", "192.0.2.11/24", "dev", "eth0")
+            try ip("link", "set", "eth0", "up")
+            try ip("link", "set", "peer0", "up")
+            let kernel = try KernelApplier()
+            let applier = HookApplier(kernel: kernel)
+            let plan = planHook(event: try roadClient("up-client"), settings: HookSettings())
+                + planHook(event: try roadClient("route-client"), settings: HookSettings())
+            _ = try applier.apply(plan)
+            let (snapshot, _) = try kernel.snapshot(for: plan)
+            XCTAssertEqual(snapshot.addresses, [DeviceAddress(device: .loopback, prefix: IPPrefix("10.0.1.10/32")!)])
+            XCTAssertEqual(snapshot.routes.map(\.description).sorted(), [
+                "0.0.0.0/1 dev eth0 src 10.0.1.10 proto 157", "128.0.0.0/1 dev eth0 src 10.0.1.10 proto 157",
+            ])
+            XCTAssertEqual(snapshot.devices[InterfaceName("eth0")!]?.isUp, true)
+            XCTAssertEqual(converge(plan, snapshot), [])
+            XCTAssertEqual(try applier.apply(plan), [], "a converged repeat writes nothing")
+            // Our route through another device now: not what the plan says, so it is written again.
+            try ip("route", "replace", "0.0.0.0/1", "dev", "peer0", "proto", "157")
+            let changed = converge(plan, try kernel.snapshot(for: plan).0)
+            XCTAssertEqual(changed.map(\.description), ["add route 0.0.0.0/1 dev eth0 src 10.0.1.10 proto 157"])
+            XCTAssertEqual(try applier.apply(plan), ["route 0.0.0.0/1 dev eth0 src 10.0.1.10 proto 157"])
+            XCTAssertTrue(try ip("route", "show", "0.0.0.0/1").contains("dev eth0"))
+        }
+    }
+
     func testRoutesAndSysctlsOnAStandInDevice() throws {
         try inFreshNetworkNamespace(self) {
             try ip("link", "add", "vti02", "type", "veth", "peer", "name", "peer0")
