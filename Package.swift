@@ -112,11 +112,23 @@ let package = Package(
             pkgConfig: "libmnl",
             providers: [.apt(["libmnl-dev"])]
         ),
-        // The only module with unsafe pointer code: typed rtnetlink and XFRM over libmnl.
+        // Typed rtnetlink and XFRM over libmnl, and nothing else (the control socket is LocalIPC's).
         .target(
             name: "Netlink",
             dependencies: [
                 "CLibmnl",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")] + hookPathSwift
+        ),
+        // glibc's Unix socket calls that Swift cannot spell, as inline C (a header; no library).
+        .systemLibrary(name: "CLocalIPC"),
+        // Talk between processes on this host: vtid's control socket, the apply lock (flock) and
+        // systemd's notification socket. The hook, vtid and vtictl each need it, none of them netlink.
+        .target(
+            name: "LocalIPC",
+            dependencies: [
+                "CLocalIPC",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")] + hookPathSwift
@@ -127,14 +139,21 @@ let package = Package(
         .target(name: "VTIKernel", dependencies: ["Netlink", "VTIModel"], swiftSettings: hookPathSwift),
         // vtid's control protocol: JSON lines, readable without Foundation (the hook speaks it).
         .target(name: "ControlProtocol", swiftSettings: hookPathSwift),
+        // vtid.yaml (Yams) and libreswan's ipsec.conf read from their files, and the one checked
+        // against the other: what vtid loads and `vtictl check` reports on.
+        .target(
+            name: "VTIConfiguration",
+            dependencies: ["ControlProtocol", "VTIModel", .product(name: "Yams", package: "Yams")]
+        ),
+        // A request to vtid and its answer, for vtictl and tests: no SQLite, metrics or services.
+        .target(name: "VTIClient", dependencies: ["ControlProtocol", "LocalIPC"]),
         // The supervisor's parts, as a library so that tests can run them in-process.
         .target(
             name: "VTIDaemon",
             dependencies: [
-                "ControlProtocol", "VTIModel", "VTIKernel", "Netlink",
+                "ControlProtocol", "VTIModel", "VTIKernel", "Netlink", "LocalIPC", "VTIConfiguration",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -142,23 +161,25 @@ let package = Package(
         ),
         .executableTarget(
             name: "vti-updown",
-            dependencies: ["VTIModel", "VTIKernel", "Netlink", "ControlProtocol"],
+            dependencies: ["VTIModel", "VTIKernel", "Netlink", "LocalIPC", "ControlProtocol"],
             swiftSettings: hookPathSwift,
             linkerSettings: staticHookLinking
         ),
         .executableTarget(
             name: "vtid",
             dependencies: [
-                "VTIDaemon",
+                "VTIDaemon", "VTIConfiguration", "LocalIPC",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // Not VTIDaemon: the CLI links no SQLite, Prometheus or service lifecycle
+        // (VTICtlLinkTests checks its binary).
         .executableTarget(
             name: "vtictl",
             dependencies: [
-                "VTIModel", "Netlink", "ControlProtocol", "VTIDaemon",
+                "VTIModel", "Netlink", "ControlProtocol", "VTIClient", "VTIConfiguration",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -189,7 +210,10 @@ let package = Package(
         ),
         .testTarget(name: "VTIModelTests", dependencies: ["VTIModel"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ControlProtocolTests", dependencies: ["ControlProtocol"]),
-        .testTarget(name: "VTIDaemonTests", dependencies: ["VTIDaemon", "ControlProtocol", "VTIModel", "KernelTestSupport"]),
+        .testTarget(
+            name: "VTIDaemonTests",
+            dependencies: ["VTIDaemon", "VTIClient", "VTIConfiguration", "LocalIPC", "ControlProtocol", "VTIModel", "KernelTestSupport"]
+        ),
         .testTarget(name: "VTIKernelTests", dependencies: ["VTIKernel", "VTIModel", "Netlink", "KernelTestSupport"]),
         // Boots the User-Mode Linux test bed (Scripts/testbed) and checks its scenarios.
         .testTarget(name: "TestbedTests", exclude: ["Fixtures"]),

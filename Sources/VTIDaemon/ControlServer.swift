@@ -1,7 +1,7 @@
 import ControlProtocol
 import Foundation
 import Logging
-import Netlink
+import LocalIPC
 import Synchronization
 
 /// The control socket. One thread accepts connections and reads their request lines in one poll

@@ -1,5 +1,6 @@
 import ControlProtocol
 import Foundation
+import LocalIPC
 import Netlink
 import VTIKernel
 import VTIModel

@@ -1,8 +1,10 @@
 import ControlProtocol
 import Foundation
+import LocalIPC
 import Logging
 import Synchronization
 import Netlink
+import VTIConfiguration
 import VTIKernel
 import VTIModel
 

@@ -12,6 +12,7 @@
 // vtid's "accepted" line make sure exactly one of them applies it.
 import ControlProtocol
 import Glibc
+import LocalIPC
 import Netlink
 import VTIKernel
 import VTIModel

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import Netlink
+import VTIConfiguration
 import VTIModel
-import VTIDaemon
 
 extension VTICtl {
     /// `vtictl check`: libreswan's route-based conns and the kernel's support for them, read-only.

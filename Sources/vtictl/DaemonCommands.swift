@@ -1,7 +1,6 @@
 import ArgumentParser
 import ControlProtocol
 import Foundation
-import VTIDaemon
 
 extension VTICtl {
     /// `vtictl leases`: the address-pool lease table, persisted by vtid.

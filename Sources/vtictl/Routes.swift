@@ -1,7 +1,7 @@
 import ArgumentParser
 import ControlProtocol
 import Netlink
-import VTIDaemon
+import VTIConfiguration
 import VTIModel
 
 extension VTICtl {

@@ -1,6 +1,6 @@
 import ArgumentParser
 import ControlProtocol
-import VTIDaemon
+import VTIClient
 
 /// The operator's view of route-based IPsec on this host.
 @main

@@ -3,10 +3,11 @@
 // SQLite and answers vtictl. SIGHUP reloads (a broken file keeps the running configuration);
 // SIGTERM stops serving and leaves every tunnel, device and route in place.
 import Foundation
+import LocalIPC
 import Logging
-import Netlink
 import ServiceLifecycle
 import UnixSignals
+import VTIConfiguration
 import VTIDaemon
 
 // Before anything else: a SIGHUP (systemctl reload) during start-up must not kill vtid (its

@@ -1,5 +1,5 @@
 import Foundation
-import VTIDaemon
+import VTIConfiguration
 import VTIModel
 import XCTest
 

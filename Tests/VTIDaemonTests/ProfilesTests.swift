@@ -1,6 +1,6 @@
 import Foundation
 import KernelTestSupport
-import VTIDaemon
+import VTIConfiguration
 import VTIModel
 import XCTest
 

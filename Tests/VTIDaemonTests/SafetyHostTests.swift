@@ -1,6 +1,7 @@
 import ControlProtocol
 import Foundation
 import KernelTestSupport
+import LocalIPC
 import Netlink
 import Synchronization
 import VTIDaemon

@@ -1,7 +1,7 @@
 import ControlProtocol
 import Foundation
 import KernelTestSupport
-import VTIDaemon
+import VTIClient
 import XCTest
 
 /// vtid as a real process, with real vti-updown processes, on the host kernel in a throwaway

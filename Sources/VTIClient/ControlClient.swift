@@ -1,6 +1,6 @@
 import ControlProtocol
 import Foundation
-import Netlink
+import LocalIPC
 
 /// One request to vtid over its control socket, for vtictl and tests.
 public struct ControlClient: Sendable {

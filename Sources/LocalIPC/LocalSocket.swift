@@ -1,9 +1,9 @@
 import Glibc
-internal import CLibmnl
+internal import CLocalIPC
 public import SystemPackage
 
-// vtid's control socket. It lives here because this is the project's one module with unsafe
-// pointer code (sockaddr_un, SO_PEERCRED), not because it is netlink.
+// vtid's control socket, the apply lock and systemd's notification socket: what the hook, vtid
+// and vtictl say to each other on this host, and nothing of netlink.
 
 /// A failed operation on the control socket or its lock: what was tried and the errno.
 public struct LocalSocketError: Error, Hashable, Sendable, CustomStringConvertible {
