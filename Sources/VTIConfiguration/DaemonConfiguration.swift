@@ -111,7 +111,7 @@ extension DaemonConfiguration {
         }
         if let node = top["routes"] {
             let routes = try reader.mapping(node, "routes", keys: ["protocol", "table", "metric", "default"])
-            if let node = routes["protocol"] { hook.routeProtocol = UInt8(try reader.integer(node, "routes.protocol", in: 5...255)) }
+            if let node = routes["protocol"] { hook.routeProtocol = RouteProtocolNumber(rawValue: UInt8(try reader.integer(node, "routes.protocol", in: 5...255))) }
             if let node = routes["table"] { hook.routeTable = try reader.table(node, "routes.table") }
             if let node = routes["metric"] { hook.routeMetric = UInt32(try reader.integer(node, "routes.metric", in: 0...Int(UInt32.max))) }
             if let node = routes["default"] { hook.routeDefaultThroughTunnel = try reader.flag(node, "routes.default") }

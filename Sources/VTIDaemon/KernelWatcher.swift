@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Netlink
+import VTIModel
 import Synchronization
 
 /// Listens to the kernel for changes to what vtid owns and asks the supervisor for a reconcile:
@@ -11,7 +12,7 @@ import Synchronization
 public final class KernelWatcher: Sendable {
     private let supervisor: Supervisor
     private let logger: Logger
-    private let routeProtocol: UInt8
+    private let routeProtocol: RouteProtocolNumber
     private let stopping = Mutex(false)
     private let stopped = DispatchSemaphore(value: 0)
     /// The last wait for notifications failed (its problem is shown until one works again).
@@ -74,7 +75,7 @@ public final class KernelWatcher: Sendable {
             return "device \(link.name) deleted"
         case .linkChanged(let link) where !link.isUp && (link.vti != nil || supervisor.watchedDevices.contains(link.name)):
             return "device \(link.name) down"
-        case .routeRemoved(let route) where route.protocol.rawValue == routeProtocol:
+        case .routeRemoved(let route) where route.protocol.rawValue == routeProtocol.rawValue:
             return "route \(route.destination) removed"
         default:
             return nil

@@ -224,11 +224,11 @@ extension Supervisor {
                 }
             }
             for family in [Netlink.AddressFamily.ipv4, Netlink.AddressFamily.ipv6] {
-                for route in try kernel.routes(RouteFilter(family: family, protocol: RouteProtocol(rawValue: configuration.hook.routeProtocol))) {
+                for route in try kernel.routes(RouteFilter(family: family, protocol: RouteProtocol(rawValue: configuration.hook.routeProtocol.rawValue))) {
                     guard let index = route.outputInterface, let name = names[index], managed.contains(name), let device = InterfaceName(name) else { continue }
                     observed.routes.append(PlannedRoute(
                         destination: route.destination.model, device: device, gateway: route.gateway?.model, preferredSource: route.preferredSource?.model,
-                        table: route.table.rawValue, metric: route.metric, routeProtocol: route.protocol.rawValue))
+                        table: route.table.rawValue, metric: route.metric, routeProtocol: RouteProtocolNumber(rawValue: route.protocol.rawValue)))
                 }
             }
             let xfrm = try kernel.xfrmState()
@@ -264,7 +264,7 @@ extension Supervisor {
                 let kernel = try kernelApplier()
                 let rule = RoutingRule(family: route.from.family == .ipv4 ? .ipv4 : .ipv6, priority: route.priority,
                                        source: route.from.inet, table: RouteTable(rawValue: route.table),
-                                       protocol: RouteProtocol(rawValue: configuration.hook.routeProtocol))
+                                       protocol: RouteProtocol(rawValue: configuration.hook.routeProtocol.rawValue))
                 if try kernel.ensureRule(rule) { lines.append("added rule \(rule): source routing for \(route.from)") }
                 if let device = route.device {
                     let planned = PlannedRoute(destination: IPPrefix(.unspecified(route.from.family), length: 0)!, device: device,

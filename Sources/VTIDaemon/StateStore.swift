@@ -178,7 +178,7 @@ public final class StateStore: Sendable {
                 """).execute(arguments: [
                     "\(route.destination)", Int64(route.table), owned.connection, "\(owned.peerClient)", route.device.rawValue,
                     route.gateway.map { "\($0)" }, route.preferredSource.map { "\($0)" }, route.metric.map { Int64($0) },
-                    Int64(route.routeProtocol), owned.reqid.map { Int64($0) },
+                    Int64(route.routeProtocol.rawValue), owned.reqid.map { Int64($0) },
                 ])
         }
 
@@ -194,7 +194,7 @@ public final class StateStore: Sendable {
                 INSERT OR REPLACE INTO ended (destination, tableNumber, connection, peerClient, device, protocol, endedAt)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: ["\(route.destination)", Int64(route.table), connection, peerClient, route.device.rawValue,
-                                         Int64(route.routeProtocol), time])
+                                         Int64(route.routeProtocol.rawValue), time])
         }
 
         /// A route is wanted again (a new up) or gone from the kernel: its tunnel's end no longer matters.
@@ -252,9 +252,10 @@ public final class StateStore: Sendable {
         try database.read { db in
             var ended: [RouteIdentity: PlannedRoute] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT destination, tableNumber, device, protocol FROM ended") {
-                guard let destination = IPPrefix(row[0] as String), let device = InterfaceName(row[2] as String) else { continue }
-                let route = PlannedRoute(destination: destination, device: device, table: UInt32(row[1] as Int64),
-                                         routeProtocol: UInt8(truncatingIfNeeded: row[3] as Int64))
+                // An unreadable end is one vtid does not know of: it removes nothing for it.
+                guard let destination = IPPrefix(row[0] as String), let device = InterfaceName(row[2] as String),
+                      let table = UInt32(exactly: row[1] as Int64), let number = UInt8(exactly: row[3] as Int64) else { continue }
+                let route = PlannedRoute(destination: destination, device: device, table: table, routeProtocol: RouteProtocolNumber(rawValue: number))
                 ended[RouteIdentity(route)] = route
             }
             return ended
@@ -320,14 +321,19 @@ public struct OwnedRoute: Sendable, Hashable {
         self.reqid = reqid
     }
 
+    /// nil for a row that does not hold a route (numbers out of range included): shown as unreadable.
     init?(row: Row) {
         guard let destination = IPPrefix(row["destination"] as String), let peerClient = IPPrefix(row["peerClient"] as String),
-              let device = InterfaceName(row["device"] as String) else { return nil }
+              let device = InterfaceName(row["device"] as String), let table = UInt32(exactly: row["tableNumber"] as Int64),
+              let number = UInt8(exactly: row["protocol"] as Int64) else { return nil }
+        let metric = (row["metric"] as Int64?).map { UInt32(exactly: $0) }
+        let reqid = (row["reqid"] as Int64?).map { UInt32(exactly: $0) }
+        guard metric != .some(nil), reqid != .some(nil) else { return nil }
         connection = row["connection"]
         self.peerClient = peerClient
         route = PlannedRoute(destination: destination, device: device, gateway: (row["gateway"] as String?).flatMap(IPAddress.init),
-                             preferredSource: (row["source"] as String?).flatMap(IPAddress.init), table: UInt32(row["tableNumber"] as Int64),
-                             metric: (row["metric"] as Int64?).map { UInt32($0) }, routeProtocol: UInt8(row["protocol"] as Int64))
-        reqid = (row["reqid"] as Int64?).map { UInt32($0) }
+                             preferredSource: (row["source"] as String?).flatMap(IPAddress.init), table: table,
+                             metric: metric ?? nil, routeProtocol: RouteProtocolNumber(rawValue: number))
+        self.reqid = reqid ?? nil
     }
 }

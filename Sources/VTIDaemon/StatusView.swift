@@ -12,7 +12,7 @@ extension Supervisor {
     public func leaseRecords() throws -> [LeaseRecord] { try store.all() }
 
     public func routeRecords() throws -> RoutesReply {
-        RoutesReply(routeProtocol: configuration.hook.routeProtocol, routes: try store.routes().records.map { owned in
+        RoutesReply(routeProtocol: configuration.hook.routeProtocol.rawValue, routes: try store.routes().records.map { owned in
             let route = owned.route
             return RouteRecord(destination: "\(route.destination)", device: route.device.rawValue, table: route.table,
                                gateway: route.gateway.map { "\($0)" }, source: route.preferredSource.map { "\($0)" }, metric: route.metric,

@@ -176,7 +176,7 @@ public struct HookApplier {
 
 extension PlannedRoute {
     func kernelRoute(index: Int32) -> Route {
-        Route(destination: destination.inet, table: RouteTable(rawValue: table), protocol: RouteProtocol(rawValue: routeProtocol),
+        Route(destination: destination.inet, table: RouteTable(rawValue: table), protocol: RouteProtocol(rawValue: routeProtocol.rawValue),
               outputInterface: index, gateway: gateway?.inet, preferredSource: preferredSource?.inet, metric: metric)
     }
 }
@@ -220,14 +220,16 @@ extension SysctlSetting {
         return try? Sysctl.read(key)
     }
 
+    /// The kernel's key; nil only for a setting the family does not have (IPv6 has nothing
+    /// directly under it: its forwarding is `conf/all/forwarding`).
     var key: SysctlKey? {
         switch (family, scope) {
-        case (.ipv4, .global): return name == "ip_forward" ? .ipv4Forwarding : nil
+        case (.ipv4, .global): return name == .ipForward ? .ipv4Forwarding : nil
         case (.ipv6, .global): return nil
-        case (.ipv4, .all): return .ipv4(.all, .init(rawValue: name))
-        case (.ipv6, .all): return .ipv6(.all, .init(rawValue: name))
-        case (.ipv4, .interface(let device)): return .ipv4(.interface(device.rawValue), .init(rawValue: name))
-        case (.ipv6, .interface(let device)): return .ipv6(.interface(device.rawValue), .init(rawValue: name))
+        case (.ipv4, .all): return .ipv4(.all, .init(rawValue: name.rawValue))
+        case (.ipv6, .all): return .ipv6(.all, .init(rawValue: name.rawValue))
+        case (.ipv4, .interface(let device)): return .ipv4(.interface(device.rawValue), .init(rawValue: name.rawValue))
+        case (.ipv6, .interface(let device)): return .ipv6(.interface(device.rawValue), .init(rawValue: name.rawValue))
         }
     }
 }

@@ -163,7 +163,7 @@ extension Route {
     /// Whether this routing entry is the planned route exactly (the kernel's lookup answered it).
     func matches(_ planned: PlannedRoute, outputInterface index: Int32) -> Bool {
         type == .unicast && destination == planned.destination.inet && table.rawValue == planned.table
-            && `protocol`.rawValue == planned.routeProtocol && outputInterface == index
+            && `protocol`.rawValue == planned.routeProtocol.rawValue && outputInterface == index
             && gateway == planned.gateway?.inet && preferredSource == planned.preferredSource?.inet
             && (metric ?? defaultMetric) == (planned.metric ?? defaultMetric)
     }

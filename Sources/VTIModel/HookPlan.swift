@@ -31,12 +31,23 @@ public struct SysctlSetting: Sendable, Hashable, CustomStringConvertible {
         case global
     }
 
+    /// The settings the plans use; `rawValue` is the kernel's name.
+    public enum Name: String, Sendable, Hashable {
+        case disablePolicy = "disable_policy"
+        case reversePathFilter = "rp_filter"
+        case forwarding
+        case acceptRedirects = "accept_redirects"
+        case sendRedirects = "send_redirects"
+        /// `net.ipv4.ip_forward`, under the family directly.
+        case ipForward = "ip_forward"
+    }
+
     public var family: AddressFamily
     public var scope: Scope
-    public var name: String
+    public var name: Name
     public var value: Int
 
-    public init(family: AddressFamily, scope: Scope, name: String, value: Int) {
+    public init(family: AddressFamily, scope: Scope, name: Name, value: Int) {
         self.family = family
         self.scope = scope
         self.name = name
@@ -46,11 +57,21 @@ public struct SysctlSetting: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         let base = family == .ipv4 ? "net.ipv4" : "net.ipv6"
         switch scope {
-        case .interface(let device): return "\(base).conf.\(device).\(name)=\(value)"
-        case .all: return "\(base).conf.all.\(name)=\(value)"
-        case .global: return "\(base).\(name)=\(value)"
+        case .interface(let device): return "\(base).conf.\(device).\(name.rawValue)=\(value)"
+        case .all: return "\(base).conf.all.\(name.rawValue)=\(value)"
+        case .global: return "\(base).\(name.rawValue)=\(value)"
         }
     }
+}
+
+/// The `rtm_protocol` number that marks a route as the hook's and vtid's own: only a route carrying
+/// it is ever replaced or removed, and routing daemons can redistribute exactly these
+/// (`HookSettings.routeProtocol`, 157 unless configured).
+public struct RouteProtocolNumber: RawRepresentable, Hashable, Sendable, CustomStringConvertible, ExpressibleByIntegerLiteral {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public init(integerLiteral value: UInt8) { rawValue = value }
+    public var description: String { decimal(rawValue) }
 }
 
 /// A route the hook owns: it carries the hook's route protocol number, and only a route with that
@@ -64,10 +85,10 @@ public struct PlannedRoute: Sendable, Hashable, CustomStringConvertible {
     public var table: UInt32
     public var metric: UInt32?
     /// `rtm_protocol`; `HookSettings.routeProtocol`.
-    public var routeProtocol: UInt8
+    public var routeProtocol: RouteProtocolNumber
 
     public init(destination: IPPrefix, device: InterfaceName, gateway: IPAddress? = nil, preferredSource: IPAddress? = nil,
-                table: UInt32 = 254, metric: UInt32? = nil, routeProtocol: UInt8) {
+                table: UInt32 = 254, metric: UInt32? = nil, routeProtocol: RouteProtocolNumber) {
         self.destination = destination.network
         self.device = device
         self.gateway = gateway
@@ -85,7 +106,7 @@ public struct PlannedRoute: Sendable, Hashable, CustomStringConvertible {
         if let preferredSource { text += " src " + preferredSource.description }
         if table != 254 { text += " table " + decimal(table) }
         if let metric { text += " metric " + decimal(metric) }
-        return text + " proto " + decimal(routeProtocol)
+        return text + " proto " + decimal(routeProtocol.rawValue)
     }
 }
 
@@ -345,19 +366,19 @@ public func planDeviceSetup(_ setup: DeviceSetup, settings: HookSettings) -> Hoo
 /// which also makes the kernel ignore router advertisements on interfaces with accept_ra=1.
 private func deviceSysctls(device name: InterfaceName, family: AddressFamily, routing: Bool, settings: HookSettings) -> HookPlan {
     let device = SysctlSetting.Scope.interface(name)
-    func set(_ scope: SysctlSetting.Scope, _ name: String, _ value: Int) -> HookAction {
+    func set(_ scope: SysctlSetting.Scope, _ name: SysctlSetting.Name, _ value: Int) -> HookAction {
         .setSysctl(SysctlSetting(family: family, scope: scope, name: name, value: value))
     }
-    var plan: HookPlan = [set(device, "disable_policy", 1)]
+    var plan: HookPlan = [set(device, .disablePolicy, 1)]
     if family == .ipv4 {
-        plan.append(set(device, "rp_filter", settings.reversePathFilter.rawValue))
+        plan.append(set(device, .reversePathFilter, settings.reversePathFilter.rawValue))
         // The kernel uses max(all, device): "off" only works with all at 0 as well.
-        if settings.reversePathFilter == .off { plan.append(set(.all, "rp_filter", 0)) }
+        if settings.reversePathFilter == .off { plan.append(set(.all, .reversePathFilter, 0)) }
     }
-    plan += [set(device, "forwarding", 1), set(device, "accept_redirects", 0)]
-    if family == .ipv4 { plan.append(set(device, "send_redirects", 0)) }
+    plan += [set(device, .forwarding, 1), set(device, .acceptRedirects, 0)]
+    if family == .ipv4 { plan.append(set(device, .sendRedirects, 0)) }
     if routing {
-        plan.append(family == .ipv4 ? set(.global, "ip_forward", 1) : set(.all, "forwarding", 1))
+        plan.append(family == .ipv4 ? set(.global, .ipForward, 1) : set(.all, .forwarding, 1))
     }
     return plan
 }

@@ -20,10 +20,10 @@ public struct HookSettings: Sendable, Hashable {
     /// deleted. 157 is in no registry we know: not the kernel's (0-4), not in iproute2's
     /// rt_protos (gated 8 ... keepalived 18, babel 42, openr 99, bgp 186 ... eigrp 192), not
     /// BIRD's (12) or FRR's (186-196).
-    public static let defaultRouteProtocol: UInt8 = 157
+    public static let defaultRouteProtocol: RouteProtocolNumber = 157
 
     /// `route_protocol`; see `defaultRouteProtocol`.
-    public var routeProtocol: UInt8 = Self.defaultRouteProtocol
+    public var routeProtocol: RouteProtocolNumber = Self.defaultRouteProtocol
     public var reversePathFilter: ReversePathFilter = .loose
     /// `mtu`: derived from the uplink and the SA unless the operator fixes it; pluto's own
     /// `mtu=` (PLUTO_MTU) wins over both, for that conn.
@@ -125,7 +125,7 @@ extension HookSettings {
             switch key {
             case "route_protocol":
                 guard let number = UInt8(value), number > 4 else { throw bad("a route protocol number 5-255 (0-4 belong to the kernel)") }
-                routeProtocol = number
+                routeProtocol = RouteProtocolNumber(rawValue: number)
             case "rp_filter":
                 switch value {
                 case "loose", "2": reversePathFilter = .loose

@@ -147,7 +147,7 @@ public func checkHost(_ conns: [RouteBasedConn], settings: HookSettings, facts: 
     func add(_ severity: ConfigFinding.Severity, _ location: ConfigLocation?, _ message: String) {
         findings.append(ConfigFinding(severity: severity, location: location, message: message))
     }
-    if let user = routeProtocolsInUse[settings.routeProtocol] {
+    if let user = routeProtocolsInUse[settings.routeProtocol.rawValue] {
         add(.error, nil, "route protocol \(settings.routeProtocol) is \(user)'s: vtid would prune that daemon's routes on VTI devices as its own (pick an unassigned number, the default is 157)")
     }
     for conn in conns {

@@ -22,7 +22,7 @@ extension VTICtl {
         @OptionGroup var output: OutputOptions
 
         func run() throws {
-            var report = RoutesReport(vtidRunning: false, vtidError: nil, routeProtocol: HookSettings.defaultRouteProtocol, routes: [], unrecorded: [])
+            var report = RoutesReport(vtidRunning: false, vtidError: nil, routeProtocol: HookSettings.defaultRouteProtocol.rawValue, routes: [], unrecorded: [])
             var recorded: [RouteRecord] = []
             do {
                 let reply = try daemon.client.fetch("routes", as: RoutesReply.self)
@@ -32,7 +32,7 @@ extension VTICtl {
             } catch {
                 report.vtidError = "\(error)"
                 if let configuration = try? loadDaemonConfiguration(config, requireFile: false) {
-                    report.routeProtocol = configuration.hook.routeProtocol
+                    report.routeProtocol = configuration.hook.routeProtocol.rawValue
                 }
             }
             let kernel: [KernelRoute]

@@ -59,7 +59,7 @@ final class ReconcilePlanTests: XCTestCase {
     func testOnlyTheDeviceSettingsThatDifferAreRepaired() {
         var observed = kernel(devices: ["vti02": false])
         observed.sysctls = rightSysctls()
-        observed.sysctls[SysctlSetting(family: .ipv4, scope: .interface(vti02), name: "disable_policy", value: 0)] = 0
+        observed.sysctls[SysctlSetting(family: .ipv4, scope: .interface(vti02), name: .disablePolicy, value: 0)] = 0
         let plan = planReconcile(input(devices: [device()]), observed: observed, settings: settings)
         XCTAssertEqual(plan.operations.map(\.description), ["bring vti02 up", "set net.ipv4.conf.vti02.disable_policy=1"])
     }

@@ -1,6 +1,7 @@
 import ControlProtocol
 import Foundation
 import VTIDaemon
+import VTIModel
 import XCTest
 
 final class StateStoreTests: XCTestCase {
@@ -30,5 +31,34 @@ final class StateStoreTests: XCTestCase {
         XCTAssertEqual(leases[0].peerAddress, "192.0.2.99")
         XCTAssertEqual(leases[1].peerID, "@road3")
         XCTAssertEqual(leases[1].firstSeen, 210)
+    }
+
+    /// A route row whose numbers are out of range (a damaged file, a hand edit) is shown as
+    /// unreadable, never read as some other route and never a crash; the other rows are read.
+    func testARouteRowWithNumbersOutOfRangeIsUnreadableNotMisread() throws {
+        let path = NSTemporaryDirectory() + "routes-\(UUID().uuidString).sqlite"
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        do {
+            let store = try StateStore(path: path)
+            try store.batch { batch in
+                for client in ["10.0.1.10/32", "10.0.1.11/32"] {
+                    let prefix = IPPrefix(client)!
+                    try batch.save(OwnedRoute(connection: "rw", peerClient: prefix,
+                                              route: PlannedRoute(destination: prefix, device: InterfaceName("vti02")!, routeProtocol: 157), reqid: 16400))
+                }
+            }
+        }
+        let sqlite = Process()
+        sqlite.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/sqlite3") else {
+            return XCTFail("this test needs the sqlite3 command (Debian package sqlite3)")
+        }
+        sqlite.arguments = [path, "UPDATE route SET protocol = 413 WHERE destination = '10.0.1.10/32'"]
+        try sqlite.run()
+        sqlite.waitUntilExit()
+        XCTAssertEqual(sqlite.terminationStatus, 0)
+        let read = try StateStore(path: path).routes()
+        XCTAssertEqual(read.records.map(\.peerClient.description), ["10.0.1.11/32"])
+        XCTAssertEqual(read.unreadable.count, 1, "\(read.unreadable)")
     }
 }

@@ -92,9 +92,9 @@ final class HookApplierHostTests: XCTestCase {
             let route = PlannedRoute(destination: IPPrefix("10.0.1.10/32")!, device: device, table: 254, metric: nil, routeProtocol: 157)
             let other = PlannedRoute(destination: IPPrefix("10.0.1.11/32")!, device: device, table: 254, metric: nil, routeProtocol: 157)
             _ = try applier.apply([
-                .setSysctl(SysctlSetting(family: .ipv4, scope: .interface(device), name: "rp_filter", value: 2)),
-                .setSysctl(SysctlSetting(family: .ipv4, scope: .interface(device), name: "disable_policy", value: 1)),
-                .setSysctl(SysctlSetting(family: .ipv4, scope: .global, name: "ip_forward", value: 1)),
+                .setSysctl(SysctlSetting(family: .ipv4, scope: .interface(device), name: .reversePathFilter, value: 2)),
+                .setSysctl(SysctlSetting(family: .ipv4, scope: .interface(device), name: .disablePolicy, value: 1)),
+                .setSysctl(SysctlSetting(family: .ipv4, scope: .global, name: .ipForward, value: 1)),
                 .addRoute(route), .addRoute(other),
             ])
             XCTAssertEqual(try String(contentsOfFile: "/proc/sys/net/ipv4/conf/vti02/rp_filter", encoding: .utf8), "2\n")
