@@ -1,4 +1,5 @@
 internal import CLibmnl
+import SystemPackage
 
 /// One question of a `lookUp` batch: objects read by key, not dumped.
 public enum LookupQuestion: Sendable, Hashable {
@@ -30,41 +31,82 @@ extension NetlinkSocket {
     /// objects read in one round trip instead of one each. One answer per question, in order.
     /// Link and route questions need a `.route` socket, SA questions an `.xfrm` one.
     public func lookUp(_ questions: [LookupQuestion]) -> [LookupAnswer] {
-        let requests = questions.map(Self.request)
-        return zip(questions, queryBatch(requests)).map { question, result in
-            switch result {
-            case .failure(let error):
-                switch error.errno {
-                // What the kernel says when the object is not there.
-                case .operationNotSupportedByDevice, .networkUnreachable, .noRouteToHost, .noSuchProcess, .noSuchFileOrDirectory:
-                    return .absent
-                default:
-                    return .failed(error)
+        // One array of answers, filled as the replies arrive (each collection type the hook
+        // instantiates costs it start-up time).
+        var answers = [LookupAnswer](repeating: .absent, count: questions.count)
+        var index = 0
+        while index < questions.count {
+            requestBuffer.reset()
+            let first = index
+            let firstSequence = nextSequence
+            while index < questions.count {
+                let request = Self.request(questions[index])
+                do {
+                    try requestBuffer.append(type: request.type, flags: request.flags | UInt16(NLM_F_REQUEST | NLM_F_ACK),
+                                             sequence: takeSequence(), request.build)
+                    index += 1
+                } catch {
+                    nextSequence &-= 1
+                    guard requestBuffer.count == 0 else { break }  // full: ask what is in it first
+                    // Alone it does not fit (it never happens with these questions): no answer.
+                    answers[index] = .failed(NetlinkError(operation: request.operation, errno: error.errno))
+                    index += 1
                 }
-            case .success(let messages):
-                return Self.answer(question, messages)
+            }
+            let count = requestBuffer.count
+            guard count > 0 else { continue }
+            do {
+                try socket.send(requestBuffer, operation: "look up \(count) objects")
+                var outstanding = count
+                while outstanding > 0 {
+                    for message in try socket.receive(into: receiveBuffer, operation: "look up \(count) objects") {
+                        let offset = Int(message.sequence &- firstSequence)
+                        guard message.portID == 0 || message.portID == socket.portID, offset >= 0, offset < count else { continue }
+                        let position = first + offset
+                        guard message.type == UInt16(NLMSG_ERROR) else {
+                            answers[position] = Self.answer(questions[position], message)
+                            continue
+                        }
+                        outstanding -= 1
+                        let ack = try decodeAck(message)
+                        guard ack.errno != 0 else { continue }  // the ACK after the object (or after nothing: absent)
+                        switch Errno(rawValue: ack.errno) {
+                        // What the kernel says when the object is not there.
+                        case .operationNotSupportedByDevice, .networkUnreachable, .noRouteToHost, .noSuchProcess, .noSuchFileOrDirectory:
+                            answers[position] = .absent
+                        default:
+                            answers[position] = .failed(NetlinkError(operation: Self.request(questions[position]).operation,
+                                                                     errno: Errno(rawValue: ack.errno), kernelMessage: ack.message, offset: ack.offset))
+                        }
+                    }
+                }
+            } catch {
+                // The socket failed: what was not answered yet has no answer.
+                for position in first..<(first + count) where answers[position] == .absent {
+                    answers[position] = .failed(error)
+                }
             }
         }
+        return answers
     }
 
-    private static func answer(_ question: LookupQuestion, _ messages: [RawMessage]) -> LookupAnswer {
-        let operation = "look up \(question)"
-        do throws(NetlinkError) {
+    /// The object in a reply message, or why it could not be read.
+    private static func answer(_ question: LookupQuestion, _ message: RawMessage) -> LookupAnswer {
+        do throws(NetlinkDecodingError) {
             switch question {
             case .linkNamed, .linkIndexed:
-                guard let message = messages.first(where: { $0.type == UInt16(RTM_NEWLINK) }) else { return .absent }
-                return .link(try decodeOrThrow(operation) { () throws(NetlinkDecodingError) in try Link(decoding: message.payload) })
+                guard message.type == UInt16(RTM_NEWLINK) else { return .absent }
+                return .link(try Link(decoding: message.payload))
             case .routeMatch:
-                guard let message = messages.first(where: { $0.type == UInt16(RTM_NEWROUTE) }) else { return .absent }
-                return .route(try decodeOrThrow(operation) { () throws(NetlinkDecodingError) in try Route(decoding: message.payload) })
+                guard message.type == UInt16(RTM_NEWROUTE) else { return .absent }
+                return .route(try Route(decoding: message.payload))
             case .securityAssociation:
-                guard let message = messages.first(where: { $0.type == UInt16(XFRM_MSG_NEWSA) }) else { return .absent }
-                return .securityAssociation(try decodeOrThrow(operation) { () throws(NetlinkDecodingError) in
-                    try SecurityAssociation(decodingInfoAt: 0, of: message.payload)
-                })
+                guard message.type == UInt16(XFRM_MSG_NEWSA) else { return .absent }
+                return .securityAssociation(try SecurityAssociation(decodingInfoAt: 0, of: message.payload))
             }
         } catch {
-            return .failed(error)
+            // The text is made only here: formatting costs more than the lookup itself.
+            return .failed(NetlinkError(operation: request(question).operation, errno: .badMessage, kernelMessage: error.description))
         }
     }
 

@@ -15,10 +15,10 @@ public final class NetlinkSocket {
     }
 
     let bus: Bus
-    private let socket: MnlSocket
-    private var nextSequence: UInt32
-    private let receiveBuffer = ReceiveBuffer(capacity: 1 << 16)
-    private let requestBuffer = MessageBuffer(capacity: 1 << 16)
+    let socket: MnlSocket
+    var nextSequence: UInt32
+    let receiveBuffer = ReceiveBuffer(capacity: 1 << 16)
+    let requestBuffer = MessageBuffer(capacity: 1 << 16)
     private var receiveBufferEnlarged = false
 
     public init(_ bus: Bus) throws(NetlinkError) {
@@ -56,7 +56,7 @@ public final class NetlinkSocket {
         return buffer.bytes
     }
 
-    private func takeSequence() -> UInt32 {
+    func takeSequence() -> UInt32 {
         defer { nextSequence &+= 1; if nextSequence == 0 { nextSequence = 1 } }
         return nextSequence
     }
@@ -140,67 +140,6 @@ public final class NetlinkSocket {
                 outstanding -= 1
             }
         }
-    }
-
-    /// Sends many GET requests (not dumps) in as few `sendmsg` calls as fit, and returns each one's
-    /// reply messages, or the kernel's refusal, in order.
-    func queryBatch(_ requests: [Request]) -> [Result<[RawMessage], NetlinkError>] {
-        var results = [Result<[RawMessage], NetlinkError>](repeating: .success([]), count: requests.count)
-        var index = 0
-        while index < requests.count {
-            requestBuffer.reset()
-            let firstSequence = nextSequence
-            var chunkEnd = index
-            while chunkEnd < requests.count {
-                let request = requests[chunkEnd]
-                do {
-                    try requestBuffer.append(type: request.type, flags: request.flags | UInt16(NLM_F_REQUEST | NLM_F_ACK),
-                                             sequence: takeSequence(), request.build)
-                    chunkEnd += 1
-                } catch {
-                    nextSequence &-= 1
-                    guard requestBuffer.count == 0 else { break }
-                    results[chunkEnd] = .failure(NetlinkError(operation: request.operation, errno: error.errno))
-                    chunkEnd += 1
-                }
-            }
-            defer { index = chunkEnd }
-            let count = requestBuffer.count
-            guard count > 0 else { continue }
-            // Requests that failed to build (alone too large) are not in the buffer: map sequence
-            // offsets to the requests that were.
-            let sent = (index..<chunkEnd).filter { if case .failure = results[$0] { return false } else { return true } }
-            var replies = [[RawMessage]](repeating: [], count: sent.count)
-            var answered = [Bool](repeating: false, count: sent.count)
-            do {
-                try socket.send(requestBuffer, operation: requests[sent[0]].operation)
-                var outstanding = sent.count
-                while outstanding > 0 {
-                    for message in try socket.receive(into: receiveBuffer, operation: requests[sent[0]].operation) {
-                        let offset = Int(message.sequence &- firstSequence)
-                        guard message.portID == 0 || message.portID == socket.portID, offset >= 0, offset < sent.count else { continue }
-                        guard message.type == UInt16(NLMSG_ERROR) else {
-                            replies[offset].append(message)
-                            continue
-                        }
-                        let ack = try decodeAck(message)
-                        let position = sent[offset]
-                        answered[offset] = true
-                        results[position] = ack.errno == 0 ? .success(replies[offset]) : .failure(NetlinkError(
-                            operation: requests[position].operation, errno: Errno(rawValue: ack.errno),
-                            kernelMessage: ack.message, offset: ack.offset))
-                        outstanding -= 1
-                    }
-                }
-            } catch {
-                // The socket itself failed: none of the unanswered questions has an answer.
-                for (offset, position) in sent.enumerated() where !answered[offset] {
-                    results[position] = .failure(NetlinkError(operation: requests[position].operation, errno: error.errno,
-                                                              kernelMessage: error.kernelMessage))
-                }
-            }
-        }
-        return results
     }
 
     /// Sends a single GET request and returns the kernel's reply messages (before its ACK).

@@ -3,25 +3,46 @@ public import VTIModel
 
 /// Where the executor finds the devices a snapshot read, by name.
 public struct DeviceIndexes: Sendable {
-    // A plan names one or two devices: a linear search beats hashing here (the hook's start-up
-    // pays for every generic type it instantiates).
-    var entries: [(name: String, index: Int32)] = []
+    // Four slots, no collection: a plan names one or two devices (the tunnel's, an uplink), and
+    // the hook's start-up pays for every collection type it instantiates. A fifth name evicts the
+    // oldest, which is then read again if needed.
+    private var slots: (Slot?, Slot?, Slot?, Slot?) = (nil, nil, nil, nil)
+    private var next = 0
+
+    private struct Slot: Sendable {
+        var name: String
+        var index: Int32
+    }
 
     public init() {}
 
     public subscript(name: String) -> Int32? {
         // The loopback device is index 1 in every namespace (the kernel's LOOPBACK_IFINDEX).
         if name == "lo" { return 1 }
-        return entries.first { $0.name == name }?.index
+        if let slot = slots.0, slot.name == name { return slot.index }
+        if let slot = slots.1, slot.name == name { return slot.index }
+        if let slot = slots.2, slot.name == name { return slot.index }
+        if let slot = slots.3, slot.name == name { return slot.index }
+        return nil
     }
 
     mutating func set(_ name: String, _ index: Int32) {
-        entries.removeAll { $0.name == name }
-        entries.append((name, index))
+        forget(name)
+        let slot = Slot(name: name, index: index)
+        switch next % 4 {
+        case 0: slots.0 = slot
+        case 1: slots.1 = slot
+        case 2: slots.2 = slot
+        default: slots.3 = slot
+        }
+        next += 1
     }
 
     mutating func forget(_ name: String) {
-        entries.removeAll { $0.name == name }
+        if slots.0?.name == name { slots.0 = nil }
+        if slots.1?.name == name { slots.1 = nil }
+        if slots.2?.name == name { slots.2 = nil }
+        if slots.3?.name == name { slots.3 = nil }
     }
 }
 
@@ -33,103 +54,101 @@ extension KernelApplier {
     /// are read from /proc. A route or address the lookups do not show exactly as planned is not
     /// known: `converge` then writes it (idempotently) rather than assume.
     public func snapshot(for plan: HookPlan) throws(ApplyError) -> (KernelSnapshot, DeviceIndexes) {
+        // One array of questions and one of answers, found again by the question itself: the
+        // hook's start-up pays for each collection type it instantiates, so no more of them.
         var snapshot = KernelSnapshot()
         var indexes = DeviceIndexes()
-        var specs: [VTIDeviceSpec] = []
-        var devices: [String] = []
-        var locals: [InetAddress] = []
-        var addresses: [DeviceAddress] = []
-        var routes: [PlannedRoute] = []
-        var suitesWanted: [(spec: VTIDeviceSpec?, device: InterfaceName, spis: [UInt32])] = []
-        func name(_ device: InterfaceName) {
-            if device.rawValue != "lo" && !devices.contains(device.rawValue) { devices.append(device.rawValue) }
+        var questions: [LookupQuestion] = []
+        func ask(_ question: LookupQuestion) {
+            if !questions.contains(question) { questions.append(question) }
+        }
+        func ask(device: InterfaceName) {
+            if device.rawValue != "lo" { ask(.linkNamed(device.rawValue)) }
         }
         for action in plan {
             switch action {
             case .ensureVTI(let spec), .deleteVTI(let spec):
-                name(spec.name)
-                specs.append(spec)
-            case .ensureMTU(let device, let policy, let inputs):
-                name(device)
-                guard case .derived = policy else { continue }
-                let spec = specs.first { $0.name == device }
-                if let local = spec?.local, !local.isUnspecified, !locals.contains(local.inet) { locals.append(local.inet) }
-                if !inputs.shared && !inputs.spis.isEmpty { suitesWanted.append((spec, device, inputs.spis)) }
+                ask(device: spec.name)
+            case .ensureMTU(let device, let policy, _):
+                ask(device: device)
+                if case .derived = policy, let local = localAddress(of: device, in: plan) { ask(.routeMatch(local.inet)) }
             case .ensureAddress(let device, let prefix):
-                name(device)
-                addresses.append(DeviceAddress(device: device, prefix: prefix))
+                ask(device: device)
+                ask(.routeMatch(prefix.address.inet))
             case .addRoute(let route):
-                name(route.device)
-                routes.append(route)
+                ask(device: route.device)
+                ask(.routeMatch(probe(inside: route.destination)))
             case .deleteRoute(let route):
-                name(route.device)
+                ask(device: route.device)
             case .setSysctl(let setting):
                 if let value = setting.currentValue { snapshot.sysctls[setting.withValue(0)] = value }
             case .notice:
                 break
             }
         }
+        guard !questions.isEmpty else { return (snapshot, indexes) }
 
         // Round trip 1: devices, and the routing entries of local addresses, addresses and routes.
-        var questions = devices.map { LookupQuestion.linkNamed($0) }
-        questions += locals.map { .routeMatch($0) }
-        questions += addresses.map { .routeMatch($0.prefix.address.inet) }
-        questions += routes.map { .routeMatch(probe(inside: $0.destination)) }
-        guard !questions.isEmpty else { return (snapshot, indexes) }
         let answers = route.lookUp(questions)
-        var position = 0
-        var links: [Link] = []
-        for name in devices {
-            switch answers[position] {
+        func answer(_ question: LookupQuestion) -> LookupAnswer {
+            questions.firstIndex(of: question).map { answers[$0] } ?? .absent
+        }
+        for (question, answer) in zip(questions, answers) {
+            guard case .linkNamed(let name) = question else { continue }
+            switch answer {
             case .link(let link):
-                links.append(link)
                 indexes.set(name, link.index)
-                guard let device = InterfaceName(name) else { break }
+                guard let device = interfaceName(name, in: plan) else { break }
                 snapshot.devices[device] = KernelSnapshot.Device(isUp: link.isUp, kind: link.kind, vti: link.vti.map { $0.spec(device) }, mtu: Int(link.mtu))
             case .failed(let error):
                 throw ApplyError(error)
             default:
                 break
             }
-            position += 1
-        }
-        var uplinks: [(local: InetAddress, index: Int32)] = []
-        for local in locals {
-            if case .route(let entry) = answers[position], entry.type == .local, let index = entry.outputInterface { uplinks.append((local, index)) }
-            position += 1
-        }
-        for address in addresses {
-            if case .route(let entry) = answers[position], entry.type == .local, entry.destination.address == address.prefix.address.inet,
-               let index = entry.outputInterface, index == indexes[address.device.rawValue] {
-                snapshot.addresses.insert(address)
-            }
-            position += 1
-        }
-        for planned in routes {
-            if case .route(let entry) = answers[position], let index = indexes[planned.device.rawValue], entry.matches(planned, outputInterface: index) {
-                snapshot.routes.insert(planned)
-            }
-            position += 1
         }
 
-        // Round trip 2: the path MTU, from the device holding each tunnel's local address.
-        var unread: [Int32] = []
-        for uplink in uplinks where !links.contains(where: { $0.index == uplink.index }) && !unread.contains(uplink.index) { unread.append(uplink.index) }
-        if !unread.isEmpty {
-            for answer in route.lookUp(unread.map { .linkIndexed($0) }) {
-                if case .link(let link) = answer { links.append(link) }
-            }
+        // Round trip 2: the path MTU, from the device holding each tunnel's local address (unless
+        // the first batch read it already).
+        func uplinkIndex(_ action: HookAction) -> (local: IPAddress, index: Int32)? {
+            guard case .ensureMTU(let device, .derived, _) = action, let local = localAddress(of: device, in: plan),
+                  case .route(let entry) = answer(.routeMatch(local.inet)), entry.type == .local, let index = entry.outputInterface else { return nil }
+            return (local, index)
         }
-        for uplink in uplinks {
-            if let link = links.first(where: { $0.index == uplink.index }) { snapshot.pathMTUs[uplink.local.model] = Int(link.mtu) }
+        var uplinks: [LookupQuestion] = []
+        for action in plan {
+            guard let uplink = uplinkIndex(action), link(uplink.index, in: answers) == nil else { continue }
+            if !uplinks.contains(.linkIndexed(uplink.index)) { uplinks.append(.linkIndexed(uplink.index)) }
+        }
+        let uplinkAnswers = uplinks.isEmpty ? [] : route.lookUp(uplinks)
+        for action in plan {
+            guard let uplink = uplinkIndex(action), let link = link(uplink.index, in: answers) ?? link(uplink.index, in: uplinkAnswers) else { continue }
+            snapshot.pathMTUs[uplink.local] = Int(link.mtu)
+        }
+
+        for action in plan {
+            switch action {
+            case .ensureAddress(let device, let prefix):
+                if case .route(let entry) = answer(.routeMatch(prefix.address.inet)), entry.type == .local,
+                   entry.destination.address == prefix.address.inet, let index = entry.outputInterface, index == indexes[device.rawValue] {
+                    snapshot.addresses.insert(DeviceAddress(device: device, prefix: prefix))
+                }
+            case .addRoute(let planned):
+                if case .route(let entry) = answer(.routeMatch(probe(inside: planned.destination))), let index = indexes[planned.device.rawValue],
+                   entry.matches(planned, outputInterface: index) {
+                    snapshot.routes.insert(planned)
+                }
+            default:
+                break
+            }
         }
 
         // Round trip 3 (XFRM): the SAs whose algorithms size a tunnel's MTU, by SPI, with either
         // end as destination and either key as mark (which SA is which is not said).
         var saQuestions: [LookupQuestion] = []
-        for wanted in suitesWanted {
-            guard let spec = wanted.spec ?? snapshot.devices[wanted.device]?.vti else { continue }
-            for spi in wanted.spis {
+        for action in plan {
+            guard case .ensureMTU(let device, .derived, let inputs) = action, !inputs.shared,
+                  let spec = deviceSpec(device, in: plan) ?? snapshot.devices[device]?.vti else { continue }
+            for spi in inputs.spis {
                 for destination in [spec.local, spec.remote] where !destination.isUnspecified {
                     for mark in [spec.inputKey, spec.outputKey] {
                         let question = LookupQuestion.securityAssociation(destination: destination.inet, spi: spi, mark: mark)
@@ -146,6 +165,38 @@ extension KernelApplier {
             }
         }
         return (snapshot, indexes)
+    }
+
+    /// The link among these answers with this index.
+    private func link(_ index: Int32, in answers: [LookupAnswer]) -> Link? {
+        for case .link(let link) in answers where link.index == index { return link }
+        return nil
+    }
+
+    /// The plan's own name for a device (already checked when the plan was made).
+    private func interfaceName(_ name: String, in plan: HookPlan) -> InterfaceName? {
+        for action in plan {
+            switch action {
+            case .ensureVTI(let spec), .deleteVTI(let spec): if spec.name.rawValue == name { return spec.name }
+            case .ensureMTU(let device, _, _), .ensureAddress(let device, _): if device.rawValue == name { return device }
+            case .addRoute(let route), .deleteRoute(let route): if route.device.rawValue == name { return route.device }
+            case .setSysctl, .notice: break
+            }
+        }
+        return nil
+    }
+
+    /// The device the plan creates or keeps under this name.
+    private func deviceSpec(_ device: InterfaceName, in plan: HookPlan) -> VTIDeviceSpec? {
+        for case .ensureVTI(let spec) in plan where spec.name == device { return spec }
+        return nil
+    }
+
+    /// The tunnel's local address, whose device's MTU is the path MTU; nil for a device that takes
+    /// any (a shared device's local address is the gateway's, so it has one).
+    private func localAddress(of device: InterfaceName, in plan: HookPlan) -> IPAddress? {
+        guard let local = deviceSpec(device, in: plan)?.local, !local.isUnspecified else { return nil }
+        return local
     }
 }
 

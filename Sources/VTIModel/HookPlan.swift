@@ -176,11 +176,22 @@ extension HookAction {
 
     /// The step this marks ("route of prepare-route-up"), if it is a compound verb's step marker.
     public var compoundStep: Substring? {
-        guard case .notice(let text) = self, text.hasPrefix(HookAction.compoundStepPrefix), text.contains(" of ") else { return nil }
+        // Not `text.contains(" of ")`: String's substring search lives in _StringProcessing, which
+        // would link about 1 MB of regular expression code into the hook (start-up time).
+        guard case .notice(let text) = self, text.hasPrefix(HookAction.compoundStepPrefix), containsOf(text) else { return nil }
         return text.dropFirst(HookAction.compoundStepPrefix.count)
     }
 
     private static let compoundStepPrefix = "step "
+}
+
+/// Whether the text has " of " in it, by bytes.
+private func containsOf(_ text: String) -> Bool {
+    let bytes = Array(text.utf8)
+    let of: [UInt8] = [0x20, 0x6f, 0x66, 0x20]
+    guard bytes.count >= of.count else { return false }
+    for start in 0...(bytes.count - of.count) where bytes[start] == 0x20 && Array(bytes[start..<(start + 4)]) == of { return true }
+    return false
 }
 
 /// What the kernel should look like after one pluto event, as ordered steps: the pure half of the

@@ -48,6 +48,16 @@ final class HookCommandLineTests: XCTestCase {
         XCTAssertEqual(result.output.split(separator: "\n").first, "vti-updown: ignoring unknown variables CONNMARK_ODD PLUTO_SOMETHING_NEW VTI_FUTURE")
     }
 
+    /// String's substring search and regular expressions live in _StringProcessing, about 1 MB of
+    /// code and metadata that the loader relocates at every hook call (`text.contains(" of ")`
+    /// once brought it in): the hook links none of it.
+    func testHookLinksNoRegularExpressionCode() throws {
+        let symbols = runChild(["/usr/bin/nm", "--defined-only", product("vti-updown")])
+        XCTAssertEqual(symbols.status, 0, "nm (binutils) is needed: \(symbols.output)")
+        let linked = symbols.output.split(separator: "\n").filter { $0.contains("17_StringProcessing") || $0.contains("12_RegexParser") }
+        XCTAssertEqual(linked.count, 0, "the hook links _StringProcessing, e.g. \(linked.prefix(3))")
+    }
+
     /// How the hook is linked decides most of its start-up (README, Benchmarks): only libc, libm
     /// and libmnl are loaded at run time (the Swift runtime, libstdc++ and libgcc's unwinder are
     /// inside), its dynamic symbol table holds only imports, and its relocations are packed where
