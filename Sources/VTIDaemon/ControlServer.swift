@@ -33,7 +33,7 @@ public final class ControlServer: Sendable {
     public init(supervisor: Supervisor, logger: Logger) throws {
         self.supervisor = supervisor
         self.logger = logger
-        let configuration = supervisor.configuration
+        let configuration = supervisor.startConfiguration
         allowedGroup = configuration.socketGroup
         path = ControlProtocol.socketPath(in: configuration.runDirectory)
         // The backlog is what lets a burst of hooks (pluto runs them concurrently) wait for their turn.
@@ -188,15 +188,15 @@ public final class ControlServer: Sendable {
                 send(errorReply("bad hook-event: \(error)"), to: item.socket)
             }
         case "status":
-            supervisor.queue.async { client.reply(encoding: { try supervisor.status() }) }
+            supervisor.onQueueAsync { supervisor in client.reply(encoding: { try supervisor.status() }) }
         case "leases":
-            supervisor.queue.async { client.reply(encoding: { LeasesReply(leases: try supervisor.leaseRecords()) }) }
+            supervisor.onQueueAsync { supervisor in client.reply(encoding: { LeasesReply(leases: try supervisor.leaseRecords()) }) }
         case "routes":
-            supervisor.queue.async { client.reply(encoding: { try supervisor.routeRecords() }) }
+            supervisor.onQueueAsync { supervisor in client.reply(encoding: { try supervisor.routeRecords() }) }
         case "events":
-            supervisor.queue.async { client.reply(encoding: { EventsReply(events: supervisor.events()) }) }
+            supervisor.onQueueAsync { supervisor in client.reply(encoding: { EventsReply(events: supervisor.events()) }) }
         case "metrics":
-            supervisor.queue.async {
+            supervisor.onQueueAsync { supervisor in
                 let text = supervisor.metricsText()
                 client.reply(JSONValue.object(["version": .number(1), "ok": .bool(true), "metrics": .string(text)]))
             }

@@ -55,13 +55,13 @@ extension Supervisor {
 
     /// Queues a hook's event. Events that arrive while others are being applied are taken together:
     /// one apply-lock hold and one record transaction for the lot, each still answered on its own.
-    public func submit(_ submission: Submission) {
+    public nonisolated func submit(_ submission: Submission) {
         let startDrain = pending.withLock { state in
             state.queue.append(submission)
             defer { state.draining = true }
             return !state.draining
         }
-        if startDrain { queue.async { self.drain() } }
+        if startDrain { onQueueAsync { $0.drain() } }
     }
 
     private func drain() {
@@ -81,7 +81,6 @@ extension Supervisor {
     /// says `go`, apply them in arrival order under one hold of the apply lock, write their records
     /// in one transaction, answer each.
     private func process(_ batch: [Submission]) {
-        dispatchPrecondition(condition: .onQueue(queue))
         var offered: [(event: PlutoEvent, connection: ClientConnection, start: ContinuousClock.Instant)] = []
         for item in batch {
             let start = ContinuousClock.now
@@ -177,12 +176,11 @@ extension Supervisor {
 
     /// Events the hook applied itself while vtid was away (or had not taken them): recorded, leases
     /// updated, not applied again. Each spool file is removed only once its records are written.
-    public func ingestSpool() {
-        queue.sync { ingestSpoolOnQueue() }
+    public nonisolated func ingestSpool() {
+        onQueue { $0.ingestSpoolOnQueue() }
     }
 
     func ingestSpoolOnQueue() {
-        dispatchPrecondition(condition: .onQueue(queue))
         let spool = Spool(runDirectory: configuration.runDirectory)
         let content = spool.read()
         for bad in content.unreadable {

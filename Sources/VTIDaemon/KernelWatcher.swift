@@ -21,7 +21,7 @@ public final class KernelWatcher: Sendable {
     public init(supervisor: Supervisor, logger: Logger) {
         self.supervisor = supervisor
         self.logger = logger
-        routeProtocol = supervisor.configuration.hook.routeProtocol
+        routeProtocol = supervisor.startConfiguration.hook.routeProtocol
     }
 
     public func start() throws {

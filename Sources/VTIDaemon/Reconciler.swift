@@ -11,12 +11,11 @@ extension Supervisor {
     /// Brings the kernel to the desired state. Returns what it did (or, with `dryRun`, the
     /// difference it would repair, and nothing else), a line each.
     @discardableResult
-    public func reconcile(reason: String, dryRun: Bool = false) -> [String] {
-        queue.sync { reconcileOnQueue(reason: reason, dryRun: dryRun) }
+    public nonisolated func reconcile(reason: String, dryRun: Bool = false) -> [String] {
+        onQueue { $0.reconcileOnQueue(reason: reason, dryRun: dryRun) }
     }
 
     func reconcileOnQueue(reason: String, dryRun: Bool) -> [String] {
-        dispatchPrecondition(condition: .onQueue(queue))
         if !dryRun { reconcileScheduled.withLock { $0 = false } }
         let now = Int64(Date().timeIntervalSince1970)
         let conns = ipsec.values.filter { configuration.manages($0.name) }.sorted { $0.name < $1.name }
@@ -281,7 +280,7 @@ extension Supervisor {
     }
 
     /// Asks for a reconcile soon (the kernel changed something vtid owns); bursts fold into one.
-    public func scheduleReconcile(reason: String, after delay: Duration = .milliseconds(100)) {
+    public nonisolated func scheduleReconcile(reason: String, after delay: Duration = .milliseconds(100)) {
         let first = reconcileScheduled.withLock { scheduled in
             defer { scheduled = true }
             return !scheduled
@@ -292,18 +291,20 @@ extension Supervisor {
         let sinceLast = lastPassEnded.withLock { $0.map { ContinuousClock.now - $0 } } ?? .seconds(3600)
         let wait = max(delay, .milliseconds(500) - sinceLast)
         let nanoseconds = Int(wait.components.seconds) * 1_000_000_000 + Int(wait.components.attoseconds / 1_000_000_000)
-        queue.asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { _ = self.reconcileOnQueue(reason: reason, dryRun: false) }
+        queue.asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) {
+            self.assumeIsolated { _ = $0.reconcileOnQueue(reason: reason, dryRun: false) }
+        }
     }
 
     /// Called every second: the periodic reconcile, every second while a tunnel is in its grace
     /// period, and the spool every other second.
-    public func tick(second: Int) {
-        queue.async {
-            let interval = Duration.seconds(self.configuration.reconcileIntervalSeconds)
-            if self.graceWaiting || self.lastReconcile.map({ ContinuousClock.now - $0 >= interval }) ?? true {
-                _ = self.reconcileOnQueue(reason: self.graceWaiting ? "grace period" : "periodic", dryRun: false)
+    public nonisolated func tick(second: Int) {
+        onQueueAsync { supervisor in
+            let interval = Duration.seconds(supervisor.configuration.reconcileIntervalSeconds)
+            if supervisor.graceWaiting || supervisor.lastReconcile.map({ ContinuousClock.now - $0 >= interval }) ?? true {
+                _ = supervisor.reconcileOnQueue(reason: supervisor.graceWaiting ? "grace period" : "periodic", dryRun: false)
             } else if second % 2 == 0 {
-                self.ingestSpoolOnQueue()
+                supervisor.ingestSpoolOnQueue()
             }
         }
     }

@@ -23,7 +23,6 @@ extension Supervisor {
     /// The Prometheus text, with the gauges computed now: clients from the lease table, tunnels
     /// from the kernel's SAs, degraded from the open problems (a scrape never sees a stale value).
     public func metricsText() -> String {
-        dispatchPrecondition(condition: .onQueue(queue))
         let connected = (try? store.all().filter(\.connected).count)
         let xfrm = try? kernelApplier().xfrmState()
         metrics.refresh(clientsConnected: connected, tunnelsUp: xfrm.map { Set($0.associations.map(\.reqid)).count },

@@ -13,13 +13,19 @@ import VTIModel
 /// reconciler (`Reconciler.swift`), the status view (`StatusView.swift`), the records
 /// (`RecordBook.swift`) and the problems it shows (`Problems.swift`).
 ///
-/// Every mutable property is read and written only on `queue`, a serial queue: that is the one
-/// executor of this type, and why it may be `@unchecked Sendable`. Functions that run on the queue
-/// say so (`dispatchPrecondition`) or are private to code that does; the `Mutex`es are the only
-/// state read from other threads.
-public final class Supervisor: @unchecked Sendable {
-    public let queue = DispatchQueue(label: "vtid.supervisor")
+/// An actor whose executor is `queue`, a serial dispatch queue: its state has that one owner, the
+/// compiler checks every access, and the threads around it (the control socket's poll loop, the
+/// kernel watcher, the services) hand it work with `onQueue`/`onQueueAsync`, which run on the
+/// queue isolated to it. Batches of hook events still take one apply-lock hold and one
+/// transaction there (`EventPath.swift`). The `Mutex`es are the only state read from elsewhere.
+public actor Supervisor {
+    public nonisolated let queue: DispatchQueue
+    private nonisolated let executor: QueueExecutor
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     public private(set) var configuration: DaemonConfiguration
+    /// The configuration as loaded at start, for the parts built around the supervisor (the
+    /// control socket's path and group, the watcher's route protocol): what only a restart changes.
+    public nonisolated let startConfiguration: DaemonConfiguration
     var ipsec: [String: RouteBasedConn]
     let configurationFile: String
     var reloadError: String?
@@ -36,7 +42,7 @@ public final class Supervisor: @unchecked Sendable {
     let lastPassEnded = Mutex<ContinuousClock.Instant?>(nil)
     /// Names of the devices vtid manages, for the kernel watcher's threads.
     let watchedDeviceNames = Mutex<Set<String>>([])
-    public var watchedDevices: Set<String> { watchedDeviceNames.withLock { $0 } }
+    public nonisolated var watchedDevices: Set<String> { watchedDeviceNames.withLock { $0 } }
     /// Last repair and last error per device or route, for `vtictl status`.
     var objectStatus: [KernelObject: ObjectStatus] = [:]
     var history: [EventRecord] = []
@@ -60,7 +66,10 @@ public final class Supervisor: @unchecked Sendable {
     public init(configurationFile: String, requireFile: Bool, logger: Logger) throws {
         self.configurationFile = configurationFile
         self.logger = logger
+        executor = QueueExecutor(queue: DispatchQueue(label: "vtid.supervisor"))
+        queue = executor.queue
         configuration = try loadDaemonConfiguration(configurationFile, requireFile: requireFile)
+        startConfiguration = configuration
         ipsec = try Self.loadConns(configuration)
         try FileManager.default.createDirectory(atPath: configuration.runDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o755])
@@ -74,7 +83,7 @@ public final class Supervisor: @unchecked Sendable {
         lock = try ApplyLock(path: ControlProtocol.lockPath(in: configuration.runDirectory))
         metrics = DaemonMetrics()
         if let problem = opened.problem { problems.report("store-open", problem, logger: logger) }
-        try publishHookSettings()
+        try Self.publishHookSettings(Self.planningSettings(configuration, ipsec), configuration: configuration, from: configurationFile)
     }
 
     /// Only checks the files (`vtid --check`): nothing is created or opened.
@@ -86,9 +95,9 @@ public final class Supervisor: @unchecked Sendable {
 
     /// Writes the planning settings where vti-updown reads them (run directory, hook.conf), so
     /// that its fallback plans as vtid does.
-    private func publishHookSettings() throws {
+    private static func publishHookSettings(_ settings: HookSettings, configuration: DaemonConfiguration, from file: String) throws {
         let path = configuration.runDirectory + "/hook.conf"
-        let text = "# Written by vtid from \(configurationFile); vti-updown plans with these. Do not edit.\n" + planningSettings.rendered
+        let text = "# Written by vtid from \(file); vti-updown plans with these. Do not edit.\n" + settings.rendered
         try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
@@ -110,39 +119,43 @@ public final class Supervisor: @unchecked Sendable {
     /// and says why. A reload after which vtid would delete every device it manages (their conns
     /// all left ipsec.conf: usually the wrong file, not the operator's wish) is refused unless
     /// `allowRemove`.
-    public func reload(allowRemove: Bool = false) -> String? {
-        queue.sync {
-            do {
-                let fresh = try loadDaemonConfiguration(configurationFile, requireFile: false)
-                guard fresh.runDirectory == configuration.runDirectory, fresh.stateDirectory == configuration.stateDirectory else {
-                    throw ConfigurationError(file: configurationFile, line: nil, problem: "run_directory and state_directory take effect only at restart")
-                }
-                let conns = try Self.loadConns(fresh)
-                let owned = (try? store.devices().records) ?? []
-                let kept = owned.filter { conns[$0.connection] != nil && fresh.manages($0.connection) }
-                if !owned.isEmpty && kept.isEmpty && !allowRemove {
-                    throw ConfigurationError(file: fresh.ipsecConf, line: nil, problem: """
-                        with this configuration vtid would delete every device it manages (\(owned.map(\.setup.device.name.rawValue).sorted().joined(separator: ", "))): \
-                        none of their conns is a managed route-based conn any more; if that is what you want, run `vtictl reload --allow-remove`
-                        """)
-                }
-                configuration = fresh
-                ipsec = conns
-                reloadError = nil
-                removingEveryDeviceAllowed = allowRemove
-                try publishHookSettings()
-                logger.info("reloaded \(configurationFile) and \(fresh.ipsecConf): \(conns.count) route-based conns")
-                return nil
-            } catch {
-                reloadError = "\(error)"
-                logger.error("reload failed, keeping the running configuration: \(error)")
-                return reloadError
+    public nonisolated func reload(allowRemove: Bool = false) -> String? {
+        onQueue { $0.reloadOnQueue(allowRemove: allowRemove) }
+    }
+
+    func reloadOnQueue(allowRemove: Bool) -> String? {
+        do {
+            let fresh = try loadDaemonConfiguration(configurationFile, requireFile: false)
+            guard fresh.runDirectory == configuration.runDirectory, fresh.stateDirectory == configuration.stateDirectory else {
+                throw ConfigurationError(file: configurationFile, line: nil, problem: "run_directory and state_directory take effect only at restart")
             }
+            let conns = try Self.loadConns(fresh)
+            let owned = (try? store.devices().records) ?? []
+            let kept = owned.filter { conns[$0.connection] != nil && fresh.manages($0.connection) }
+            if !owned.isEmpty && kept.isEmpty && !allowRemove {
+                throw ConfigurationError(file: fresh.ipsecConf, line: nil, problem: """
+                    with this configuration vtid would delete every device it manages (\(owned.map(\.setup.device.name.rawValue).sorted().joined(separator: ", "))): \
+                    none of their conns is a managed route-based conn any more; if that is what you want, run `vtictl reload --allow-remove`
+                    """)
+            }
+            configuration = fresh
+            ipsec = conns
+            reloadError = nil
+            removingEveryDeviceAllowed = allowRemove
+            try Self.publishHookSettings(planningSettings, configuration: configuration, from: configurationFile)
+            logger.info("reloaded \(configurationFile) and \(fresh.ipsecConf): \(conns.count) route-based conns")
+            return nil
+        } catch {
+            reloadError = "\(error)"
+            logger.error("reload failed, keeping the running configuration: \(error)")
+            return reloadError
         }
     }
 
     /// The hook's settings from vtid.yaml, plus the conns whose devices vtid keeps.
-    var planningSettings: HookSettings {
+    var planningSettings: HookSettings { Self.planningSettings(configuration, ipsec) }
+
+    private static func planningSettings(_ configuration: DaemonConfiguration, _ ipsec: [String: RouteBasedConn]) -> HookSettings {
         var settings = configuration.hook
         settings.keptDevices = Set(ipsec.keys.filter { configuration.manages($0) })
         return settings
@@ -153,12 +166,23 @@ public final class Supervisor: @unchecked Sendable {
     }
 
     /// A problem seen on another thread (the control loop, the kernel watcher): shown like the rest.
-    func reportProblem(_ cause: String, _ text: String) {
-        queue.async { self.problems.report(cause, text, logger: self.logger) }
+    nonisolated func reportProblem(_ cause: String, _ text: String) {
+        onQueueAsync { $0.problems.report(cause, text, logger: $0.logger) }
     }
 
-    func clearProblem(_ cause: String) {
-        queue.async { self.problems.clear(cause, logger: self.logger) { _ in "\(cause): working again" } }
+    nonisolated func clearProblem(_ cause: String) {
+        onQueueAsync { $0.problems.clear(cause, logger: $0.logger) { _ in "\(cause): working again" } }
+    }
+
+    /// Runs `body` on the queue, isolated to the supervisor, and waits for it: for the threads
+    /// around it, never from the queue itself (that would wait for itself) or from async code.
+    public nonisolated func onQueue<Result: Sendable>(_ body: @Sendable (isolated Supervisor) throws -> Result) rethrows -> Result {
+        try queue.sync { try assumeIsolated(body) }
+    }
+
+    /// Runs `body` on the queue, isolated to the supervisor, later.
+    public nonisolated func onQueueAsync(_ body: @escaping @Sendable (isolated Supervisor) -> Void) {
+        queue.async { self.assumeIsolated(body) }
     }
 
     func kernelApplier() throws -> KernelApplier {
@@ -170,6 +194,27 @@ public final class Supervisor: @unchecked Sendable {
 }
 
 public let vtidVersion = "0.3.0"
+
+/// The supervisor's executor: its serial dispatch queue, so that the threads around it can hand
+/// it work with `queue.async` and find themselves isolated to it there (`assumeIsolated`).
+final class QueueExecutor: SerialExecutor {
+    let queue: DispatchQueue
+
+    init(queue: DispatchQueue) {
+        self.queue = queue
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let executor = asUnownedSerialExecutor()
+        queue.async { job.runSynchronously(on: executor) }
+    }
+
+    /// What `assumeIsolated` asks when called on the queue outside a task.
+    func checkIsolated() {
+        dispatchPrecondition(condition: .onQueue(queue))
+    }
+}
 
 /// What vtid last did to, or failed to do to, one object.
 public struct ObjectStatus: Sendable, Hashable {
