@@ -116,7 +116,8 @@ let package = Package(
         .target(
             name: "Netlink",
             dependencies: [
-                "CLibmnl",
+                // VTIModel for the project's one AddressFamily (pure values, no I/O).
+                "CLibmnl", "VTIModel",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")] + hookPathSwift

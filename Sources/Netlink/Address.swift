@@ -1,3 +1,4 @@
+public import VTIModel
 internal import CLibmnl
 
 /// An address assigned to an interface (`RTM_NEWADDR`).

@@ -1,15 +1,7 @@
 import Glibc
-
-/// IPv4 or IPv6, as netlink's `family` fields say it.
-public enum AddressFamily: UInt8, Hashable, Sendable, CustomStringConvertible {
-    /// The corresponding C constant is `AF_INET`.
-    case ipv4 = 2
-    /// The corresponding C constant is `AF_INET6`.
-    case ipv6 = 10
-
-    public var addressLength: Int { self == .ipv4 ? 4 : 16 }
-    public var description: String { self == .ipv4 ? "inet" : "inet6" }
-}
+// The project's one `AddressFamily` (its raw value is the kernel's AF_* number) is VTIModel's, a
+// module of pure values.
+public import VTIModel
 
 /// An IP address as netlink carries it: network-order bytes of a family.
 ///

@@ -1,3 +1,4 @@
+import VTIModel
 internal import CLibmnl
 
 /// A network interface as the kernel reports it (`RTM_NEWLINK`).

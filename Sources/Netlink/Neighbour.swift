@@ -1,3 +1,4 @@
+public import VTIModel
 internal import CLibmnl
 
 /// A proxy neighbour entry: the kernel answers ARP / neighbour solicitations for `address` on the

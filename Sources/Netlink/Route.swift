@@ -1,3 +1,4 @@
+public import VTIModel
 internal import CLibmnl
 
 /// Who installed a route (`rtm_protocol`). vtid tags its own routes with one number so it can find

@@ -1,3 +1,4 @@
+public import VTIModel
 internal import CLibmnl
 
 /// A policy-routing rule (`RTM_NEWRULE`): traffic matching the selectors looks up `table`.

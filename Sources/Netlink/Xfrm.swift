@@ -1,3 +1,4 @@
+import VTIModel
 internal import CLibmnl
 
 /// An XFRM mark: which packets an SA or policy applies to (`value & mask`). VTI devices set it

@@ -222,7 +222,7 @@ extension Supervisor {
                     observed.pathMTUs[local] = mtu
                 }
             }
-            for family in [Netlink.AddressFamily.ipv4, Netlink.AddressFamily.ipv6] {
+            for family in [AddressFamily.ipv4, AddressFamily.ipv6] {
                 for route in try kernel.routes(RouteFilter(family: family, protocol: RouteProtocol(rawValue: configuration.hook.routeProtocol.rawValue))) {
                     guard let index = route.outputInterface, let name = names[index], managed.contains(name), let device = InterfaceName(name) else { continue }
                     observed.routes.append(PlannedRoute(
@@ -261,7 +261,7 @@ extension Supervisor {
         for route in configuration.policyRoutes {
             do {
                 let kernel = try kernelApplier()
-                let rule = RoutingRule(family: route.from.family == .ipv4 ? .ipv4 : .ipv6, priority: route.priority,
+                let rule = RoutingRule(family: route.from.family, priority: route.priority,
                                        source: route.from.inet, table: RouteTable(rawValue: route.table),
                                        protocol: RouteProtocol(rawValue: configuration.hook.routeProtocol.rawValue))
                 if try kernel.ensureRule(rule) { lines.append("added rule \(rule): source routing for \(route.from)") }

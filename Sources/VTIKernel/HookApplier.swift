@@ -191,7 +191,7 @@ extension InetPrefix {
 }
 
 extension IPAddress {
-    public var inet: InetAddress { InetAddress(family: family == .ipv4 ? .ipv4 : .ipv6, bytes: bytes)! }
+    public var inet: InetAddress { InetAddress(family: family, bytes: bytes)! }
 }
 
 extension IPPrefix {

@@ -1,4 +1,5 @@
 public import Netlink
+import VTIModel
 
 /// Makes the kernel hold one piece of desired state, idempotently: applying the same thing twice
 /// changes nothing the second time, removing something already gone succeeds, and nothing this

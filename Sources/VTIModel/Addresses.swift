@@ -1,12 +1,17 @@
 /// IP addresses and prefixes parsed by hand: this module imports nothing, so the hook starts fast,
 /// and every parse is strict (no octal, no shorthand, no zone) because the text may come from a peer.
 
-/// Which IP version. Netlink has a type of the same name for the kernel's `AF_*` numbers; in a
-/// file that imports both modules, write `VTIModel.AddressFamily`.
-public enum AddressFamily: Sendable, Hashable, CustomStringConvertible {
-    case ipv4, ipv6
+/// Which IP version: the one family type of the project (the Netlink module uses it too). The raw
+/// value is the kernel's `AF_*` number, which netlink's family fields carry.
+public enum AddressFamily: UInt8, Sendable, Hashable, CustomStringConvertible {
+    /// `AF_INET`.
+    case ipv4 = 2
+    /// `AF_INET6`.
+    case ipv6 = 10
 
     public var bitCount: Int { self == .ipv4 ? 32 : 128 }
+    /// Bytes in an address of this family.
+    public var addressLength: Int { self == .ipv4 ? 4 : 16 }
 
     /// `ipv4` or `ipv6`, as pluto writes `PLUTO_CONN_ADDRFAMILY`.
     public var description: String { self == .ipv4 ? "ipv4" : "ipv6" }

@@ -130,7 +130,7 @@ extension HostFacts {
     static func read(updowns: Set<String>) -> HostFacts {
         var facts = HostFacts()
         if let route = try? NetlinkSocket(.route) {
-            for family in [Netlink.AddressFamily.ipv4, Netlink.AddressFamily.ipv6] {
+            for family in [AddressFamily.ipv4, AddressFamily.ipv6] {
                 for rule in (try? route.rules(family: family)) ?? [] {
                     guard let mark = rule.firewallMark else { continue }
                     facts.markRules.append(.init(priority: rule.priority ?? 0, mark: mark, mask: rule.firewallMask ?? 0xffff_ffff,

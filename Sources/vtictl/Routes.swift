@@ -67,7 +67,7 @@ struct KernelRoute: Codable, Hashable {
     static func read(protocol number: UInt8) throws -> [KernelRoute] {
         let socket = try NetlinkSocket(.route)
         let names = Dictionary(try socket.links().map { ($0.index, $0.name) }, uniquingKeysWith: { first, _ in first })
-        return try [Netlink.AddressFamily.ipv4, Netlink.AddressFamily.ipv6].flatMap { family in
+        return try [AddressFamily.ipv4, AddressFamily.ipv6].flatMap { family in
             try socket.routes(RouteFilter(family: family, protocol: RouteProtocol(rawValue: number))).map { route in
                 KernelRoute(destination: "\(route.destination)", device: route.outputInterface.flatMap { names[$0] } ?? "-", table: route.table.rawValue)
             }
