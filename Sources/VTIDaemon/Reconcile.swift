@@ -57,7 +57,7 @@ extension ObservedKernel {
             for prefix in device.addresses { snapshot.addresses.insert(DeviceAddress(device: interface, prefix: prefix)) }
         }
         snapshot.sysctls = sysctls
-        snapshot.routes = Set(routes)
+        snapshot.routes = Dictionary(routes.map { (RouteIdentity($0), $0) }, uniquingKeysWith: { first, _ in first })
         snapshot.routesComplete = complete
         snapshot.pathMTUs = pathMTUs
         snapshot.suites = suites
@@ -74,17 +74,6 @@ public struct MarkedPolicy: Sendable, Hashable {
         self.destination = destination
         self.reqid = reqid
     }
-}
-
-/// A route's identity in the kernel: one route per destination and table (our metric is fixed).
-public struct RouteIdentity: Sendable, Hashable, CustomStringConvertible {
-    public var destination: IPPrefix
-    public var table: UInt32
-    public init(_ route: PlannedRoute) {
-        destination = route.destination
-        table = route.table
-    }
-    public var description: String { table == 254 ? "\(destination)" : "\(destination) table \(table)" }
 }
 
 /// What vtid wants, and the bookkeeping a pass carries to the next.
@@ -182,7 +171,7 @@ public func planReconcile(_ input: ReconcileInput, observed: ObservedKernel, set
         }
     }
 
-    let present = Dictionary(observed.routes.map { (RouteIdentity($0), $0) }, uniquingKeysWith: { first, _ in first })
+    let present = snapshot.routes
     // Only the differences are ordered (for stable logs): a converged pass sorts nothing.
     let toAdd = converge(wanted.values.map { .addRoute($0) }, snapshot)
     plan.operations += toAdd.sorted { "\($0)" < "\($1)" }
@@ -223,11 +212,16 @@ func isUp(reqid: UInt32, _ observed: ObservedKernel) -> Bool {
 /// vtid has no route record for: vtid was not told (its state was lost, or could not be written)
 /// but pluto has them.
 private func learnedRoutes(_ input: ReconcileInput, observed: ObservedKernel, settings: HookSettings) -> [OwnedRoute] {
-    let known = Set(input.routes.map { "\($0.connection) \($0.peerClient)" })
+    // Every pass asks: nothing is built unless a live tunnel of a route-based conn is there (the
+    // records of 10,000 clients as text took milliseconds a pass).
+    let live = observed.markedPolicies.filter { isUp(reqid: $0.reqid, observed) }
+    guard !live.isEmpty else { return [] }
+    struct Tunnel: Hashable { var connection: String; var peerClient: IPPrefix }
+    let known = Set(input.routes.map { Tunnel(connection: $0.connection, peerClient: $0.peerClient) })
     var learned: [OwnedRoute] = []
-    for policy in observed.markedPolicies where isUp(reqid: policy.reqid, observed) {
+    for policy in live {
         guard let conn = input.conns.first(where: { $0.markOut.value == policy.mark && $0.vtiRouting }),
-              !known.contains("\(conn.name) \(policy.destination)"), !policy.destination.network.isDefault else { continue }
+              !known.contains(Tunnel(connection: conn.name, peerClient: policy.destination)), !policy.destination.network.isDefault else { continue }
         let device = conn.device(existingDevices: input.existingDevices)
         let route = PlannedRoute(destination: policy.destination, device: device, table: settings.routeTable, metric: settings.routeMetric,
                                  routeProtocol: settings.routeProtocol)

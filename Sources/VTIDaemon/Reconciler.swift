@@ -60,7 +60,7 @@ extension Supervisor {
             lines += plan.notes.map { "note: \($0)" }
             gone = keptGoneDevices(gone, observed: observed, allDevices: stored.records, lines: &lines)
             var operations = plan.operations
-            if observed.complete {
+            if observed.complete && !gone.isEmpty {
                 operations += converge(gone.map { .deleteVTI($0.setup.device) }, observed.snapshot)
                 // Gone with the device: what vtid said about it.
                 for owned in gone { objectStatus[.device(owned.setup.device.name.rawValue)] = nil }

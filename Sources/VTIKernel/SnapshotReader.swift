@@ -135,7 +135,7 @@ extension KernelApplier {
             case .addRoute(let planned):
                 if case .route(let entry) = answer(.routeMatch(probe(inside: planned.destination))), let index = indexes[planned.device.rawValue],
                    entry.matches(planned, outputInterface: index) {
-                    snapshot.routes.insert(planned)
+                    snapshot.insert(planned)
                 }
             default:
                 break

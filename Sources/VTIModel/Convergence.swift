@@ -40,8 +40,9 @@ public struct KernelSnapshot: Sendable, Hashable {
     public var addresses: Set<DeviceAddress> = []
     /// Current values of the sysctls read, under the setting with value 0 (`withValue(0)`).
     public var sysctls: [SysctlSetting: Int] = [:]
-    /// Routes known to be in the kernel exactly as listed.
-    public var routes: Set<PlannedRoute> = []
+    /// Routes known to be in the kernel exactly as listed, by their place (a reconcile's
+    /// thousands are looked up by it, and its view of what is present is this very table).
+    public var routes: [RouteIdentity: PlannedRoute] = [:]
     /// Whether `routes` lists every route that could be removed (a reconcile's full view): only
     /// then is a route not listed known to be gone, so that its removal can be left out.
     public var routesComplete = false
@@ -51,6 +52,27 @@ public struct KernelSnapshot: Sendable, Hashable {
     public var suites: [UInt32: TunnelSuite] = [:]
 
     public init() {}
+
+    /// Whether the kernel holds this route exactly.
+    public func holds(_ route: PlannedRoute) -> Bool {
+        routes[RouteIdentity(route)] == route
+    }
+
+    /// Notes that the kernel holds this route.
+    public mutating func insert(_ route: PlannedRoute) {
+        routes[RouteIdentity(route)] = route
+    }
+}
+
+/// A route's identity in the kernel: one route per destination and table (our metric is fixed).
+public struct RouteIdentity: Sendable, Hashable, CustomStringConvertible {
+    public var destination: IPPrefix
+    public var table: UInt32
+    public init(_ route: PlannedRoute) {
+        destination = route.destination
+        table = route.table
+    }
+    public var description: String { table == 254 ? "\(destination)" : "\(destination) table \(table)" }
 }
 
 /// An address on a device.
@@ -134,9 +156,9 @@ public func converge(_ plan: HookPlan, _ snapshot: KernelSnapshot) -> [KernelOpe
         case .setSysctl(let setting):
             if snapshot.sysctls[setting.withValue(0)] != setting.value { operations.append(.writeSysctl(setting)) }
         case .addRoute(let route):
-            if !snapshot.routes.contains(route) { operations.append(.addRoute(route)) }
+            if !snapshot.holds(route) { operations.append(.addRoute(route)) }
         case .deleteRoute(let route):
-            if !snapshot.routesComplete || snapshot.routes.contains(route) { operations.append(.deleteRoute(route)) }
+            if !snapshot.routesComplete || snapshot.holds(route) { operations.append(.deleteRoute(route)) }
         case .deleteVTI(let spec):
             // Only while it still is this tunnel's device.
             if let present = snapshot.devices[spec.name]?.vti, present.sameTunnel(as: spec) { operations.append(.deleteVTI(spec)) }

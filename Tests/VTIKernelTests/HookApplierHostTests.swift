@@ -67,7 +67,7 @@ final class HookApplierHostTests: XCTestCase {
             _ = try applier.apply(plan)
             let (snapshot, _) = try kernel.snapshot(for: plan)
             XCTAssertEqual(snapshot.addresses, [DeviceAddress(device: .loopback, prefix: IPPrefix("10.0.1.10/32")!)])
-            XCTAssertEqual(snapshot.routes.map(\.description).sorted(), [
+            XCTAssertEqual(snapshot.routes.values.map(\.description).sorted(), [
                 "0.0.0.0/1 dev eth0 src 10.0.1.10 proto 157", "128.0.0.0/1 dev eth0 src 10.0.1.10 proto 157",
             ])
             XCTAssertEqual(snapshot.devices[InterfaceName("eth0")!]?.isUp, true)

@@ -112,7 +112,7 @@ final class ConvergenceTests: XCTestCase {
         XCTAssertEqual(converge([.deleteRoute(route)], kernel), [.deleteRoute(route)])
         kernel.routesComplete = true
         XCTAssertEqual(converge([.deleteRoute(route)], kernel), [])
-        kernel.routes.insert(route)
+        kernel.insert(route)
         XCTAssertEqual(converge([.deleteRoute(route)], kernel), [.deleteRoute(route)])
         XCTAssertEqual(converge([.addRoute(route)], kernel), [])
     }
@@ -137,8 +137,8 @@ extension KernelSnapshot {
             case .setMTU(let device, let mtu, _): devices[device]?.mtu = mtu
             case .addAddress(let address): addresses.insert(address)
             case .writeSysctl(let setting): sysctls[setting.withValue(0)] = setting.value
-            case .addRoute(let route): routes.insert(route)
-            case .deleteRoute(let route): routes.remove(route)
+            case .addRoute(let route): insert(route)
+            case .deleteRoute(let route): routes[RouteIdentity(route)] = nil
             case .deleteVTI(let spec): devices[spec.name] = nil
             case .refuse, .notice: break
             }
