@@ -19,12 +19,17 @@ final class HookApplierHostTests: XCTestCase {
         ])
     }
 
+    /// The road client's uplink, eth0 with its address (a veth: the host kernel has no dummy).
+    private func addUplink() throws {
+        try ip("link", "add", "eth0", "type", "veth", "peer", "name", "peer0")
+        try ip("addr", "add", "192.0.2.11/24", "dev", "eth0")
+        try ip("link", "set", "eth0", "up")
+        try ip("link", "set", "peer0", "up")
+    }
+
     func testPolicyBasedClientRoutesAreIdempotentAndOnlyOursAreRemoved() throws {
         try inFreshNetworkNamespace(self) {
-            try ip("link", "add", "eth0", "type", "veth", "peer", "name", "peer0")
-            try ip("addr", "add", "192.0.2.11/24", "dev", "eth0")
-            try ip("link", "set", "eth0", "up")
-            try ip("link", "set", "peer0", "up")
+            try addUplink()
             let applier = HookApplier(kernel: try KernelApplier())
             // As the stock script: the source address on lo at up-client, the routes at route-client.
             _ = try applier.apply(planHook(event: try roadClient("up-client"), settings: HookSettings()))
@@ -56,10 +61,7 @@ final class HookApplierHostTests: XCTestCase {
     /// one made, so `converge` needs no write; a route changed behind its back is written again.
     func testTheSnapshotOfAConvergedPlanNeedsNoWrite() throws {
         try inFreshNetworkNamespace(self) {
-            try ip("link", "add", "eth0", "type", "veth", "peer", "name", "peer0")
-            try ip("addr", "add", "192.0.2.11/24", "dev", "eth0")
-            try ip("link", "set", "eth0", "up")
-            try ip("link", "set", "peer0", "up")
+            try addUplink()
             let kernel = try KernelApplier()
             let applier = HookApplier(kernel: kernel)
             let plan = planHook(event: try roadClient("up-client"), settings: HookSettings())
