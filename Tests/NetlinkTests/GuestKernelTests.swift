@@ -113,6 +113,42 @@ final class GuestKernelTests: XCTestCase {
 
     /// One end of a VTI tunnel: dummy0 192.0.2.1/24, vti01 to 192.0.2.2 with key 5 and
     /// 10.9.0.1/30, an outbound and inbound SA and policy marked 5, as libreswan would install.
+    /// What the hook's snapshot asks in one batch (`lookUp`): a device by name (and one that is
+    /// not there), the routing entries of a route and of a local address, and the SAs by SPI with
+    /// a mark (a wrong mark finds nothing: the kernel matches marked SAs by mark).
+    func testLookupsReadDevicesRoutingEntriesAndSAsByKey() throws {
+        try inFreshNetworkNamespace(self) {
+            let socket = try NetlinkSocket(.route)
+            try setUpTunnel(socket)
+            try ip("route", "add", "10.9.1.0/24", "dev", "vti01", "proto", "157")
+            let vti = try XCTUnwrap(socket.link(named: "vti01"))
+            let dummy = try XCTUnwrap(socket.link(named: "dummy0"))
+            let answers = socket.lookUp([.linkNamed("vti01"), .linkNamed("vti99"), .routeMatch(address("10.9.1.0")), .routeMatch(address("192.0.2.1"))])
+            guard answers.count == 4, case .link(let link) = answers[0], case .route(let route) = answers[2], case .route(let local) = answers[3] else {
+                return XCTFail("\(answers)")
+            }
+            XCTAssertEqual(link.vti, vti.vti)
+            XCTAssertEqual(answers[1], .absent)
+            XCTAssertEqual(route.destination, try prefix("10.9.1.0/24"))
+            XCTAssertEqual(route.protocol.rawValue, 157)
+            XCTAssertEqual(route.outputInterface, vti.index)
+            XCTAssertEqual(local.type, .local)
+            XCTAssertEqual(local.outputInterface, dummy.index, "the entry of a local address names the device holding it")
+
+            let xfrm = try NetlinkSocket(.xfrm)
+            let sas = xfrm.lookUp([.securityAssociation(destination: address("192.0.2.2"), spi: 0x1000, mark: 5),
+                                   .securityAssociation(destination: address("192.0.2.2"), spi: 0x1000, mark: 6),
+                                   .securityAssociation(destination: address("192.0.2.1"), spi: 0x1001, mark: 5)])
+            guard sas.count == 3, case .securityAssociation(let outbound) = sas[0], case .securityAssociation(let inbound) = sas[2] else {
+                return XCTFail("\(sas)")
+            }
+            XCTAssertEqual(outbound.spi, 0x1000)
+            XCTAssertEqual(outbound.algorithms.aead?.name, "rfc4106(gcm(aes))")
+            XCTAssertEqual(sas[1], .absent)
+            XCTAssertEqual(inbound.spi, 0x1001)
+        }
+    }
+
     private func setUpTunnel(_ socket: NetlinkSocket) throws {
         try socket.createLink(named: "dummy0", kind: "dummy")
         let dummy = try XCTUnwrap(socket.link(named: "dummy0"))
@@ -148,7 +184,7 @@ final class UMLNetlinkTests: XCTestCase {
                                currentExecutable(), "NetlinkTests.GuestKernelTests"])
         let summary = result.output.split(separator: "\n").filter { $0.contains("Executed") || $0.contains("error") || $0.contains("skipped") }
         XCTAssertEqual(result.status, 0, "GuestKernelTests in UML:\n\(result.output.suffix(4000))")
-        XCTAssertTrue(result.output.contains("Executed 4 tests, with 0 failures"), "all four guest tests ran:\n\(summary.joined(separator: "\n"))")
+        XCTAssertTrue(result.output.contains("Executed 5 tests, with 0 failures"), "all five guest tests ran:\n\(summary.joined(separator: "\n"))")
         XCTAssertFalse(result.output.contains("skipped"), "nothing skipped inside the guest:\n\(summary.joined(separator: "\n"))")
     }
 }
