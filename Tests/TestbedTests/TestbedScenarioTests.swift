@@ -198,6 +198,18 @@ final class TestbedScenarioTests: XCTestCase {
         XCTAssertTrue(result.output.contains("cwd \(Self.repositoryRoot.path) user 0 x=two words"), result.output)
     }
 
+    /// XFRM interfaces made and read through the Netlink module on Debian 12's stock kernel under qemu
+    /// (the host's and UML's kernels have none): runs NetlinkTests.GuestXfrmInterfaceTests, which is
+    /// in this very test binary, inside the guest on the host's root.
+    func testXfrmInterfacesThroughNetlinkUnderQemu() throws {
+        try requireTestbed(machine: Self.debian12)
+        let result = try testbed(Self.debian12 + ["run", "--timeout", "120", "--env", "VTICTL_GUEST_XFRMI=1", "--",
+                                                  testExecutable(), "NetlinkTests.GuestXfrmInterfaceTests"])
+        XCTAssertEqual(result.status, 0, "GuestXfrmInterfaceTests under qemu:\n\(result.output.suffix(4000))")
+        XCTAssertTrue(result.output.contains("Executed 1 test, with 0 failures"), "the guest test ran:\n\(result.output.suffix(2000))")
+        XCTAssertFalse(result.output.contains("skipped"), "nothing skipped inside the guest:\n\(result.output.suffix(2000))")
+    }
+
     /// Mismatched pre-shared keys: the scenario must fail, and say what did not happen and why.
     func testABrokenPreSharedKeyFailsSayingWhatDidNotHappen() throws {
         try requireTestbed()
@@ -249,6 +261,9 @@ final class TestbedScenarioTests: XCTestCase {
 
     static let repositoryRoot = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The qemu machine with Debian 12's stock kernel on the host's root (libreswan 4.10).
+    static let debian12 = ["--kernel", "debian12"]
 
     /// The qemu machine with Debian 12's stock kernel and the Debian 13 root (libreswan 5.2).
     static let debian13 = ["--kernel", "debian12", "--root", "debian13"]
@@ -306,8 +321,12 @@ final class TestbedScenarioTests: XCTestCase {
 
     /// Where swift build put the products: next to this test bundle.
     private func productsDirectory() -> String {
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        return URL(fileURLWithPath: executable).deletingLastPathComponent().path
+        URL(fileURLWithPath: testExecutable()).deletingLastPathComponent().path
+    }
+
+    /// The test binary running this test (every test target's tests are in it).
+    private func testExecutable() -> String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 
     private func temporaryDirectory() throws -> URL {
