@@ -185,7 +185,7 @@ final class TestbedScenarioTests: XCTestCase {
 
     /// libreswan 5.2 with `ipsec-interface=` conns (XFRM interfaces) and the stock updown: pluto's
     /// device lifetime as the scenarios see it, and its calls compared with the committed recording
-    /// (docs/xfrm-interfaces.md). About two minutes.
+    /// (docs/xfrm-interfaces.md). About 140 s.
     func testXfrmInterfaceConnsOnLibreswan52UnderQemu() throws {
         try requireTestbed(machine: Self.debian13)
         let out = try temporaryDirectory()
@@ -219,7 +219,7 @@ final class TestbedScenarioTests: XCTestCase {
     }
 
     /// The same two managed scenarios with Debian 12's libreswan 4.10 (the host's root) under qemu:
-    /// 4.10 makes ipsec1 at the first Child SA, not when the conn is added. About three minutes.
+    /// 4.10 makes ipsec1 at the first Child SA, not when the conn is added. 100-170 s.
     func testXfrmInterfaceConnsOnLibreswan410UnderQemu() throws {
         try requireTestbed(machine: Self.debian12)
         let out = try temporaryDirectory()
