@@ -447,3 +447,34 @@ wait_for() {
   done
   awk -v s="$start" -v e="$EPOCHREALTIME" 'BEGIN { printf "%.1f", e - s }'
 }
+
+# --- XFRM interfaces (ipsec-interface=; qemu kernels only, UML has none) ----------------------------
+# xfrmi_seen HOST DEV WHEN: says whether DEV exists in HOST at this point, and if so its if_id,
+# underlying device, state and IPv4 addresses, as a "seen" line (an observation, not a check).
+xfrmi_seen() {
+  local host=$1 dev=$2 when=$3 shown
+  if ! shown=$(ip -n "$host" -d link show "$dev" 2>/dev/null); then
+    echo "seen - $TB_SCENARIO: $host: $when: $dev absent"
+    return 0
+  fi
+  local if_id link state addresses
+  if_id=$(sed -n 's/.* xfrm if_id \(0x[0-9a-f]*\).*/\1/p' <<<"$shown")
+  link=$(sed -n "1s/^[0-9]*: $dev@\([^:]*\):.*/\1/p" <<<"$shown")
+  state=$(grep -q "[<,]UP[,>]" <<<"${shown%%$'\n'*}" && echo up || echo down)
+  addresses=$(ip -n "$host" -4 -o addr show dev "$dev" | awk '{ printf "%s%s", sep, $4; sep = "," }')
+  echo "seen - $TB_SCENARIO: $host: $when: $dev present, ${if_id:+if_id $if_id, }link ${link:-none}, $state, addresses ${addresses:-none}"
+}
+
+# expect_xfrmi HOST DEV IF_ID: DEV is an XFRM interface with this if_id (decimal) and is up.
+expect_xfrmi() {
+  local shown
+  shown=$(ip -n "$1" -d link show "$2" 2>/dev/null) || fail "$1: XFRM interface $2 does not exist"
+  grep -q "xfrm if_id $(printf '0x%x' "$3")" <<<"$shown" || fail "$1: $2 is not an XFRM interface with if_id $3: $shown"
+  grep -q "[<,]UP[,>]" <<<"${shown%%$'\n'*}" || fail "$1: $2 is not up"
+  ok "$1: $2 is an XFRM interface with if_id $3, up"
+}
+
+# xfrmi_policies HOST: how many XFRM policies and SAs in HOST carry an if_id, "POLICIES SAS".
+xfrmi_policies() {
+  echo "$(ip -n "$1" xfrm policy | grep -c 'if_id') $(ip -n "$1" xfrm state | grep -c 'if_id')"
+}

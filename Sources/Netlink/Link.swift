@@ -16,6 +16,8 @@ public struct Link: Hashable, Sendable {
     public var parentIndex: Int32
     /// Present for VTI devices.
     public var vti: VTIParameters?
+    /// Present for XFRM interfaces (kind "xfrm").
+    public var xfrmInterface: XfrmInterfaceParameters?
     public var statistics: LinkStatistics?
 }
 
@@ -34,6 +36,25 @@ public struct VTIParameters: Hashable, Sendable {
         self.inputKey = inputKey
         self.outputKey = outputKey
         self.underlyingIndex = underlyingIndex
+    }
+}
+
+/// An XFRM interface's parameters (`ip link add NAME type xfrm [dev DEV] if_id N`). Unlike a VTI it
+/// has no end points or keys: the SAs and policies whose if_id is the device's carry its traffic
+/// (libreswan's `ipsec-interface=N`).
+public struct XfrmInterfaceParameters: Hashable, Sendable {
+    /// `IFLA_XFRM_IF_ID`: the XFRM if_id of the SAs and policies the device belongs to.
+    public var interfaceID: UInt32
+    /// `IFLA_XFRM_LINK`: index of the underlying device; 0 for none.
+    public var underlyingIndex: UInt32
+    /// `IFLA_XFRM_COLLECT_METADATA` (`external`): one device per namespace for every if_id, chosen
+    /// per packet from metadata; such a device has if_id and underlying device 0.
+    public var collectsMetadata: Bool
+
+    public init(interfaceID: UInt32, underlyingIndex: UInt32 = 0, collectsMetadata: Bool = false) {
+        self.interfaceID = interfaceID
+        self.underlyingIndex = underlyingIndex
+        self.collectsMetadata = collectsMetadata
     }
 }
 
@@ -104,6 +125,14 @@ extension NetlinkSocket {
         try execute(.createVTI(named: name, parameters, up: up))
     }
 
+    /// Creates an XFRM interface. Equivalent to `ip link add NAME type xfrm [dev DEV] if_id N`
+    /// (`external` when `collectsMetadata`); fails with `.fileExists` if the name is taken, and with
+    /// "Unknown device type" on kernels without `CONFIG_XFRM_INTERFACE`. With `up`, the device is
+    /// created up.
+    public func createXfrmInterface(named name: String, _ parameters: XfrmInterfaceParameters, up: Bool = false) throws(NetlinkError) {
+        try execute(.createXfrmInterface(named: name, parameters, up: up))
+    }
+
     /// Creates a veth pair; both ends start down. Equivalent to `ip link add NAME type veth peer name PEER`.
     public func createVethPair(named name: String, peer: String) throws(NetlinkError) {
         try execute(.createVethPair(named: name, peer: peer))
@@ -147,6 +176,31 @@ extension NetlinkSocket.Request {
                 try info.put(UInt16(IFLA_INFO_KIND), bytes: Array((parameters.local.family == .ipv6 ? "vti6" : "vti").utf8))
                 try info.nest(UInt16(IFLA_INFO_DATA)) { data throws(NetlinkError) in
                     try encodeVTI(parameters, into: &data)
+                }
+            }
+        }
+    }
+
+    static func createXfrmInterface(named name: String, _ parameters: XfrmInterfaceParameters, up: Bool = false) -> Self {
+        let operation = "create XFRM interface \(name) (if_id \(parameters.interfaceID) dev \(parameters.underlyingIndex)\(parameters.collectsMetadata ? " external" : ""))"
+        return Self(type: UInt16(RTM_NEWLINK), flags: UInt16(NLM_F_CREATE | NLM_F_EXCL), operation: operation) { writer throws(NetlinkError) in
+            var header = ifinfomsg()
+            if up {
+                header.ifi_change = UInt32(IFF_UP.rawValue)
+                header.ifi_flags = UInt32(IFF_UP.rawValue)
+            }
+            try writer.putFixed(header)
+            try writer.put(UInt16(IFLA_IFNAME), string: name)
+            try writer.nest(UInt16(IFLA_LINKINFO)) { info throws(NetlinkError) in
+                try info.put(UInt16(IFLA_INFO_KIND), bytes: Array("xfrm".utf8))
+                try info.nest(UInt16(IFLA_INFO_DATA)) { data throws(NetlinkError) in
+                    // iproute2's order: the if_id (or the metadata flag), then the underlying device.
+                    if parameters.collectsMetadata {
+                        try data.putFlag(UInt16(IFLA_XFRM_COLLECT_METADATA))
+                    } else {
+                        try data.put(UInt16(IFLA_XFRM_IF_ID), parameters.interfaceID)
+                    }
+                    if parameters.underlyingIndex != 0 { try data.put(UInt16(IFLA_XFRM_LINK), parameters.underlyingIndex) }
                 }
             }
         }
@@ -226,7 +280,7 @@ extension Link {
         mtu = 0
         parentIndex = 0
         var decoder = AttributeDecoder(payload, from: alignedSize(of: ifinfomsg.self))
-        var vtiData: [UInt8]?
+        var kindData: [UInt8]?
         while let attribute = decoder.next() {
             switch Int(attribute.type) {
             case Int(IFLA_IFNAME): name = attribute.string
@@ -243,7 +297,7 @@ extension Link {
                 while let item = info.next() {
                     switch Int(item.type) {
                     case Int(IFLA_INFO_KIND): kind = item.string
-                    case Int(IFLA_INFO_DATA): vtiData = item.bytes
+                    case Int(IFLA_INFO_DATA): kindData = item.bytes
                     default: break
                     }
                 }
@@ -252,8 +306,9 @@ extension Link {
             }
         }
         try decoder.finish()
-        if kind == "vti", let vtiData { vti = try VTIParameters(decoding: vtiData, family: .ipv4) }
-        if kind == "vti6", let vtiData { vti = try VTIParameters(decoding: vtiData, family: .ipv6) }
+        if kind == "vti", let kindData { vti = try VTIParameters(decoding: kindData, family: .ipv4) }
+        if kind == "vti6", let kindData { vti = try VTIParameters(decoding: kindData, family: .ipv6) }
+        if kind == "xfrm", let kindData { xfrmInterface = try XfrmInterfaceParameters(decoding: kindData) }
     }
 }
 
@@ -277,6 +332,22 @@ extension VTIParameters {
         }
         try decoder.finish()
         self.init(local: local, remote: remote, inputKey: inputKey, outputKey: outputKey, underlyingIndex: underlying)
+    }
+}
+
+extension XfrmInterfaceParameters {
+    init(decoding data: [UInt8]) throws(NetlinkDecodingError) {
+        self.init(interfaceID: 0)
+        var decoder = AttributeDecoder(data)
+        while let attribute = decoder.next() {
+            switch Int(attribute.type) {
+            case Int(IFLA_XFRM_IF_ID): interfaceID = try attribute.uint32()
+            case Int(IFLA_XFRM_LINK): underlyingIndex = try attribute.uint32()
+            case Int(IFLA_XFRM_COLLECT_METADATA): collectsMetadata = true
+            default: break
+            }
+        }
+        try decoder.finish()
     }
 }
 

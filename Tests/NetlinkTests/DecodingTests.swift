@@ -12,6 +12,19 @@ final class DecodingTests: XCTestCase {
         XCTAssertEqual(link.vti, VTIParameters(local: address("192.0.2.1"), remote: address("192.0.2.2"), inputKey: 5, outputKey: 6))
     }
 
+    func testDecodesIproute2sXfrmInterfaceRequestsAsLinks() throws {
+        let withDevice = try Link(decoding: payload("xfrm-create"))
+        XCTAssertEqual(withDevice.name, "xfrm7")
+        XCTAssertEqual(withDevice.kind, "xfrm")
+        XCTAssertNil(withDevice.vti)
+        XCTAssertEqual(withDevice.xfrmInterface, XfrmInterfaceParameters(interfaceID: 7, underlyingIndex: 3))
+        XCTAssertEqual(try Link(decoding: payload("xfrm-create-nodev")).xfrmInterface, XfrmInterfaceParameters(interfaceID: 9))
+        XCTAssertEqual(try Link(decoding: payload("xfrm-create-external")).xfrmInterface,
+                       XfrmInterfaceParameters(interfaceID: 0, collectsMetadata: true))
+        // A VTI is not an XFRM interface.
+        XCTAssertNil(try Link(decoding: payload("vti-create")).xfrmInterface)
+    }
+
     func testDecodesIproute2sRouteRequests() throws {
         let table = try Route(decoding: payload("route-add-v4-table"))
         XCTAssertEqual(table.destination.description, "10.2.0.0/16")

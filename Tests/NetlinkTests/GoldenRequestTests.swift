@@ -12,6 +12,9 @@ final class GoldenRequestTests: XCTestCase {
     func testLinkRequestsMatchIproute2() throws {
         try expect("vti-create", .createVTI(named: "vti01", VTIParameters(
             local: address("192.0.2.1"), remote: address("192.0.2.2"), inputKey: 5, outputKey: 6)))
+        try expect("xfrm-create", .createXfrmInterface(named: "xfrm7", XfrmInterfaceParameters(interfaceID: 7, underlyingIndex: UInt32(veth0))))
+        try expect("xfrm-create-nodev", .createXfrmInterface(named: "xfrm9", XfrmInterfaceParameters(interfaceID: 9)))
+        try expect("xfrm-create-external", .createXfrmInterface(named: "xfrmx", XfrmInterfaceParameters(interfaceID: 0, collectsMetadata: true)))
         try expect("veth-create", .createVethPair(named: "vethA", peer: "vethB"))
         try expect("dummy-create", .createLink(named: "dummy0", kind: "dummy"))
         try expect("link-up", .setLink(index: veth0, up: true))

@@ -3,12 +3,15 @@ import Foundation
 
 /// The recordings of real pluto calls: Fixtures/libreswan-4.10-updown (Debian 12's pluto),
 /// Fixtures/libreswan-5.2-updown (Debian 13's, recorded in the qemu test bed with `TESTBED_RECORD=1`),
-/// and Fixtures/libreswan-5.4-exec (built to match libreswan v5.4's programs/pluto/updown.c: Debian
-/// has no 5.4 to record from).
+/// Fixtures/libreswan-5.4-exec (built to match libreswan v5.4's programs/pluto/updown.c: Debian
+/// has no 5.4 to record from), and Fixtures/libreswan-*-xfrmi (conns with `ipsec-interface=`,
+/// recorded in the qemu test bed; docs/xfrm-interfaces.md).
 enum Libreswan: String {
     case v4_10 = "libreswan-4.10-updown"
     case v5_2 = "libreswan-5.2-updown"
     case v5_4 = "libreswan-5.4-exec"
+    case v4_10_xfrmi = "libreswan-4.10-xfrmi"
+    case v5_2_xfrmi = "libreswan-5.2-xfrmi"
 }
 
 /// A recorded pluto environment.
