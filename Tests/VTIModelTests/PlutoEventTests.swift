@@ -4,7 +4,7 @@ import XCTest
 final class PlutoEventTests: XCTestCase {
     func testEveryRecordedEnvironmentParses() throws {
         let names = allFixtureNames()
-        XCTAssertEqual(names.count, 58, "37 calls from shared/fixtures and 21 recorded many-peers calls")
+        XCTAssertEqual(names.count, 84, "37 calls from shared/fixtures, 21 recorded many-peers calls and 26 recorded IPv6 calls")
         for name in names {
             let parsed = try event(name)
             XCTAssertEqual(parsed.unknownVariables, [], name)
