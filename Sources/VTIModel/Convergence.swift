@@ -181,7 +181,10 @@ public func tunnelMTU(policy: TunnelMTUPolicy, inputs: MTUInputs, local: IPAddre
     let pathMTU = local.flatMap { snapshot.pathMTUs[$0] } ?? 1500
     var tunnel = KernelSnapshot.TunnelSuite(suite: fallback, natTraversal: true)
     if !inputs.shared, let spi = inputs.spis.first(where: { snapshot.suites[$0] != nil }) { tunnel = snapshot.suites[spi]! }
-    return tunnelMTU(pathMTU: pathMTU, outerFamily: inputs.outerFamily, natTraversal: tunnel.natTraversal, suite: tunnel.suite)
+    let mtu = tunnelMTU(pathMTU: pathMTU, outerFamily: inputs.outerFamily, natTraversal: tunnel.natTraversal, suite: tunnel.suite)
+    // Below 1280 the kernel turns IPv6 off on the device: IPv6 inside gets 1280, and the ESP
+    // packets are fragmented on the way rather than the tunnel losing IPv6.
+    return inputs.innerFamily == .ipv6 ? max(mtu, 1280) : mtu
 }
 
 extension VTIDeviceSpec {

@@ -40,6 +40,10 @@ public struct SysctlSetting: Sendable, Hashable, CustomStringConvertible {
         case sendRedirects = "send_redirects"
         /// `net.ipv4.ip_forward`, under the family directly.
         case ipForward = "ip_forward"
+        /// IPv6 only: router advertisements are not taken from a tunnel.
+        case acceptRouterAdvertisements = "accept_ra"
+        /// IPv6 only: 0, so that a host whose new devices start with IPv6 off still carries it.
+        case disableIPv6 = "disable_ipv6"
     }
 
     public var family: AddressFamily
@@ -114,6 +118,9 @@ public struct PlannedRoute: Sendable, Hashable, CustomStringConvertible {
 public struct MTUInputs: Sendable, Hashable {
     /// Outer (tunnel end point) family: 20 or 40 bytes of header.
     public var outerFamily: AddressFamily
+    /// The family inside the tunnel: IPv6 needs an MTU of at least 1280 (RFC 8200), or the kernel
+    /// turns IPv6 off on the device.
+    public var innerFamily: AddressFamily
     /// SPIs of the Child SA to read algorithms and NAT-T encapsulation from, SPI_IN (the outbound
     /// SA) first; empty when pluto sent none (prepare, route).
     public var spis: [UInt32]
@@ -121,8 +128,9 @@ public struct MTUInputs: Sendable, Hashable {
     /// suites and NAT, so use the fallback suite with NAT-T, the smallest MTU any of them needs.
     public var shared: Bool
 
-    public init(outerFamily: AddressFamily, spis: [UInt32], shared: Bool) {
+    public init(outerFamily: AddressFamily, innerFamily: AddressFamily = .ipv4, spis: [UInt32], shared: Bool) {
         self.outerFamily = outerFamily
+        self.innerFamily = innerFamily
         self.spis = spis
         self.shared = shared
     }
@@ -367,12 +375,13 @@ public func planDeviceSetup(_ setup: DeviceSetup, settings: HookSettings) -> Hoo
     var plan: HookPlan = [.ensureVTI(setup.device)]
     for address in setup.addresses { plan.append(.ensureAddress(address.device, address.prefix)) }
     plan += deviceSysctls(device: setup.device.name, family: setup.clientFamily, routing: setup.routing, settings: settings)
-    plan.append(.ensureMTU(setup.device.name, setup.mtu, MTUInputs(outerFamily: setup.device.local.family, spis: setup.spis, shared: setup.shared)))
+    plan.append(.ensureMTU(setup.device.name, setup.mtu, MTUInputs(outerFamily: setup.device.local.family, innerFamily: setup.clientFamily, spis: setup.spis, shared: setup.shared)))
     return plan
 }
 
 /// The settings of the traffic inside the tunnel, so of the selectors' family. IPv4 gets no
-/// rp_filter in IPv6 (there is none) and IPv6 no send_redirects (likewise).
+/// rp_filter in IPv6 (there is none) and IPv6 no send_redirects (likewise); IPv6 also gets
+/// accept_ra=0 and disable_ipv6=0 on the device.
 /// With vti-routing=yes the host must forward: `ip_forward=1`, or for IPv6 `conf.all.forwarding=1`,
 /// which also makes the kernel ignore router advertisements on interfaces with accept_ra=1.
 private func deviceSysctls(device name: InterfaceName, family: AddressFamily, routing: Bool, settings: HookSettings) -> HookPlan {
@@ -388,6 +397,7 @@ private func deviceSysctls(device name: InterfaceName, family: AddressFamily, ro
     }
     plan += [set(device, .forwarding, 1), set(device, .acceptRedirects, 0)]
     if family == .ipv4 { plan.append(set(device, .sendRedirects, 0)) }
+    if family == .ipv6 { plan += [set(device, .acceptRouterAdvertisements, 0), set(device, .disableIPv6, 0)] }
     if routing {
         plan.append(family == .ipv4 ? set(.global, .ipForward, 1) : set(.all, .forwarding, 1))
     }

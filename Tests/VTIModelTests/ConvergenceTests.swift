@@ -104,6 +104,20 @@ final class ConvergenceTests: XCTestCase {
         XCTAssertEqual(converge([.ensureMTU(spec.name, .fixed(1300), shared)], kernel), [.setMTU(spec.name, 1300, .fixed(1300))])
     }
 
+    /// IPv6 inside needs at least 1280 (below it the kernel turns IPv6 off on the device): a small
+    /// path gets 1280 and fragments outside, IPv4 inside keeps the computed value.
+    func testIPv6InsideNeverGetsLessThan1280() {
+        let policy = TunnelMTUPolicy.derived(fallbackSuite: .conservative)
+        var kernel = KernelSnapshot()
+        kernel.pathMTUs[spec.local] = 1300
+        let ipv6 = MTUInputs(outerFamily: .ipv4, innerFamily: .ipv6, spis: [], shared: true)
+        let ipv4 = MTUInputs(outerFamily: .ipv4, innerFamily: .ipv4, spis: [], shared: true)
+        let computed = tunnelMTU(pathMTU: 1300, outerFamily: .ipv4, natTraversal: true, suite: .conservative)
+        XCTAssertLessThan(computed, 1280)
+        XCTAssertEqual(converge([.ensureVTI(spec), .ensureMTU(spec.name, policy, ipv6)], kernel).last, .setMTU(spec.name, 1280, policy))
+        XCTAssertEqual(converge([.ensureVTI(spec), .ensureMTU(spec.name, policy, ipv4)], kernel).last, .setMTU(spec.name, computed, policy))
+    }
+
     /// A removal is left out only when the view is complete (vtid's reconcile); the hook's lookups
     /// cannot prove a route absent, so it removes (which is idempotent).
     func testARouteIsKnownGoneOnlyFromACompleteView() {

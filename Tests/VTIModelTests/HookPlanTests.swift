@@ -277,6 +277,8 @@ final class HookPlanTests: XCTestCase {
             "set net.ipv6.conf.vti01.disable_policy=1",
             "set net.ipv6.conf.vti01.forwarding=1",
             "set net.ipv6.conf.vti01.accept_redirects=0",
+            "set net.ipv6.conf.vti01.accept_ra=0",
+            "set net.ipv6.conf.vti01.disable_ipv6=0",
             "set net.ipv6.conf.all.forwarding=1",
             "ensure MTU of vti01 \(Self.derivedMTU)",
             "add route 2001:db8:2::/48 dev vti01 proto 157",

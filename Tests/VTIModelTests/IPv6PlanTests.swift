@@ -18,6 +18,8 @@ final class IPv6PlanTests: XCTestCase {
             "set net.ipv6.conf.\(device).disable_policy=1",
             "set net.ipv6.conf.\(device).forwarding=1",
             "set net.ipv6.conf.\(device).accept_redirects=0",
+            "set net.ipv6.conf.\(device).accept_ra=0",
+            "set net.ipv6.conf.\(device).disable_ipv6=0",
             "set net.ipv6.conf.all.forwarding=1",
             "ensure MTU of \(device) \(mtu)",
         ]

@@ -64,6 +64,8 @@ expect_sysctl west net.ipv6.conf.vti01.forwarding 1
 expect_sysctl west net.ipv6.conf.vti01.accept_redirects 0
 expect_sysctl west net.ipv6.conf.all.forwarding 1
 expect_sysctl west net.ipv6.conf.vti01.disable_policy 1
+expect_sysctl west net.ipv6.conf.vti01.accept_ra 0
+expect_sysctl west net.ipv6.conf.vti01.disable_ipv6 0
 before=$(sa_counters west)
 ip netns exec west ping -6 -c 2 -i 0.3 -W 2 -I fd01::1 fd02::1 >/dev/null 2>&1 || fail "west: fd01::1 does not reach fd02::1 through vti01"
 ok "west: fd01::1 reaches fd02::1 (IPv6 LANs through the vti6 device, routed by the hook)"
