@@ -436,6 +436,69 @@ forget_pool_address() {
 # pool_address HOST: the address HOST got from the gateway's pool.
 pool_address() { ip -n "$1" -4 addr show | awk '/inet 10\.0\.1\./ { sub(/\/.*/, "", $2); print $2; exit }'; }
 
+# v6host NAME UPLINK [LAN]: a host on the switch with IPv6 addresses only (UPLINK on eth0, LAN on
+# a dummy lan0; /64 each).
+v6host() {
+  local name=$1 uplink=$2 lan=${3:-}
+  ip netns add "$name"
+  ip link add eth0 netns "$name" type veth peer name "p-$name" netns sw
+  ip -n sw link set "p-$name" master br0 up
+  ip -n "$name" link set lo up
+  # nodad: usable at once (duplicate address detection would hold the addresses tentative).
+  ip -n "$name" -6 addr add "$uplink/64" dev eth0 nodad
+  ip -n "$name" link set eth0 up
+  if [ -n "$lan" ]; then
+    ip -n "$name" link add lan0 type dummy
+    ip -n "$name" -6 addr add "$lan/64" dev lan0 nodad
+    ip -n "$name" link set lan0 up
+  fi
+  TB_HOSTS="$TB_HOSTS $name"
+  mkdir -p "$TB_RUN/$name"
+}
+# rw6_server_conf UPDOWN and rw6_client_conf ADDRESS ID UPDOWN: road warriors over IPv6, the
+# gateway (2001:db8::2, @east) with an IPv6 pool on a shared vti6 (mark 12, vti02). 4.10 takes an
+# IPv6 pool only as a subnet.
+rw6_server_conf() {
+  echo "config setup
+conn rw6
+    left=2001:db8::2
+    leftid=@east
+    leftsubnet=::/0
+    right=%any
+    rightid=%any
+    rightaddresspool=2001:db8:1::/120
+    leftmodecfgserver=yes
+    rightmodecfgclient=yes
+    narrowing=yes
+    authby=secret
+    ikev2=insist
+    esp=aes_gcm256
+    mark=12/0xffffffff
+    vti-interface=vti02
+    vti-routing=yes
+    vti-shared=yes
+    leftupdown=$1
+    rightupdown=$1"
+}
+rw6_client_conf() {
+  echo "config setup
+conn rw6
+    left=$1
+    leftid=@$2
+    leftmodecfgclient=yes
+    right=2001:db8::2
+    rightid=@east
+    rightsubnet=::/0
+    rightmodecfgserver=yes
+    narrowing=yes
+    authby=secret
+    ikev2=insist
+    esp=aes_gcm256
+    leftupdown=$3
+    rightupdown=$3"
+}
+pool6_address() { ip -n "$1" -6 addr show | awk '/inet6 2001:db8:1::/ { sub(/\/.*/, "", $2); print $2; exit }'; }
+
 # wait_for SECONDS COMMAND...: polls COMMAND every 0.2 s until it succeeds and prints how long that
 # took; returns 1 after SECONDS. Use as: took=$(wait_for 10 cmd) || fail "what did not happen".
 wait_for() {

@@ -195,6 +195,13 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
     /// The prefix with host bits cleared: what a route's destination must be.
     public var network: IPPrefix { IPPrefix(trusted: address.masked(to: length), length: length) }
 
+    /// The prefix's last address: every host bit set (`10.0.1.255` for `10.0.1.0/24`).
+    public var lastAddress: IPAddress {
+        var bytes = address.bytes
+        for bit in length..<(bytes.count * 8) { bytes[bit / 8] |= UInt8(0x80) >> UInt8(bit % 8) }
+        return IPAddress(bytes: bytes) ?? address
+    }
+
     /// Whether no host bits are set (`10.0.1.0/24`, not `10.0.1.7/24`).
     public var isCanonicalNetwork: Bool { address.masked(to: length) == address }
 

@@ -183,7 +183,8 @@ public struct RouteBasedConn: Sendable, Hashable {
     public var vtiShared: Bool
     public var leftSubnets: [IPPrefix]
     public var rightSubnets: [IPPrefix]
-    /// `rightaddresspool=FIRST-LAST`.
+    /// `rightaddresspool=FIRST-LAST`, or a prefix (`2001:db8:1::/120`: libreswan 4.x takes an IPv6
+    /// pool only so), as the range of its addresses.
     public var addressPool: ClosedRange<IPAddress>?
     public var leftUpdown: String?
     public var rightUpdown: String?
@@ -274,10 +275,12 @@ public struct RouteBasedConn: Sendable, Hashable {
         vtiShared = try flag("vti-shared")
         leftSubnets = try subnets("leftsubnet")
         rightSubnets = try subnets("rightsubnet")
-        if let pool = value("rightaddresspool") {
+        if let pool = value("rightaddresspool"), let prefix = IPPrefix(pool.value) {
+            addressPool = prefix.network.address...prefix.lastAddress
+        } else if let pool = value("rightaddresspool") {
             let ends = pool.value.split(separator: "-", maxSplits: 1)
             guard ends.count == 2, let first = IPAddress(ends[0]), let last = IPAddress(ends[1]), first.family == last.family, first <= last else {
-                throw IPsecConfigError(location: pool.location, problem: "rightaddresspool=\(quoted(pool.value)) is not FIRST-LAST")
+                throw IPsecConfigError(location: pool.location, problem: "rightaddresspool=\(quoted(pool.value)) is neither FIRST-LAST nor a PREFIX/LENGTH")
             }
             addressPool = first...last
         }

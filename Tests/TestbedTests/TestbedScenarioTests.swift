@@ -93,14 +93,15 @@ final class TestbedScenarioTests: XCTestCase {
 
     /// IPv6 with vti-updown and real pluto 4.10 (issue 19): a site-to-site tunnel over vti6 and road
     /// warriors with an IPv6 pool on a shared vti6 device; ping6 through both, MTU with IPv6's outer
-    /// header, IPv6 sysctls, a /128 per client removed alone. The calls pluto made are compared with
-    /// the committed recordings (`Tests/VTIModelTests/Fixtures/libreswan-4.10-updown/ipv6-*`).
+    /// header, IPv6 sysctls, a /128 per client removed alone; the same gateway with vtid (leases,
+    /// status, an IPv6 route and the vti6 device restored). The hook scenarios' calls are compared
+    /// with the committed recordings (`Tests/VTIModelTests/Fixtures/libreswan-4.10-updown/ipv6-*`).
     func testIPv6WithRealPlutoPeers() throws {
         try requireTestbed()
         let hook = URL(fileURLWithPath: productsDirectory()).appendingPathComponent("vti-updown").path
         let out = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: out) }
-        let result = try testbed(["scenario", "--out", out.path, "hook-ipv6-site-to-site", "hook-ipv6-road-warriors"],
+        let result = try testbed(["scenario", "--out", out.path, "hook-ipv6-site-to-site", "hook-ipv6-road-warriors", "vtid-ipv6-road-warriors"],
                                  environment: ["UPDOWN": hook, "TESTBED_RECORD": "1"])
         XCTAssertEqual(result.status, 0, "IPv6 scenarios failed:\n\(result.output.suffix(6000))")
         for expected in [
@@ -115,7 +116,12 @@ final class TestbedScenarioTests: XCTestCase {
             "ok - hook-ipv6-road-warriors: road1: 2001:db8:1:: reaches 2001:db8:3::1",
             "ok - hook-ipv6-road-warriors: gw: road2's route 2001:db8:1::1/128 stays",
             "ok - hook-ipv6-road-warriors: road2: 2001:db8:1::1 still reaches 2001:db8:3::1 after road1 left",
-            "=== hook-ipv6-site-to-site: passed", "=== hook-ipv6-road-warriors: passed",
+            "ok - vtid-ipv6-road-warriors: gw: vtid's lease table has 2001:db8:1:: for @road1",
+            "ok - vtid-ipv6-road-warriors: gw: vtictl status shows the IPv6 clients",
+            "ok - vtid-ipv6-road-warriors: gw: vtid restored the IPv6 route 2001:db8:1::/128",
+            "ok - vtid-ipv6-road-warriors: gw: vtid re-created vti02 (vti6) with both clients' routes",
+            "ok - vtid-ipv6-road-warriors: road1: 2001:db8:1:: reaches 2001:db8:3::1 through the re-created device",
+            "=== hook-ipv6-site-to-site: passed", "=== hook-ipv6-road-warriors: passed", "=== vtid-ipv6-road-warriors: passed",
         ] {
             XCTAssertTrue(result.output.contains(expected), "missing from the test bed's output: \(expected)")
         }

@@ -73,6 +73,23 @@ final class IPsecConfTests: XCTestCase {
         XCTAssertEqual(rw.leftVTI, IPPrefix("10.0.1.1/24"))
     }
 
+    /// libreswan 4.x takes an IPv6 pool only as a prefix; both forms mean the same range.
+    func testAnAddressPoolAsAPrefix() throws {
+        let config = try IPsecConfig(main: .init(file: "ipsec.conf", text: """
+            conn rw6
+                vti-interface=vti02
+                mark=12
+                rightaddresspool=2001:db8:1::/120
+            conn rw4
+                vti-interface=vti03
+                mark=13
+                rightaddresspool=10.0.2.0/28
+            """), resolveInclude: { _, _ in [] })
+        let conns = try RouteBasedConn.all(in: config)
+        XCTAssertEqual(conns.first { $0.name == "rw6" }?.addressPool, IPAddress("2001:db8:1::")!...IPAddress("2001:db8:1::ff")!)
+        XCTAssertEqual(conns.first { $0.name == "rw4" }?.addressPool, IPAddress("10.0.2.0")!...IPAddress("10.0.2.15")!)
+    }
+
     func testMistakesNameTheFileAndLine() {
         let cases: [(String, String)] = [
             ("conn a\n    mark=5\n    mark=6\n", "/etc/ipsec.conf:3: mark set twice in this section (first at line 2)"),
@@ -93,7 +110,7 @@ final class IPsecConfTests: XCTestCase {
             ("conn a\n    vti-interface=vti01\n    mark=12/0xfffffffff\n", "/etc/ipsec.conf:3: mark=\"12/0xfffffffff\" is not a mark (VALUE/MASK)"),
             ("conn a\n    vti-interface=vti-far-too-long-name\n    mark=5\n", "/etc/ipsec.conf:2: vti-interface=\"vti-far-too-long-name\" is not a valid interface name (1-15 letters, digits, '.', '-' or '_')"),
             ("conn a\n    vti-interface=vti01\n    mark=5\n    vti-routing=maybe\n", "/etc/ipsec.conf:4: vti-routing=\"maybe\" is neither yes nor no"),
-            ("conn a\n    vti-interface=vti01\n    mark=5\n    rightaddresspool=10.0.1.50-10.0.1.10\n", "/etc/ipsec.conf:4: rightaddresspool=\"10.0.1.50-10.0.1.10\" is not FIRST-LAST"),
+            ("conn a\n    vti-interface=vti01\n    mark=5\n    rightaddresspool=10.0.1.50-10.0.1.10\n", "/etc/ipsec.conf:4: rightaddresspool=\"10.0.1.50-10.0.1.10\" is neither FIRST-LAST nor a PREFIX/LENGTH"),
             ("conn a\n    vti-interface=vti01\n    mark=5\n    leftsubnet=10.0.0.0/33\n", "/etc/ipsec.conf:4: leftsubnet: \"10.0.0.0/33\" is not a subnet"),
             ("conn a\n    also=b\n    vti-interface=vti01\nconn b\n    also=a\n", "/etc/ipsec.conf:1: also= loop: a -> b -> a"),
             ("conn a\n    also=missing\n    vti-interface=vti01\n", "/etc/ipsec.conf:2: also=missing: no conn of that name"),

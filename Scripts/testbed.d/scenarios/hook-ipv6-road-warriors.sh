@@ -6,63 +6,11 @@
 [ -x "$UPDOWN" ] && [ "$UPDOWN" != /usr/libexec/ipsec/_updown ] || fail "this scenario tests vti-updown: set UPDOWN to its path"
 updown=$(tb_updown)
 tb_switch
-v6host() {
-  local name=$1 uplink=$2 lan=${3:-}
-  ip netns add "$name"
-  ip link add eth0 netns "$name" type veth peer name "p-$name" netns sw
-  ip -n sw link set "p-$name" master br0 up
-  ip -n "$name" link set lo up
-  # nodad: usable at once (duplicate address detection would hold the addresses tentative).
-  ip -n "$name" -6 addr add "$uplink/64" dev eth0 nodad
-  ip -n "$name" link set eth0 up
-  if [ -n "$lan" ]; then
-    ip -n "$name" link add lan0 type dummy
-    ip -n "$name" -6 addr add "$lan/64" dev lan0 nodad
-    ip -n "$name" link set lan0 up
-  fi
-  TB_HOSTS="$TB_HOSTS $name"
-  mkdir -p "$TB_RUN/$name"
-}
 v6host gw 2001:db8::2 2001:db8:3::1
 v6host road1 2001:db8::11
 v6host road2 2001:db8::12
-server="config setup
-conn rw6
-    left=2001:db8::2
-    leftid=@east
-    leftsubnet=::/0
-    right=%any
-    rightid=%any
-    rightaddresspool=2001:db8:1::/120
-    leftmodecfgserver=yes
-    rightmodecfgclient=yes
-    narrowing=yes
-    authby=secret
-    ikev2=insist
-    esp=aes_gcm256
-    mark=12/0xffffffff
-    vti-interface=vti02
-    vti-routing=yes
-    vti-shared=yes
-    leftupdown=$updown
-    rightupdown=$updown"
-client() {
-  echo "config setup
-conn rw6
-    left=$1
-    leftid=@$2
-    leftmodecfgclient=yes
-    right=2001:db8::2
-    rightid=@east
-    rightsubnet=::/0
-    rightmodecfgserver=yes
-    narrowing=yes
-    authby=secret
-    ikev2=insist
-    esp=aes_gcm256
-    leftupdown=$updown
-    rightupdown=$updown"
-}
+server=$(rw6_server_conf "$updown")
+client() { rw6_client_conf "$1" "$2" "$updown"; }
 secrets='@east @road1 : PSK "testbed-ipv6-road-secret"
 @east @road2 : PSK "testbed-ipv6-road-secret"'
 tb_pluto gw "$server" "$secrets"
@@ -77,9 +25,9 @@ shown=$(ip -n gw -d link show vti02 2>/dev/null) || fail "gw: vti02 does not exi
 grep -q "vti6 remote any local 2001:db8::2" <<<"$shown" || fail "gw: vti02 is not the shared vti6 device wanted: $(echo "$shown" | grep -i vti)"
 grep -q "ikey 0.0.0.12 okey 0.0.0.12" <<<"$shown" || fail "gw: vti02 does not have the marks as keys"
 ok "gw: vti02 is a shared vti6 device (remote any, local 2001:db8::2, keys 12)"
-pool_v6() { ip -n "$1" -6 addr show | awk '/inet6 2001:db8:1::/ { sub(/\/.*/, "", $2); print $2; exit }'; }
-pool1=$(pool_v6 road1)
-pool2=$(pool_v6 road2)
+
+pool1=$(pool6_address road1)
+pool2=$(pool6_address road2)
 [ -n "$pool1" ] && [ -n "$pool2" ] || fail "a client got no address from the pool 2001:db8:1::/120 (road1: ${pool1:-none}, road2: ${pool2:-none})"
 [ "$pool1" != "$pool2" ] || fail "road1 and road2 got the same pool address $pool1"
 ok "clients got pool addresses $pool1 and $pool2"

@@ -6,21 +6,8 @@
 [ -x "$UPDOWN" ] && [ "$UPDOWN" != /usr/libexec/ipsec/_updown ] || fail "this scenario tests vti-updown: set UPDOWN to its path"
 updown=$(tb_updown)
 tb_switch
-for host in west:2001:db8::1:fd01::1 east:2001:db8::2:fd02::1; do
-  name=${host%%:*}; rest=${host#*:}; uplink=${rest%:fd*}; lan=fd${rest##*:fd}
-  ip netns add "$name"
-  ip link add eth0 netns "$name" type veth peer name "p-$name" netns sw
-  ip -n sw link set "p-$name" master br0 up
-  ip -n "$name" link set lo up
-  # nodad: the addresses are usable at once (duplicate address detection would hold them tentative).
-  ip -n "$name" -6 addr add "$uplink/64" dev eth0 nodad
-  ip -n "$name" link set eth0 up
-  ip -n "$name" link add lan0 type dummy
-  ip -n "$name" -6 addr add "$lan/64" dev lan0 nodad
-  ip -n "$name" link set lan0 up
-  TB_HOSTS="$TB_HOSTS $name"
-  mkdir -p "$TB_RUN/$name"
-done
+v6host west 2001:db8::1 fd01::1
+v6host east 2001:db8::2 fd02::1
 conf="config setup
 conn s2s6
     left=2001:db8::1
