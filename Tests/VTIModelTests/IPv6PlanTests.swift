@@ -6,8 +6,8 @@ import XCTest
 /// shared vti6 device), as fixtures `ipv6-s2s-*` and `ipv6-rw-*`. pluto 4.10 names the verbs with
 /// `-v6` for IPv6 conns; the stock script does no VTI work for them.
 final class IPv6PlanTests: XCTestCase {
-    private func plan(_ fixture: String) throws -> [String] {
-        planHook(event: try event(fixture), settings: HookSettings()).map(\.description)
+    private func plan(_ fixture: String, _ version: Libreswan = .v4_10) throws -> [String] {
+        planHook(event: try event(fixture, version), settings: HookSettings()).map(\.description)
     }
 
     private static let mtu = "(derived (fallback AES-CBC+HMAC-SHA2-512-256))"
@@ -47,13 +47,26 @@ final class IPv6PlanTests: XCTestCase {
         ])
     }
 
-    /// Every recorded IPv6 call parses and plans, and each plan converges (the writes it makes on
-    /// an empty kernel leave nothing to write).
+    /// libreswan 5.2 (Debian 13, recorded under qemu) sends the same IPv6 calls in 5.x's order
+    /// (prepare, route, up) and the plans are the same.
+    func testLibreswan52SendsTheSameIPv6Calls() throws {
+        let setup = Self.ipv6Setup("vti01", local: "2001:db8::1", remote: "2001:db8::2", key: 5)
+        XCTAssertEqual(try plan("ipv6-s2s-west-01-prepare-client-v6", .v5_2), setup)
+        XCTAssertEqual(try plan("ipv6-s2s-west-02-route-client-v6", .v5_2), setup + ["add route fd02::/64 dev vti01 proto 157"])
+        XCTAssertEqual(try plan("ipv6-s2s-west-05-unroute-client-v6", .v5_2), ["delete route fd02::/64 dev vti01 proto 157"])
+        let shared = Self.ipv6Setup("vti02", local: "2001:db8::2", remote: "::", key: 12)
+        XCTAssertEqual(try plan("ipv6-rw-gw-03-up-client-v6", .v5_2), shared + ["add route 2001:db8:1::/128 dev vti02 proto 157"])
+        XCTAssertEqual(try plan("ipv6-rw-gw-07-down-client-v6", .v5_2), ["delete route 2001:db8:1::/128 dev vti02 proto 157"])
+    }
+
+    /// Every recorded IPv6 call (4.10 and 5.2) parses and plans, and each plan converges (the
+    /// writes it makes on an empty kernel leave nothing to write).
     func testEveryRecordedIPv6CallPlansAndConverges() throws {
-        let names = allFixtureNames().filter { $0.hasPrefix("ipv6-") }
-        XCTAssertEqual(names.count, 26, "the IPv6 recordings are missing")
-        for name in names {
-            let event = try event(name)
+        let names = allFixtureNames().filter { $0.hasPrefix("ipv6-") }.map { ($0, Libreswan.v4_10) }
+            + allFixtureNames(.v5_2).filter { $0.hasPrefix("ipv6-") }.map { ($0, Libreswan.v5_2) }
+        XCTAssertEqual(names.count, 52, "the IPv6 recordings are missing")
+        for (name, version) in names {
+            let event = try event(name, version)
             XCTAssertEqual(event.family, .ipv6, name)
             let plan = planHook(event: event, settings: HookSettings())
             var kernel = KernelSnapshot()
