@@ -94,14 +94,16 @@ final class TestbedScenarioTests: XCTestCase {
     /// IPv6 with vti-updown and real pluto 4.10 (issue 19): a site-to-site tunnel over vti6 and road
     /// warriors with an IPv6 pool on a shared vti6 device; ping6 through both, MTU with IPv6's outer
     /// header, IPv6 sysctls, a /128 per client removed alone; the same gateway with vtid (leases,
-    /// status, an IPv6 route and the vti6 device restored). The hook scenarios' calls are compared
+    /// status, an IPv6 route and the vti6 device restored); mixed families (IPv4 inside IPv6, IPv6
+    /// inside IPv4) through one device each. The hook scenarios' calls are compared
     /// with the committed recordings (`Tests/VTIModelTests/Fixtures/libreswan-4.10-updown/ipv6-*`).
     func testIPv6WithRealPlutoPeers() throws {
         try requireTestbed()
         let hook = URL(fileURLWithPath: productsDirectory()).appendingPathComponent("vti-updown").path
         let out = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: out) }
-        let result = try testbed(["scenario", "--out", out.path, "hook-ipv6-site-to-site", "hook-ipv6-road-warriors", "vtid-ipv6-road-warriors"],
+        let result = try testbed(["scenario", "--out", out.path, "hook-ipv6-site-to-site", "hook-ipv6-road-warriors", "vtid-ipv6-road-warriors",
+                                  "hook-4in6-site-to-site", "hook-6in4-site-to-site"],
                                  environment: ["UPDOWN": hook, "TESTBED_RECORD": "1"])
         XCTAssertEqual(result.status, 0, "IPv6 scenarios failed:\n\(result.output.suffix(6000))")
         for expected in [
@@ -121,7 +123,12 @@ final class TestbedScenarioTests: XCTestCase {
             "ok - vtid-ipv6-road-warriors: gw: vtid restored the IPv6 route 2001:db8:1::/128",
             "ok - vtid-ipv6-road-warriors: gw: vtid re-created vti02 (vti6) with both clients' routes",
             "ok - vtid-ipv6-road-warriors: road1: 2001:db8:1:: reaches 2001:db8:3::1 through the re-created device",
+            "ok - hook-4in6-site-to-site: west: 10.1.0.1 reaches 10.2.0.1 (IPv4 LAN to IPv4 LAN inside IPv6)",
+            "ok - hook-4in6-site-to-site: west: vti01 MTU 1426 (AES-GCM-16 over IPv6 without NAT-T, IPv4 inside)",
+            "ok - hook-6in4-site-to-site: west: fd01::1 reaches fd02::1 (IPv6 LANs inside IPv4)",
+            "ok - hook-6in4-site-to-site: west: net.ipv6.conf.vti01.disable_ipv6 = 0",
             "=== hook-ipv6-site-to-site: passed", "=== hook-ipv6-road-warriors: passed", "=== vtid-ipv6-road-warriors: passed",
+            "=== hook-4in6-site-to-site: passed", "=== hook-6in4-site-to-site: passed",
         ] {
             XCTAssertTrue(result.output.contains(expected), "missing from the test bed's output: \(expected)")
         }

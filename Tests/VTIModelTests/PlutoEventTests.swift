@@ -210,6 +210,15 @@ final class PlutoEventTests: XCTestCase {
         XCTAssertThrowsError(try event("s2s-west-01-up-client", changing: ["PLUTO_VERB": "up-host-v6"])) { error in
             XCTAssertEqual((error as? PlutoEventError)?.variable, "PLUTO_ME")
         }
+        // IPv4 selectors through IPv6 end points: pluto 4.10 says up-client-v6 (recorded,
+        // hook-4in6-site-to-site), which once made the hook refuse the event and break the tunnel.
+        let inner4 = try event("ipv6-s2s-west-01-up-client-v6", changing: ["PLUTO_MY_CLIENT": "10.1.0.0/24", "PLUTO_PEER_CLIENT": "10.2.0.0/24"])
+        XCTAssertEqual(inner4.family, .ipv6)
+        XCTAssertEqual(inner4.myClient.family, .ipv4)
+        // A suffix that fits neither family is still refused.
+        XCTAssertThrowsError(try event("s2s-west-01-up-client", changing: ["PLUTO_VERB": "up-client-v6"])) { error in
+            XCTAssertEqual((error as? PlutoEventError)?.variable, "PLUTO_MY_CLIENT")
+        }
     }
 }
 
