@@ -59,6 +59,20 @@ final class IPv6PlanTests: XCTestCase {
         XCTAssertEqual(try plan("ipv6-rw-gw-07-down-client-v6", .v5_2), ["delete route 2001:db8:1::/128 dev vti02 proto 157"])
     }
 
+    /// A dual-stack Child SA (5.2, `leftsubnet=10.1.0.0/24,fd01::/64`): pluto calls the hook once per
+    /// family, `-v6` for the IPv6 selectors (so 5.2's suffix follows the selectors, where 4.10's
+    /// followed the end points for IPv4 inside IPv6), and both families' routes go into one vti.
+    func testDualStackRoutesBothFamiliesIntoOneDevice() throws {
+        let ipv4 = try plan("dual-stack-west-03-up-client", .v5_2)
+        let ipv6 = try plan("dual-stack-west-06-up-client-v6", .v5_2)
+        XCTAssertEqual(ipv4.first, "ensure VTI vti01 local 192.0.2.1 remote 192.0.2.2 ikey 5 okey 5")
+        XCTAssertEqual(ipv6.first, ipv4.first, "one device for both families")
+        XCTAssertEqual(ipv4.last, "add route 10.2.0.0/24 dev vti01 proto 157")
+        XCTAssertEqual(ipv6.last, "add route fd02::/64 dev vti01 proto 157")
+        XCTAssertTrue(ipv6.contains("set net.ipv6.conf.vti01.disable_ipv6=0"), "\(ipv6)")
+        XCTAssertTrue(ipv4.contains("set net.ipv4.conf.vti01.rp_filter=2"), "\(ipv4)")
+    }
+
     /// Every recorded IPv6 call (4.10 and 5.2) parses and plans, and each plan converges (the
     /// writes it makes on an empty kernel leave nothing to write).
     func testEveryRecordedIPv6CallPlansAndConverges() throws {
