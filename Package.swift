@@ -221,3 +221,23 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer targets (Scripts/fuzz; README "Fuzzing"), declared only when VTICTL_FUZZ is set: the
+// normal build and the tests never compile them. Scripts/fuzz builds them in their own build
+// directory with `-sanitize=fuzzer,address` for every module, so that the parsers they call are
+// instrumented too, not only the targets. Each one is `Fuzz/NAME`, seeded from `Fuzz/Corpus/NAME`;
+// its main.swift hands libFuzzer's driver the function that reads one input.
+if Context.environment["VTICTL_FUZZ"] != nil {
+    let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+        ("pluto-environment", ["ControlProtocol", "VTIModel"]),
+        ("ipsec-conf", ["VTIModel"]),
+        ("hook-settings", ["VTIModel"]),
+        ("vtid-yaml", ["VTIConfiguration"]),
+        ("control-json", ["ControlProtocol", "VTIModel"]),
+        ("netlink-messages", ["Netlink"]),
+    ]
+    package.targets.append(.systemLibrary(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"))
+    for (name, dependencies) in fuzzTargets {
+        package.targets.append(.executableTarget(name: "fuzz-" + name, dependencies: ["CLibFuzzer"] + dependencies, path: "Fuzz/" + name))
+    }
+}

@@ -218,8 +218,10 @@ public final class NetlinkSubscription {
 
 /// Decodes an `NLMSG_ERROR` payload: `struct nlmsgerr` and, with extended ACK, its TLVs.
 func decodeAck(_ message: RawMessage) throws(NetlinkError) -> KernelAck {
-    do {
+    do throws(NetlinkDecodingError) {
         let error = try loadFixed(nlmsgerr.self, from: message.payload, what: "nlmsgerr")
+        // The kernel sends 0 or a negative errno; negating Int32.min would trap (found by fuzzing).
+        guard error.error != .min else { throw NetlinkDecodingError(what: "nlmsgerr: error \(error.error)", offset: 0) }
         var ack = KernelAck(errno: -error.error, message: nil, offset: nil)
         guard message.flags & UInt16(NLM_F_ACK_TLVS) != 0 else { return ack }
         var tlvStart = MemoryLayout<nlmsgerr>.size

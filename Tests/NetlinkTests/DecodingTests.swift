@@ -116,6 +116,14 @@ final class DecodingTests: XCTestCase {
         XCTAssertThrowsError(try decodeAck(RawMessage(type: 2, flags: 0, sequence: 1, portID: 0, payload: [1, 2])))
     }
 
+    /// Found by Fuzz/netlink-messages: an error of Int32.min has no errno (its negation traps).
+    func testAckWithTheSmallestErrorIsAnErrorNotATrap() {
+        let payload: [UInt8] = [0, 0, 0, 0x80] + [UInt8](repeating: 0, count: 16)
+        XCTAssertThrowsError(try decodeAck(RawMessage(type: 2, flags: 0, sequence: 1, portID: 0, payload: payload))) { error in
+            XCTAssertTrue("\(error)".contains("nlmsgerr: error -2147483648"), "\(error)")
+        }
+    }
+
     func testAddressAndPrefixParsing() {
         XCTAssertEqual(InetPrefix("10.0.1.0/24")?.description, "10.0.1.0/24")
         XCTAssertEqual(InetPrefix("10.0.1.10")?.length, 32)
