@@ -269,15 +269,15 @@ kernel_state() {
   ip netns exec "$1" sh -c 'for f in /proc/sys/net/ipv4/conf/vti*/*; do [ -f "$f" ] && echo "$f=$(cat "$f")"; done' 2>/dev/null
 }
 
-# s2s_conf UPDOWN LEFT_SUBNET RIGHT_SUBNET ROUTING: the ipsec.conf both gateways (west 192.0.2.1,
+# s2s_conf UPDOWN LEFT_SUBNET RIGHT_SUBNET ROUTING [LEFT RIGHT]: the ipsec.conf both gateways (west 192.0.2.1,
 # east 192.0.2.2) of the site-to-site scenarios load: IKEv2 PSK, AES-GCM, mark 5, vti01.
 s2s_conf() {
   echo "config setup
 conn s2s
-    left=192.0.2.1
+    left=${5:-192.0.2.1}
     leftid=@west
     leftsubnet=$2
-    right=192.0.2.2
+    right=${6:-192.0.2.2}
     rightid=@east
     rightsubnet=$3
     authby=secret

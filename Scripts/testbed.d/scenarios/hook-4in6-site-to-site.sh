@@ -11,27 +11,9 @@ for lan in west:10.1.0.1/24 east:10.2.0.1/24; do
   ip -n "${lan%%:*}" addr add "${lan#*:}" dev lan0
   ip -n "${lan%%:*}" link set lan0 up
 done
-conf="config setup
-conn s2s46
-    left=2001:db8::1
-    leftid=@west
-    leftsubnet=10.1.0.0/24
-    right=2001:db8::2
-    rightid=@east
-    rightsubnet=10.2.0.0/24
-    authby=secret
-    ikev2=insist
-    esp=aes_gcm256
-    mark=5/0xffffffff
-    vti-interface=vti01
-    vti-routing=yes
-    leftupdown=$updown
-    rightupdown=$updown"
-tb_pluto west "$conf" "@west @east : PSK \"testbed-4in6-secret\""
-tb_pluto east "$conf" "@west @east : PSK \"testbed-4in6-secret\""
-tb_add west s2s46
-tb_add east s2s46
-tb_up west s2s46 east
+conf=$(s2s_conf "$updown" 10.1.0.0/24 10.2.0.0/24 yes 2001:db8::1 2001:db8::2)
+s2s_start "$conf" testbed-4in6-secret
+tb_up west s2s east
 grep -q "vti6 remote 2001:db8::2 local 2001:db8::1" <<<"$(ip -n west -d link show vti01 2>/dev/null)" || fail "west: vti01 is not a vti6 between the IPv6 end points"
 ok "west: vti01 is a vti6 between the IPv6 end points"
 expect_route west 10.2.0.0/24 vti01

@@ -11,27 +11,9 @@ for lan in west:fd01::1 east:fd02::1; do
   ip -n "${lan%%:*}" -6 addr add "${lan#*:}/64" dev lan0 nodad
   ip -n "${lan%%:*}" link set lan0 up
 done
-conf="config setup
-conn s2s64
-    left=192.0.2.1
-    leftid=@west
-    leftsubnet=fd01::/64
-    right=192.0.2.2
-    rightid=@east
-    rightsubnet=fd02::/64
-    authby=secret
-    ikev2=insist
-    esp=aes_gcm256
-    mark=5/0xffffffff
-    vti-interface=vti01
-    vti-routing=yes
-    leftupdown=$updown
-    rightupdown=$updown"
-tb_pluto west "$conf" "@west @east : PSK \"testbed-6in4-secret\""
-tb_pluto east "$conf" "@west @east : PSK \"testbed-6in4-secret\""
-tb_add west s2s64
-tb_add east s2s64
-tb_up west s2s64 east
+conf=$(s2s_conf "$updown" fd01::/64 fd02::/64 yes 192.0.2.1 192.0.2.2)
+s2s_start "$conf" testbed-6in4-secret
+tb_up west s2s east
 expect_vti west vti01 192.0.2.1 192.0.2.2 5
 grep -q "dev vti01 proto 157" <<<"$(ip -n west -6 route show fd02::/64)" || fail "west: no route fd02::/64 dev vti01 proto 157 (IPv6 routes: $(ip -n west -6 route | tr '\n' ';'))"
 ok "west: route fd02::/64 dev vti01 proto 157"

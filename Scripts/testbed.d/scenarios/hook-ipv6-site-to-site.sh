@@ -8,27 +8,9 @@ updown=$(tb_updown)
 tb_switch
 v6host west 2001:db8::1 fd01::1
 v6host east 2001:db8::2 fd02::1
-conf="config setup
-conn s2s6
-    left=2001:db8::1
-    leftid=@west
-    leftsubnet=fd01::/64
-    right=2001:db8::2
-    rightid=@east
-    rightsubnet=fd02::/64
-    authby=secret
-    ikev2=insist
-    esp=aes_gcm256
-    mark=5/0xffffffff
-    vti-interface=vti01
-    vti-routing=yes
-    leftupdown=$updown
-    rightupdown=$updown"
-tb_pluto west "$conf" "@west @east : PSK \"testbed-ipv6-secret\""
-tb_pluto east "$conf" "@west @east : PSK \"testbed-ipv6-secret\""
-tb_add west s2s6
-tb_add east s2s6
-tb_up west s2s6 east
+conf=$(s2s_conf "$updown" fd01::/64 fd02::/64 yes 2001:db8::1 2001:db8::2)
+s2s_start "$conf" testbed-ipv6-secret
+tb_up west s2s east
 for end in west:2001:db8::1:2001:db8::2 east:2001:db8::2:2001:db8::1; do
   host=${end%%:*}; rest=${end#*:}; local_addr=${rest%:2001*}; remote=2001${rest##*:2001}
   shown=$(ip -n "$host" -d link show vti01 2>/dev/null) || fail "$host: vti01 does not exist"
@@ -59,8 +41,8 @@ ok "west: fd01::1 reaches fd02::1 (IPv6 LANs through the vti6 device, routed by 
 ip netns exec east ping -6 -c 2 -i 0.3 -W 2 -I fd02::1 fd01::1 >/dev/null 2>&1 || fail "east: fd02::1 does not reach fd01::1 through vti01"
 ok "east: fd02::1 reaches fd01::1"
 expect_sa_counters_moved west "$before"
-tb_down west s2s6
-tb_down east s2s6
+tb_down west s2s
+tb_down east s2s
 wait_for 10 sh -c '[ -z "$(ip -n west -6 route show fd02::/64)" ]' >/dev/null || fail "west: route fd02::/64 still there 10 s after the delete"
 ok "west: no route fd02::/64 (the conn was deleted)"
 ip -n west link show vti01 >/dev/null 2>&1 || fail "west: vti01 vanished (the hook never deletes a device)"
