@@ -380,17 +380,17 @@ expect_lease() {
   ok "$1: vtid's lease table has $2 for $3"
 }
 
-# rw_server_conf UPDOWN: the road-warrior gateway (192.0.2.2, @east) of the scenarios: pool
+# rw_server_conf UPDOWN [LEFT POOL LEFTSUBNET CONN]: the road-warrior gateway (192.0.2.2, @east) of the scenarios: pool
 # 10.0.1.10-10.0.1.50, shared vti02 with mark 12, routing by the hook.
 rw_server_conf() {
   echo "config setup
-conn rw
-    left=192.0.2.2
+conn ${5:-rw}
+    left=${2:-192.0.2.2}
     leftid=@east
-    leftsubnet=0.0.0.0/0
+    leftsubnet=${4:-0.0.0.0/0}
     right=%any
     rightid=%any
-    rightaddresspool=10.0.1.10-10.0.1.50
+    rightaddresspool=${3:-10.0.1.10-10.0.1.50}
     leftmodecfgserver=yes
     rightmodecfgclient=yes
     narrowing=yes
@@ -405,16 +405,16 @@ conn rw
     rightupdown=$1"
 }
 
-# rw_client_conf ADDRESS NAME UPDOWN: a road-warrior client of rw_server_conf's gateway.
+# rw_client_conf ADDRESS NAME UPDOWN [RIGHT RIGHTSUBNET CONN]: a road-warrior client of rw_server_conf's gateway.
 rw_client_conf() {
   echo "config setup
-conn rw
+conn ${6:-rw}
     left=$1
     leftid=@$2
     leftmodecfgclient=yes
-    right=192.0.2.2
+    right=${4:-192.0.2.2}
     rightid=@east
-    rightsubnet=0.0.0.0/0
+    rightsubnet=${5:-0.0.0.0/0}
     rightmodecfgserver=yes
     narrowing=yes
     authby=secret
@@ -458,45 +458,8 @@ v6host() {
 # rw6_server_conf UPDOWN and rw6_client_conf ADDRESS ID UPDOWN: road warriors over IPv6, the
 # gateway (2001:db8::2, @east) with an IPv6 pool on a shared vti6 (mark 12, vti02). 4.10 takes an
 # IPv6 pool only as a subnet.
-rw6_server_conf() {
-  echo "config setup
-conn rw6
-    left=2001:db8::2
-    leftid=@east
-    leftsubnet=::/0
-    right=%any
-    rightid=%any
-    rightaddresspool=2001:db8:1::/120
-    leftmodecfgserver=yes
-    rightmodecfgclient=yes
-    narrowing=yes
-    authby=secret
-    ikev2=insist
-    esp=aes_gcm256
-    mark=12/0xffffffff
-    vti-interface=vti02
-    vti-routing=yes
-    vti-shared=yes
-    leftupdown=$1
-    rightupdown=$1"
-}
-rw6_client_conf() {
-  echo "config setup
-conn rw6
-    left=$1
-    leftid=@$2
-    leftmodecfgclient=yes
-    right=2001:db8::2
-    rightid=@east
-    rightsubnet=::/0
-    rightmodecfgserver=yes
-    narrowing=yes
-    authby=secret
-    ikev2=insist
-    esp=aes_gcm256
-    leftupdown=$3
-    rightupdown=$3"
-}
+rw6_server_conf() { rw_server_conf "$1" 2001:db8::2 2001:db8:1::/120 ::/0 rw6; }
+rw6_client_conf() { rw_client_conf "$1" "$2" "$3" 2001:db8::2 ::/0 rw6; }
 pool6_address() { ip -n "$1" -6 addr show | awk '/inet6 2001:db8:1::/ { sub(/\/.*/, "", $2); print $2; exit }'; }
 
 # wait_for SECONDS COMMAND...: polls COMMAND every 0.2 s until it succeeds and prints how long that
