@@ -477,6 +477,13 @@ wait_for() {
 # --- XFRM interfaces (ipsec-interface=; qemu kernels only, UML has none) ----------------------------
 # xfrmi_seen HOST DEV WHEN: says whether DEV exists in HOST at this point, and if so its if_id,
 # underlying device, state and IPv4 addresses, as a "seen" line (an observation, not a check).
+# wait_sas_gone HOST [ADDRESS]: waits (10 s at most) until HOST has no IPsec SA (none with ADDRESS as
+# an end, if given): pluto has torn the Child SA down, so what it does with a device has been done.
+wait_sas_gone() {
+  wait_for 10 sh -c "! ip -n $1 xfrm state | grep -q '${2:-src}'" >/dev/null \
+    || fail "$1: SAs ${2:+with $2 }still there 10 s after the teardown"
+}
+
 xfrmi_seen() {
   local host=$1 dev=$2 when=$3 shown
   if ! shown=$(ip -n "$host" -d link show "$dev" 2>/dev/null); then

@@ -53,13 +53,12 @@ expect_ping road2 "$pool2" 10.3.0.1 "road2 to the gateway's LAN through ipsec2"
 expect_sa_counters_moved gw "$before"
 expect_device_counters_moved gw ipsec2 "$tx"
 tb_down road1 rw
-sleep 1
+wait_sas_gone gw 192.0.2.11
 xfrmi_seen gw ipsec2 "road1 deleted its conn, road2 still up"
 echo "seen - $TB_SCENARIO: gw: road1 gone: routes via ipsec2: $(ip -n gw route show dev ipsec2 | tr '\n' ';')"
 expect_ping road2 "$pool2" 10.3.0.1 "road2 after road1 left"
 tb_down road2 rw
-sleep 1
+wait_sas_gone gw
 xfrmi_seen gw ipsec2 "both clients gone, template still added"
 tb_down gw rw
-sleep 1
 xfrmi_seen gw ipsec2 "template conn deleted on the gateway"

@@ -43,7 +43,8 @@ expect_device_counters_moved west ipsec1 "$tx"
 # A mere disconnect: the Child SA goes, the conn stays (as in hook-site-to-site).
 tb_whack west --name s2s --terminate >/dev/null 2>&1 || true
 tb_whack east --name s2s --terminate >/dev/null 2>&1 || true
-sleep 1
+wait_sas_gone west
+wait_sas_gone east
 xfrmi_seen west ipsec1 "conn terminated (still added)"
 xfrmi_seen east ipsec1 "conn terminated (still added)"
 echo "seen - $TB_SCENARIO: west: conn terminated: routes via ipsec1: $(ip -n west route show dev ipsec1 2>/dev/null | tr '\n' ';')"
@@ -51,7 +52,8 @@ tb_up west s2s east
 xfrmi_seen west ipsec1 "tunnel up again"
 tb_down west s2s
 tb_down east s2s
-sleep 1
+wait_sas_gone west
+wait_sas_gone east
 xfrmi_seen west ipsec1 "conn deleted (whack --delete)"
 xfrmi_seen east ipsec1 "conn deleted (whack --delete)"
 echo "seen - $TB_SCENARIO: west: conn deleted: XFRM policies and SAs with an if_id: $(xfrmi_policies west)"

@@ -46,6 +46,6 @@ expect_sa_counters_moved west "$before"
 expect_device_counters_moved west vpn0 "$tx"
 tb_down west s2s
 tb_down east s2s
-sleep 1
+wait_sas_gone west
 xfrmi_seen west vpn0 "unmanaged, conn deleted"
 xfrmi_seen west ipsec1 "unmanaged, conn deleted"
