@@ -14,6 +14,9 @@ public struct ObservedKernel: Sendable {
     public var liveReqids: Set<UInt32> = []
     /// The SPIs of those SAs, to size a re-created device's MTU from its tunnel's algorithms.
     public var spisByReqid: [UInt32: [UInt32]] = [:]
+    /// The SPIs of the SAs carrying each mark: a device of one tunnel has its keys on its SAs,
+    /// whether or not vtid recorded a route of that tunnel (vti-routing=no records none).
+    public var spisByMark: [UInt32: [UInt32]] = [:]
     /// Outbound policies carrying a mark: which tunnels pluto has set up, by mark and selector.
     public var markedPolicies: [MarkedPolicy] = []
     /// Current values of the sysctls the devices' setup names (by `SysctlSetting.key`, value 0).
@@ -140,6 +143,9 @@ public func planReconcile(_ input: ReconcileInput, observed: ObservedKernel, set
             // A device of one tunnel: its MTU follows that tunnel's SA, as at up-client.
             let reqids = Set(input.routes.filter { $0.connection == owned.connection }.compactMap(\.reqid))
             device.spis = reqids.sorted().flatMap { reqid in (0...2).flatMap { observed.spisByReqid[reqid &+ $0] ?? [] } }
+            // Without a recorded route the tunnel is still known by its keys: otherwise the MTU
+            // would fall back to the worst suite and undo the hook's, pass after pass.
+            device.spis += [device.device.outputKey, device.device.inputKey].flatMap { observed.spisByMark[$0] ?? [] }
         }
         devices += planDeviceSetup(device, settings: settings)
     }

@@ -234,6 +234,7 @@ extension Supervisor {
             observed.liveReqids = Set(xfrm.associations.map(\.reqid))
             for association in xfrm.associations {
                 observed.spisByReqid[association.reqid, default: []].append(association.spi)
+                if let mark = association.mark?.value { observed.spisByMark[mark, default: []].append(association.spi) }
                 observed.suites[association.spi] = association.tunnelSuite
             }
             observed.markedPolicies = xfrm.policies.compactMap { policy in

@@ -64,6 +64,24 @@ final class ReconcilePlanTests: XCTestCase {
         XCTAssertEqual(plan.operations.map(\.description), ["bring vti02 up", "set net.ipv4.conf.vti02.disable_policy=1"])
     }
 
+    /// A device of one tunnel whose conn routes nothing (vti-routing=no: no route records) keeps
+    /// the MTU its SA gives (found by the device's keys), not the fallback suite's: the reconcile
+    /// must not undo what the hook set, pass after pass.
+    func testADeviceOfOneTunnelKeepsItsSAsMTUWithoutRouteRecords() {
+        var owned = device("vti01")
+        owned.setup.device.remote = IPAddress("192.0.2.9")!
+        owned.setup.shared = false
+        let gcm = tunnelMTU(pathMTU: 1500, outerFamily: .ipv4, natTraversal: false, suite: .aesGCM16)
+        var observed = kernel(devices: [:])
+        observed.devices["vti01"] = ObservedDevice(isUp: true, vti: owned.setup.device, mtu: gcm)
+        observed.sysctls = [:]
+        for case .setSysctl(let setting) in planDeviceSetup(owned.setup, settings: settings) { observed.sysctls[setting.withValue(0)] = setting.value }
+        observed.spisByMark[12] = [0x1000]
+        observed.suites[0x1000] = .init(suite: .aesGCM16, natTraversal: false)
+        let plan = planReconcile(input(devices: [owned]), observed: observed, settings: settings)
+        XCTAssertEqual(plan.operations, [], "the SA's MTU (\(gcm)) stays")
+    }
+
     func testAMissingDeviceIsRecreatedWithItsSettingsAndRoutes() {
         let wanted = [route("10.0.1.10/32")]
         let plan = planReconcile(input(devices: [device()], routes: wanted), observed: kernel(devices: [:]), settings: settings)
