@@ -14,10 +14,11 @@ public struct ObservedKernel: Sendable {
     public var liveReqids: Set<UInt32> = []
     /// The SPIs of those SAs, to size a re-created device's MTU from its tunnel's algorithms.
     public var spisByReqid: [UInt32: [UInt32]] = [:]
-    /// The SPIs of the SAs carrying each mark: a device of one tunnel has its keys on its SAs,
-    /// whether or not vtid recorded a route of that tunnel (vti-routing=no records none).
-    public var spisByMark: [UInt32: [UInt32]] = [:]
-    /// Outbound policies carrying a mark: which tunnels pluto has set up, by mark and selector.
+    /// The SPIs of the SAs carrying each mark or if_id: a device of one tunnel has its keys on its
+    /// SAs, whether or not vtid recorded a route of that tunnel (vti-routing=no records none).
+    public var spisByKey: [TunnelKey: [UInt32]] = [:]
+    /// Outbound policies carrying a mark or an if_id (a route-based conn's): which tunnels pluto has
+    /// set up, by key and selector.
     public var markedPolicies: [MarkedPolicy] = []
     /// Current values of the sysctls the devices' setup names (by `SysctlSetting.key`, value 0).
     public var sysctls: [SysctlSetting: Int] = [:]
@@ -38,13 +39,16 @@ public struct ObservedDevice: Sendable, Hashable {
     public var kind: String?
     /// The tunnel's end points and keys, for a VTI device.
     public var vti: VTIDeviceSpec?
+    /// The if_id of an XFRM interface.
+    public var xfrmInterfaceID: UInt32?
     public var addresses: Set<IPPrefix>
     public var mtu: Int?
-    /// `kind` defaults to what `vti` says (vti or vti6).
-    public init(isUp: Bool, kind: String? = nil, vti: VTIDeviceSpec? = nil, addresses: Set<IPPrefix> = [], mtu: Int? = nil) {
+    /// `kind` defaults to what `vti` says (vti or vti6), or xfrm with an if_id.
+    public init(isUp: Bool, kind: String? = nil, vti: VTIDeviceSpec? = nil, xfrmInterfaceID: UInt32? = nil, addresses: Set<IPPrefix> = [], mtu: Int? = nil) {
         self.isUp = isUp
-        self.kind = kind ?? vti.map { $0.local.family == .ipv4 ? "vti" : "vti6" }
+        self.kind = kind ?? vti.map { $0.local.family == .ipv4 ? "vti" : "vti6" } ?? xfrmInterfaceID.map { _ in "xfrm" }
         self.vti = vti
+        self.xfrmInterfaceID = xfrmInterfaceID
         self.addresses = addresses
         self.mtu = mtu
     }
@@ -56,7 +60,8 @@ extension ObservedKernel {
         var snapshot = KernelSnapshot()
         for (name, device) in devices {
             guard let interface = InterfaceName(name) else { continue }
-            snapshot.devices[interface] = KernelSnapshot.Device(isUp: device.isUp, kind: device.kind, vti: device.vti, mtu: device.mtu)
+            snapshot.devices[interface] = KernelSnapshot.Device(isUp: device.isUp, kind: device.kind, vti: device.vti,
+                                                                xfrmInterfaceID: device.xfrmInterfaceID, mtu: device.mtu)
             for prefix in device.addresses { snapshot.addresses.insert(DeviceAddress(device: interface, prefix: prefix)) }
         }
         snapshot.sysctls = sysctls
@@ -68,14 +73,19 @@ extension ObservedKernel {
     }
 }
 
+/// An outbound policy of a route-based conn: it carries the conn's mark (VTI) or if_id (XFRM
+/// interface).
 public struct MarkedPolicy: Sendable, Hashable {
-    public var mark: UInt32
+    public var key: TunnelKey
     public var destination: IPPrefix
     public var reqid: UInt32
-    public init(mark: UInt32, destination: IPPrefix, reqid: UInt32) {
-        self.mark = mark
+    public init(key: TunnelKey, destination: IPPrefix, reqid: UInt32) {
+        self.key = key
         self.destination = destination
         self.reqid = reqid
+    }
+    public init(mark: UInt32, destination: IPPrefix, reqid: UInt32) {
+        self.init(key: .mark(mark), destination: destination, reqid: reqid)
     }
 }
 
@@ -145,7 +155,7 @@ public func planReconcile(_ input: ReconcileInput, observed: ObservedKernel, set
             device.spis = reqids.sorted().flatMap { reqid in (0...2).flatMap { observed.spisByReqid[reqid &+ $0] ?? [] } }
             // Without a recorded route the tunnel is still known by its keys: otherwise the MTU
             // would fall back to the worst suite and undo the hook's, pass after pass.
-            device.spis += [device.device.outputKey, device.device.inputKey].flatMap { observed.spisByMark[$0] ?? [] }
+            device.spis += device.device.tunnelKeys.flatMap { observed.spisByKey[$0] ?? [] }
         }
         devices += planDeviceSetup(device, settings: settings)
     }
@@ -202,8 +212,8 @@ public func planReconcile(_ input: ReconcileInput, observed: ObservedKernel, set
     return plan
 }
 
-/// Whether a live tunnel carries this destination: an outbound policy with a mark (a route-based
-/// conn's) for exactly it, whose SA is in the kernel.
+/// Whether a live tunnel carries this destination: an outbound policy with a mark or if_id (a
+/// route-based conn's) for exactly it, whose SA is in the kernel.
 func isAlive(_ destination: IPPrefix, _ observed: ObservedKernel) -> Bool {
     observed.markedPolicies.contains { $0.destination == destination && isUp(reqid: $0.reqid, observed) }
 }
@@ -226,7 +236,7 @@ private func learnedRoutes(_ input: ReconcileInput, observed: ObservedKernel, se
     let known = Set(input.routes.map { Tunnel(connection: $0.connection, peerClient: $0.peerClient) })
     var learned: [OwnedRoute] = []
     for policy in live {
-        guard let conn = input.conns.first(where: { $0.markOut.value == policy.mark && $0.vtiRouting }),
+        guard let conn = input.conns.first(where: { $0.tunnelKey == policy.key && $0.routing }),
               !known.contains(Tunnel(connection: conn.name, peerClient: policy.destination)), !policy.destination.network.isDefault else { continue }
         let device = conn.device(existingDevices: input.existingDevices)
         let route = PlannedRoute(destination: policy.destination, device: device, table: settings.routeTable, metric: settings.routeMetric,

@@ -42,11 +42,16 @@ extension Supervisor {
             // rules can be attached before the first client (libreswan issue 468).
             let localAddresses = Set(try kernel.localAddresses().map(\.model))
             for conn in conns where configuration.hook.existingDevices[conn.name] == nil
-                && !devices.contains(where: { $0.setup.device.name == conn.vtiInterface }) {
+                && !devices.contains(where: { $0.setup.device.name == conn.interfaceName }) {
+                if case .xfrmInterface(_, managedByPluto: true) = conn.backend {
+                    // pluto's to create (4.x at the first Child SA, 5.x when the conn is added);
+                    // vtid takes it over at the first event.
+                    continue
+                }
                 if let setup = conn.plannedDevice(settings: configuration.hook, localAddresses: localAddresses) {
                     devices.append(OwnedDevice(connection: conn.name, setup: setup))
                 } else {
-                    lines.append("note: \(conn.name) (\(conn.location)): neither left= nor right= is one of this host's addresses, so \(conn.vtiInterface) is created by the first event, not in advance")
+                    lines.append("note: \(conn.name) (\(conn.location)): neither left= nor right= is one of this host's addresses, so \(conn.interfaceName) is created by the first event, not in advance")
                 }
             }
             let observed = observe(kernel, devices: devices + gone)
@@ -61,7 +66,7 @@ extension Supervisor {
             gone = keptGoneDevices(gone, observed: observed, allDevices: stored.records, lines: &lines)
             var operations = plan.operations
             if observed.complete && !gone.isEmpty {
-                operations += converge(gone.map { .deleteVTI($0.setup.device) }, observed.snapshot)
+                operations += converge(gone.map { .delete($0.setup.device) }, observed.snapshot)
                 // Gone with the device: what vtid said about it.
                 for owned in gone { objectStatus[.device(owned.setup.device.name.rawValue)] = nil }
             }
@@ -178,8 +183,8 @@ extension Supervisor {
         }
         problems.clear("remove-all", logger: logger) { _ in "the configuration names the managed devices' conns again" }
         return gone.filter { owned in
-            let keys = [owned.setup.device.inputKey, owned.setup.device.outputKey]
-            let live = observed.markedPolicies.contains { keys.contains($0.mark) && isUp(reqid: $0.reqid, observed) }
+            let keys = owned.setup.device.tunnelKeys
+            let live = observed.markedPolicies.contains { keys.contains($0.key) && isUp(reqid: $0.reqid, observed) }
             if live { lines.append("note: \(owned.setup.device.name)'s conn \(owned.connection) left the configuration but a tunnel with its keys is up: kept") }
             return !live
         }
@@ -212,7 +217,8 @@ extension Supervisor {
                     InterfaceName(link.name).map { VTIDeviceSpec(name: $0, local: parameters.local.model, remote: parameters.remote.model,
                                                                  inputKey: parameters.inputKey, outputKey: parameters.outputKey) }
                 }
-                observed.devices[link.name] = ObservedDevice(isUp: link.isUp, kind: link.kind, vti: vti, addresses: addresses[link.index] ?? [], mtu: Int(link.mtu))
+                observed.devices[link.name] = ObservedDevice(isUp: link.isUp, kind: link.kind, vti: vti, xfrmInterfaceID: link.xfrmInterface?.interfaceID,
+                                                             addresses: addresses[link.index] ?? [], mtu: Int(link.mtu))
             }
             // The path MTU of each device's tunnel: the MTU of the device holding its local address.
             let mtus = Dictionary(links.map { ($0.index, Int($0.mtu)) }, uniquingKeysWith: { first, _ in first })
@@ -234,12 +240,13 @@ extension Supervisor {
             observed.liveReqids = Set(xfrm.associations.map(\.reqid))
             for association in xfrm.associations {
                 observed.spisByReqid[association.reqid, default: []].append(association.spi)
-                if let mark = association.mark?.value { observed.spisByMark[mark, default: []].append(association.spi) }
+                if let key = tunnelKey(mark: association.mark, interfaceID: association.interfaceID) { observed.spisByKey[key, default: []].append(association.spi) }
                 observed.suites[association.spi] = association.tunnelSuite
             }
             observed.markedPolicies = xfrm.policies.compactMap { policy in
-                guard policy.direction == .output, let mark = policy.mark, let reqid = policy.templateReqids.first else { return nil }
-                return MarkedPolicy(mark: mark.value, destination: policy.selector.destination.model, reqid: reqid)
+                guard policy.direction == .output, let key = tunnelKey(mark: policy.mark, interfaceID: policy.interfaceID),
+                      let reqid = policy.templateReqids.first else { return nil }
+                return MarkedPolicy(key: key, destination: policy.selector.destination.model, reqid: reqid)
             }
             problems.clear("kernel-read", logger: logger) { _ in "the kernel's state can be read in full again" }
         } catch {
@@ -309,4 +316,11 @@ extension Supervisor {
             }
         }
     }
+}
+
+/// What ties an SA or policy to a route-based conn's device: its if_id (an XFRM interface's; a
+/// mark beside it is then only the conn's `mark=`), else its mark (a VTI's key).
+func tunnelKey(mark: XfrmMark?, interfaceID: UInt32?) -> TunnelKey? {
+    if let interfaceID, interfaceID != 0 { return .interfaceID(interfaceID) }
+    return mark.map { .mark($0.value) }
 }

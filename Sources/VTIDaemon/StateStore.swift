@@ -84,6 +84,13 @@ public final class StateStore: Sendable {
                 table.primaryKey(["destination", "tableNumber"])
             }
         }
+        migrator.registerMigration("xfrm-interfaces-v1") { db in
+            // An XFRM interface's if_id and uplink; NULL for a VTI (whose keys are inputKey/outputKey).
+            try db.alter(table: "device") { table in
+                table.add(column: "interfaceID", .integer)
+                table.add(column: "underlying", .text)
+            }
+        }
         try migrator.migrate(database)
     }
 
@@ -156,13 +163,20 @@ public final class StateStore: Sendable {
         public func save(_ device: OwnedDevice) throws {
             let setup = device.setup
             let mtu: Int? = if case .fixed(let value) = setup.mtu { value } else { nil }
+            var keys: (input: Int64, output: Int64) = (0, 0)
+            var xfrm: (interfaceID: Int64?, underlying: String?) = (nil, nil)
+            switch setup.device {
+            case .vti(let spec): keys = (Int64(spec.inputKey), Int64(spec.outputKey))
+            case .xfrmInterface(let spec): xfrm = (Int64(spec.interfaceID), spec.underlying?.rawValue)
+            }
             try db.cachedStatement(sql: """
-                INSERT OR REPLACE INTO device (name, connection, local, remote, inputKey, outputKey, routing, shared, clientFamily, fixedMTU, addresses)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT OR REPLACE INTO device (name, connection, local, remote, inputKey, outputKey, routing, shared, clientFamily, fixedMTU, addresses,
+                                               interfaceID, underlying)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [
-                    setup.device.name.rawValue, device.connection, "\(setup.device.local)", "\(setup.device.remote)", Int64(setup.device.inputKey),
-                    Int64(setup.device.outputKey), setup.routing, setup.shared, setup.clientFamily == .ipv4 ? 4 : 6, mtu,
-                    setup.addresses.map { "\($0.device) \($0.prefix)" }.joined(separator: ","),
+                    setup.device.name.rawValue, device.connection, "\(setup.device.local)", "\(setup.device.remote)", keys.input,
+                    keys.output, setup.routing, setup.shared, setup.clientFamily == .ipv4 ? 4 : 6, mtu,
+                    setup.addresses.map { "\($0.device) \($0.prefix)" }.joined(separator: ","), xfrm.interfaceID, xfrm.underlying,
                 ])
         }
 
@@ -298,9 +312,18 @@ public struct OwnedDevice: Sendable, Hashable {
         }
         let mtu: TunnelMTUPolicy = (row["fixedMTU"] as Int?).map { .fixed($0) } ?? .derived(fallbackSuite: .conservative)
         connection = row["connection"]
+        let device: TunnelDeviceSpec
+        if let interfaceID = row["interfaceID"] as Int64? {
+            guard let interfaceID = UInt32(exactly: interfaceID) else { return nil }
+            let underlying = (row["underlying"] as String?).map(InterfaceName.init)
+            guard underlying != .some(nil) else { return nil }
+            device = .xfrmInterface(XfrmInterfaceSpec(name: name, interfaceID: interfaceID, underlying: underlying ?? nil, local: local, remote: remote))
+        } else {
+            guard let inputKey = UInt32(exactly: row["inputKey"] as Int64), let outputKey = UInt32(exactly: row["outputKey"] as Int64) else { return nil }
+            device = .vti(VTIDeviceSpec(name: name, local: local, remote: remote, inputKey: inputKey, outputKey: outputKey))
+        }
         setup = DeviceSetup(
-            device: VTIDeviceSpec(name: name, local: local, remote: remote, inputKey: UInt32(row["inputKey"] as Int64),
-                                  outputKey: UInt32(row["outputKey"] as Int64)),
+            device: device,
             routing: row["routing"], shared: row["shared"], clientFamily: (row["clientFamily"] as Int) == 4 ? .ipv4 : .ipv6,
             addresses: addresses, mtu: mtu)
     }

@@ -35,8 +35,10 @@ extension Supervisor {
         let locals = Set(((try? kernelApplier().localAddresses()) ?? []).map { "\($0)" })
         let connections = ipsec.values.sorted { $0.name < $1.name }.map { conn in
             let device = conn.device(existingDevices: configuration.hook.existingDevices).rawValue
-            return ConnectionRecord(name: conn.name, location: "\(conn.location)", markIn: "\(conn.markIn)", markOut: "\(conn.markOut)",
-                                    device: device, shared: conn.vtiShared, routing: conn.vtiRouting, managed: configuration.manages(conn.name),
+            // An XFRM interface has an if_id where a VTI has its keys.
+            let keys = conn.vtiKeys.map { ("\($0.markIn)", "\($0.markOut)") } ?? conn.interfaceID.map { ("if_id \($0)", "if_id \($0)") } ?? ("-", "-")
+            return ConnectionRecord(name: conn.name, location: "\(conn.location)", markIn: keys.0, markOut: keys.1,
+                                    device: device, shared: conn.vtiShared, routing: conn.routing, managed: configuration.manages(conn.name),
                                     addressPool: conn.addressPool.map { "\($0.lowerBound)-\($0.upperBound)" },
                                     lastRepair: objectStatus[.device(device)]?.lastRepair, lastError: objectStatus[.device(device)]?.lastError,
                                     traffic: xfrm.map { traffic(of: conn, in: $0, localAddresses: locals) })
@@ -56,11 +58,11 @@ extension Supervisor {
     }
 }
 
-/// The SAs of a conn: those whose reqid a policy carrying the conn's mark names.
+/// The SAs of a conn: those whose reqid a policy carrying the conn's mark (or if_id) names.
 func traffic(of conn: RouteBasedConn, in xfrm: (associations: [SecurityAssociation], policies: [SecurityPolicy]),
              localAddresses: Set<String>) -> ConnectionTraffic {
-    let marks = [conn.markIn.value, conn.markOut.value]
-    let reqids = Set(xfrm.policies.filter { $0.mark.map { marks.contains($0.value) } ?? false }.flatMap(\.templateReqids))
+    let keys: [TunnelKey] = conn.vtiKeys.map { [.mark($0.markIn.value), .mark($0.markOut.value)] } ?? [conn.tunnelKey]
+    let reqids = Set(xfrm.policies.filter { tunnelKey(mark: $0.mark, interfaceID: $0.interfaceID).map(keys.contains) ?? false }.flatMap(\.templateReqids))
     var traffic = ConnectionTraffic(peers: [], associations: 0, since: nil, inBytes: 0, outBytes: 0, inPackets: 0, outPackets: 0)
     var peers = Set<String>()
     for sa in xfrm.associations where reqids.contains(sa.reqid) {

@@ -243,6 +243,7 @@ extension KernelOperation {
     var object: KernelObject {
         switch self {
         case .createVTI(let spec), .deleteVTI(let spec): .device(spec.name.rawValue)
+        case .createXfrmInterface(let spec), .deleteXfrmInterface(let spec): .device(spec.name.rawValue)
         case .bringUp(let device), .setMTU(let device, _, _), .refuse(let device, _): .device(device.rawValue)
         case .addAddress(let address): .device(address.device.rawValue)
         case .writeSysctl(let setting): if case .interface(let device) = setting.scope { .device(device.rawValue) } else { .host }

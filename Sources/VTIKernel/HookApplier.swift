@@ -69,6 +69,14 @@ public struct HookApplier {
             case .broughtUp: return "brought \(spec.name) up"
             case .adopted: return nil
             }
+        case .createXfrmInterface(let spec):
+            let (outcome, index) = try kernel.createXfrmInterface(named: spec.name.rawValue, interfaceID: spec.interfaceID, underlying: spec.underlying?.rawValue)
+            indexes.set(spec.name.rawValue, index)
+            switch outcome {
+            case .created: return "created XFRM interface \(spec)"
+            case .broughtUp: return "brought \(spec.name) up"
+            case .adopted: return nil
+            }
         case .bringUp(let device):
             try kernel.bringUp(index: try index(of: device, &indexes), name: device.rawValue)
             return "brought \(device) up"
@@ -89,6 +97,10 @@ public struct HookApplier {
             try kernel.deleteLink(index: try index(of: spec.name, &indexes))
             indexes.forget(spec.name.rawValue)
             return "deleted \(spec)"
+        case .deleteXfrmInterface(let spec):
+            try kernel.deleteLink(index: try index(of: spec.name, &indexes))
+            indexes.forget(spec.name.rawValue)
+            return "deleted XFRM interface \(spec)"
         case .refuse(_, let text):
             throw ApplyError(text)
         case .notice(let text):

@@ -74,6 +74,29 @@ public final class KernelApplier {
         return (.created, try interfaceIndex(of: name))
     }
 
+    /// Creates an XFRM interface, up, on the underlying device if one is named. One made meanwhile
+    /// with the same name (pluto, racing us) is fine when it has this if_id, and refused otherwise.
+    public func createXfrmInterface(named name: String, interfaceID: UInt32, underlying: String?) throws(ApplyError) -> (DeviceOutcome, Int32) {
+        let underlyingIndex = try underlying.map { name throws(ApplyError) in UInt32(bitPattern: try interfaceIndex(of: name)) } ?? 0
+        do {
+            try route.createXfrmInterface(named: name, XfrmInterfaceParameters(interfaceID: interfaceID, underlyingIndex: underlyingIndex), up: true)
+        } catch where error.errno == .fileExists {
+            guard let link = try netlink("read device \(name)", { () throws(NetlinkError) in try route.link(named: name) }) else {
+                throw ApplyError(error)
+            }
+            guard let actual = link.xfrmInterface, actual.interfaceID == interfaceID else {
+                throw ApplyError("device \(name) appeared meanwhile with other parameters (\(link.kind ?? "no kind")\(link.xfrmInterface.map { " if_id \($0.interfaceID)" } ?? "")); wanted an XFRM interface with if_id \(interfaceID)")
+            }
+            if !link.isUp { try bringUp(index: link.index, name: name) }
+            return (link.isUp ? .adopted : .broughtUp, link.index)
+        } catch where error.errno == .notSupportedOnSocket {
+            throw ApplyError("\(error); this kernel has no XFRM interfaces: load the xfrm_interface module (kernel 4.19 or later)")
+        } catch {
+            throw ApplyError(error)
+        }
+        return (.created, try interfaceIndex(of: name))
+    }
+
     /// Brings a device up.
     public func bringUp(index: Int32, name: String) throws(ApplyError) {
         try netlink("bring \(name) up") { () throws(NetlinkError) in try route.setLink(index: index, up: true) }

@@ -69,6 +69,10 @@ extension KernelApplier {
             switch action {
             case .ensureVTI(let spec), .deleteVTI(let spec):
                 ask(device: spec.name)
+            case .ensureXfrmInterface(let spec), .deleteXfrmInterface(let spec):
+                ask(device: spec.name)
+                // The uplink a missing device would be created on.
+                if let underlying = spec.underlying { ask(device: underlying) }
             case .ensureMTU(let device, let policy, _):
                 ask(device: device)
                 if case .derived = policy, let local = localAddress(of: device, in: plan) { ask(.routeMatch(local.inet)) }
@@ -99,7 +103,8 @@ extension KernelApplier {
             case .link(let link):
                 indexes.set(name, link.index)
                 guard let device = interfaceName(name, in: plan) else { break }
-                snapshot.devices[device] = KernelSnapshot.Device(isUp: link.isUp, kind: link.kind, vti: link.vti.map { $0.spec(device) }, mtu: Int(link.mtu))
+                snapshot.devices[device] = KernelSnapshot.Device(isUp: link.isUp, kind: link.kind, vti: link.vti.map { $0.spec(device) },
+                                                                 xfrmInterfaceID: link.xfrmInterface?.interfaceID, mtu: Int(link.mtu))
             case .failed(let error):
                 throw ApplyError(error)
             default:
@@ -147,10 +152,10 @@ extension KernelApplier {
         var saQuestions: [LookupQuestion] = []
         for action in plan {
             guard case .ensureMTU(let device, .derived, let inputs) = action, !inputs.shared,
-                  let spec = deviceSpec(device, in: plan) ?? snapshot.devices[device]?.vti else { continue }
+                  let spec = deviceSpec(device, in: plan) ?? snapshot.devices[device]?.vti.map(TunnelDeviceSpec.vti) else { continue }
             for spi in inputs.spis {
                 for destination in [spec.local, spec.remote] where !destination.isUnspecified {
-                    for mark in [spec.inputKey, spec.outputKey] {
+                    for mark in spec.saMarks {
                         let question = LookupQuestion.securityAssociation(destination: destination.inet, spi: spi, mark: mark)
                         if !saQuestions.contains(question) { saQuestions.append(question) }
                     }
@@ -178,6 +183,9 @@ extension KernelApplier {
         for action in plan {
             switch action {
             case .ensureVTI(let spec), .deleteVTI(let spec): if spec.name.rawValue == name { return spec.name }
+            case .ensureXfrmInterface(let spec), .deleteXfrmInterface(let spec):
+                if spec.name.rawValue == name { return spec.name }
+                if let underlying = spec.underlying, underlying.rawValue == name { return underlying }
             case .ensureMTU(let device, _, _), .ensureAddress(let device, _): if device.rawValue == name { return device }
             case .addRoute(let route), .deleteRoute(let route): if route.device.rawValue == name { return route.device }
             case .setSysctl, .notice: break
@@ -187,8 +195,14 @@ extension KernelApplier {
     }
 
     /// The device the plan creates or keeps under this name.
-    private func deviceSpec(_ device: InterfaceName, in plan: HookPlan) -> VTIDeviceSpec? {
-        for case .ensureVTI(let spec) in plan where spec.name == device { return spec }
+    private func deviceSpec(_ device: InterfaceName, in plan: HookPlan) -> TunnelDeviceSpec? {
+        for action in plan {
+            switch action {
+            case .ensureVTI(let spec) where spec.name == device: return .vti(spec)
+            case .ensureXfrmInterface(let spec) where spec.name == device: return .xfrmInterface(spec)
+            default: continue
+            }
+        }
         return nil
     }
 

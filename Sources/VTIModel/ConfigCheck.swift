@@ -35,23 +35,25 @@ public func checkRouteBasedConns(_ conns: [RouteBasedConn], managed: Set<String>
     }
     for (index, conn) in conns.enumerated() {
         for other in conns[..<index] {
-            let sameDevice = conn.vtiInterface == other.vtiInterface
-            if conn.markIn.value == other.markIn.value && !sameDevice {
-                error(conn, "conn \(conn.name) uses mark \(conn.markIn.value) like conn \(other.name) (\(other.location)) but another device (\(conn.vtiInterface), not \(other.vtiInterface)): each VTI device needs its own mark")
-            }
-            let unshared = sameDevice && !(conn.vtiShared && other.vtiShared)
-            if sameDevice && conn.markIn.value != other.markIn.value {
-                error(conn, "conn \(conn.name) puts \(conn.vtiInterface) on mark \(conn.markIn.value), conn \(other.name) (\(other.location)) on mark \(other.markIn.value): one device has one key")
-            } else if unshared, let right = conn.rightAddress, let otherRight = other.rightAddress, right != otherRight {
-                error(conn, "conn \(conn.name) puts \(conn.vtiInterface) towards peer \(right), conn \(other.name) (\(other.location)) towards \(otherRight): an unshared VTI device has one peer (use one device per peer)")
-            } else if unshared {
-                error(conn, "conns \(other.name) (\(other.location)) and \(conn.name) share \(conn.vtiInterface) without vti-shared=yes on both")
-            }
-            if sameDevice, let left = conn.leftAddress, let otherLeft = other.leftAddress, left != otherLeft {
-                error(conn, "conn \(conn.name) puts \(conn.vtiInterface) on local address \(left), conn \(other.name) (\(other.location)) on \(otherLeft): a VTI device has one local address")
-            }
             if let pool = conn.addressPool, let otherPool = other.addressPool, overlaps(pool, otherPool) {
                 error(conn, "address pool \(pool.lowerBound)-\(pool.upperBound) overlaps conn \(other.name)'s \(otherPool.lowerBound)-\(otherPool.upperBound) (\(other.location))")
+            }
+            // The rules of VTI devices (keys, peers, local addresses) between two VTI conns.
+            guard let keys = conn.vtiKeys, let otherKeys = other.vtiKeys else { continue }
+            let sameDevice = conn.interfaceName == other.interfaceName
+            if keys.markIn.value == otherKeys.markIn.value && !sameDevice {
+                error(conn, "conn \(conn.name) uses mark \(keys.markIn.value) like conn \(other.name) (\(other.location)) but another device (\(conn.interfaceName), not \(other.interfaceName)): each VTI device needs its own mark")
+            }
+            let unshared = sameDevice && !(conn.vtiShared && other.vtiShared)
+            if sameDevice && keys.markIn.value != otherKeys.markIn.value {
+                error(conn, "conn \(conn.name) puts \(conn.interfaceName) on mark \(keys.markIn.value), conn \(other.name) (\(other.location)) on mark \(otherKeys.markIn.value): one device has one key")
+            } else if unshared, let right = conn.rightAddress, let otherRight = other.rightAddress, right != otherRight {
+                error(conn, "conn \(conn.name) puts \(conn.interfaceName) towards peer \(right), conn \(other.name) (\(other.location)) towards \(otherRight): an unshared VTI device has one peer (use one device per peer)")
+            } else if unshared {
+                error(conn, "conns \(other.name) (\(other.location)) and \(conn.name) share \(conn.interfaceName) without vti-shared=yes on both")
+            }
+            if sameDevice, let left = conn.leftAddress, let otherLeft = other.leftAddress, left != otherLeft {
+                error(conn, "conn \(conn.name) puts \(conn.interfaceName) on local address \(left), conn \(other.name) (\(other.location)) on \(otherLeft): a VTI device has one local address")
             }
         }
         findings += checkUpdown(conn, managed: managed?.contains(conn.name) ?? true)
@@ -60,14 +62,14 @@ public func checkRouteBasedConns(_ conns: [RouteBasedConn], managed: Set<String>
                 error(conn, "address pool \(pool.lowerBound)-\(pool.upperBound) lies in the local subnet \(local): hosts on that LAN would ARP for the clients and get no answer (set conns.\(conn.name).proxy_arp: LAN-INTERFACE in vtid.yaml, or use a range outside the LAN)")
             }
         }
-        if conn.vtiRouting {
+        if conn.routing {
             for remote in conn.rightSubnets {
                 if remote.isDefault {
-                    warning(conn, "conn \(conn.name): vti-routing=yes with rightsubnet=\(remote) installs no route (route_default = no)")
+                    warning(conn, "conn \(conn.name): \(conn.routingSetting) with rightsubnet=\(remote) installs no route (route_default = no)")
                     continue
                 }
                 for local in conn.leftSubnets where !local.isDefault && remote.overlaps(local) {
-                    error(conn, "conn \(conn.name): vti-routing=yes would route the local network \(local) into \(conn.vtiInterface) (rightsubnet=\(remote))")
+                    error(conn, "conn \(conn.name): \(conn.routingSetting) would route the local network \(local) into \(conn.interfaceName) (rightsubnet=\(remote))")
                 }
             }
         }
@@ -88,6 +90,9 @@ public struct UpdownSide: Sendable, Hashable {
 }
 
 extension RouteBasedConn {
+    /// What makes the conn route into its device, as written.
+    var routingSetting: String { interfaceID == nil ? "vti-routing=yes" : "ipsec-interface=" }
+
     /// The sides of the conn that may be this host: pluto runs the updown of the side that is.
     /// `left=` is taken to be this host (libreswan's convention) unless it is `%any` or `right=`
     /// is `%defaultroute`; `right=` too when it is an address or a host name, since the same

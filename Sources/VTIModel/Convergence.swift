@@ -13,13 +13,16 @@ public struct KernelSnapshot: Sendable, Hashable {
         public var kind: String?
         /// The tunnel's end points and keys, for a VTI device.
         public var vti: VTIDeviceSpec?
+        /// `IFLA_XFRM_IF_ID`, for an XFRM interface.
+        public var xfrmInterfaceID: UInt32?
         /// nil when not read: then it is set.
         public var mtu: Int?
 
-        public init(isUp: Bool, kind: String?, vti: VTIDeviceSpec?, mtu: Int?) {
+        public init(isUp: Bool, kind: String?, vti: VTIDeviceSpec?, xfrmInterfaceID: UInt32? = nil, mtu: Int?) {
             self.isUp = isUp
             self.kind = kind
             self.vti = vti
+            self.xfrmInterfaceID = xfrmInterfaceID
             self.mtu = mtu
         }
     }
@@ -90,6 +93,8 @@ public struct DeviceAddress: Sendable, Hashable {
 public enum KernelOperation: Sendable, Hashable, CustomStringConvertible {
     /// Create the device and bring it up.
     case createVTI(VTIDeviceSpec)
+    /// Create the XFRM interface (on its underlying device, if it names one) and bring it up.
+    case createXfrmInterface(XfrmInterfaceSpec)
     case bringUp(InterfaceName)
     /// Set the device's MTU to this value, chosen by this policy.
     case setMTU(InterfaceName, Int, TunnelMTUPolicy)
@@ -102,6 +107,7 @@ public enum KernelOperation: Sendable, Hashable, CustomStringConvertible {
     /// Remove the route (only a route of our protocol can match; one already gone is fine).
     case deleteRoute(PlannedRoute)
     case deleteVTI(VTIDeviceSpec)
+    case deleteXfrmInterface(XfrmInterfaceSpec)
     /// Something not ours is in the way of this device: the plan stops here, with this sentence.
     case refuse(InterfaceName, String)
     /// Nothing to write, a line to log (a route deliberately not installed, a compound verb's step).
@@ -110,6 +116,7 @@ public enum KernelOperation: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .createVTI(let spec): "create VTI \(spec)"
+        case .createXfrmInterface(let spec): "create XFRM interface \(spec)"
         case .bringUp(let device): "bring \(device) up"
         case .setMTU(let device, let mtu, let policy): "set \(device) mtu \(mtu) (\(policy))"
         case .addAddress(let address): "add address \(address.prefix) to \(address.device)"
@@ -117,6 +124,7 @@ public enum KernelOperation: Sendable, Hashable, CustomStringConvertible {
         case .addRoute(let route): "add route \(route)"
         case .deleteRoute(let route): "delete route \(route)"
         case .deleteVTI(let spec): "delete VTI \(spec)"
+        case .deleteXfrmInterface(let spec): "delete XFRM interface \(spec)"
         case .refuse(_, let text): "refuse: \(text)"
         case .notice(let text): "note: \(text)"
         }
@@ -128,12 +136,12 @@ public enum KernelOperation: Sendable, Hashable, CustomStringConvertible {
 public func converge(_ plan: HookPlan, _ snapshot: KernelSnapshot) -> [KernelOperation] {
     var operations: [KernelOperation] = []
     // The devices this plan creates: their settings are not in the snapshot (read before them).
-    var created: [VTIDeviceSpec] = []
+    var created: [TunnelDeviceSpec] = []
     for action in plan {
         switch action {
         case .ensureVTI(let spec):
             guard let present = snapshot.devices[spec.name] else {
-                created.append(spec)
+                created.append(.vti(spec))
                 operations.append(.createVTI(spec))
                 continue
             }
@@ -146,10 +154,28 @@ public func converge(_ plan: HookPlan, _ snapshot: KernelSnapshot) -> [KernelOpe
                 continue
             }
             if !present.isUp { operations.append(.bringUp(spec.name)) }
+        case .ensureXfrmInterface(let spec):
+            // Missing, it is made as pluto makes it (its name, if_id and uplink): a tunnel whose
+            // device is gone carries nothing, and pluto (managed mode) adopts a device that
+            // matches. Present, it is adopted whoever made it, if it is this if_id's.
+            guard let present = snapshot.devices[spec.name] else {
+                created.append(.xfrmInterface(spec))
+                operations.append(.createXfrmInterface(spec))
+                continue
+            }
+            guard present.kind == "xfrm", let interfaceID = present.xfrmInterfaceID else {
+                operations.append(.refuse(spec.name, "device \(spec.name) exists but is a \(present.kind ?? "non-tunnel") device, not an XFRM interface; rename it or choose another ipsec-interface"))
+                continue
+            }
+            guard interfaceID == spec.interfaceID else {
+                operations.append(.refuse(spec.name, "device \(spec.name) exists with if_id \(interfaceID), wanted \(spec.interfaceID); delete it or fix the conn's ipsec-interface="))
+                continue
+            }
+            if !present.isUp { operations.append(.bringUp(spec.name)) }
         case .ensureMTU(let device, let policy, let inputs):
-            let local = created.first { $0.name == device }?.local ?? snapshot.devices[device]?.vti?.local
+            let local = created.first { $0.name == device }?.local ?? plannedLocal(of: device, in: plan) ?? snapshot.devices[device]?.vti?.local
             let mtu = tunnelMTU(policy: policy, inputs: inputs, local: local, snapshot)
-            if snapshot.devices[device]?.mtu == nil || snapshot.devices[device]?.mtu != mtu { operations.append(.setMTU(device, mtu, policy)) }
+            if snapshot.devices[device]?.mtu != mtu { operations.append(.setMTU(device, mtu, policy)) }
         case .ensureAddress(let device, let prefix):
             let address = DeviceAddress(device: device, prefix: prefix)
             if !snapshot.addresses.contains(address) { operations.append(.addAddress(address)) }
@@ -162,11 +188,27 @@ public func converge(_ plan: HookPlan, _ snapshot: KernelSnapshot) -> [KernelOpe
         case .deleteVTI(let spec):
             // Only while it still is this tunnel's device.
             if let present = snapshot.devices[spec.name]?.vti, present.sameTunnel(as: spec) { operations.append(.deleteVTI(spec)) }
+        case .deleteXfrmInterface(let spec):
+            if let present = snapshot.devices[spec.name], present.kind == "xfrm", present.xfrmInterfaceID == spec.interfaceID {
+                operations.append(.deleteXfrmInterface(spec))
+            }
         case .notice(let text):
             operations.append(.notice(text))
         }
     }
     return operations
+}
+
+/// The local address of the tunnel whose device the plan ensures under this name.
+private func plannedLocal(of device: InterfaceName, in plan: HookPlan) -> IPAddress? {
+    for action in plan {
+        switch action {
+        case .ensureVTI(let spec) where spec.name == device: return spec.local
+        case .ensureXfrmInterface(let spec) where spec.name == device: return spec.local
+        default: continue
+        }
+    }
+    return nil
 }
 
 /// A VTI device's MTU: fixed, or from the path MTU of the device holding its local address (1500

@@ -20,6 +20,106 @@ public struct VTIDeviceSpec: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(name) local \(local) remote \(remote) ikey \(inputKey) okey \(outputKey)" }
 }
 
+/// An XFRM interface as a conn with `ipsec-interface=N` uses it: the kernel matches its SAs and
+/// policies by if_id, not by marks, so any number of tunnels, with any remotes, can share one
+/// local address. libreswan names it `ipsecN` and (in its default, managed mode) creates and
+/// deletes it; see docs/xfrm-interfaces.md.
+public struct XfrmInterfaceSpec: Sendable, Hashable, CustomStringConvertible {
+    public var name: InterfaceName
+    /// `IFLA_XFRM_IF_ID`.
+    public var interfaceID: UInt32
+    /// The device the ESP packets leave by (`dev` of `ip link add ... type xfrm`), used only when
+    /// the device is created here; nil: none (the kernel then routes them by the SA's addresses).
+    public var underlying: InterfaceName?
+    /// The tunnel's local address: the path MTU is its device's, as for a VTI. Not a parameter of
+    /// the device, which serves any address.
+    public var local: IPAddress
+    /// The peer of a device of one tunnel, unspecified for a shared one: where its SAs are found.
+    public var remote: IPAddress
+
+    public init(name: InterfaceName, interfaceID: UInt32, underlying: InterfaceName? = nil, local: IPAddress, remote: IPAddress) {
+        self.name = name
+        self.interfaceID = interfaceID
+        self.underlying = underlying
+        self.local = local
+        self.remote = remote
+    }
+
+    /// libreswan's if_id for `ipsec-interface=N`: N, except 0, which the kernel cannot use as an
+    /// if_id and pluto maps to 16384 (`map_if_id_zero`).
+    public static func interfaceID(number: UInt32) -> UInt32 { number == 0 ? 16384 : number }
+
+    public var description: String { "\(name) if_id \(interfaceID)" + (underlying.map { " dev \($0)" } ?? "") }
+}
+
+/// The device a route-based conn's traffic goes through: a VTI (keys from the conn's marks) or an
+/// XFRM interface (an if_id).
+public enum TunnelDeviceSpec: Sendable, Hashable, CustomStringConvertible {
+    case vti(VTIDeviceSpec)
+    case xfrmInterface(XfrmInterfaceSpec)
+
+    public var name: InterfaceName {
+        switch self {
+        case .vti(let spec): spec.name
+        case .xfrmInterface(let spec): spec.name
+        }
+    }
+
+    /// The tunnel's local address (the path MTU's device holds it).
+    public var local: IPAddress {
+        switch self {
+        case .vti(let spec): spec.local
+        case .xfrmInterface(let spec): spec.local
+        }
+    }
+
+    /// The peer; unspecified when several tunnels share the device.
+    public var remote: IPAddress {
+        switch self {
+        case .vti(let spec): spec.remote
+        case .xfrmInterface(let spec): spec.remote
+        }
+    }
+
+    /// What the tunnel's SAs and policies carry that ties them to this device.
+    public var tunnelKeys: [TunnelKey] {
+        switch self {
+        case .vti(let spec): [.mark(spec.outputKey), .mark(spec.inputKey)]
+        case .xfrmInterface(let spec): [.interfaceID(spec.interfaceID)]
+        }
+    }
+
+    /// The marks an SA of this tunnel is looked up with: a VTI's keys, or none (0) for an XFRM
+    /// interface, whose SAs carry an if_id instead.
+    public var saMarks: [UInt32] {
+        switch self {
+        case .vti(let spec): spec.inputKey == spec.outputKey ? [spec.inputKey] : [spec.inputKey, spec.outputKey]
+        case .xfrmInterface: [0]
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .vti(let spec): "VTI \(spec)"
+        case .xfrmInterface(let spec): "XFRM interface \(spec)"
+        }
+    }
+}
+
+/// What ties an SA or policy to a route-based conn's device: a mark (VTI) or an if_id (XFRM
+/// interface).
+public enum TunnelKey: Sendable, Hashable, CustomStringConvertible {
+    case mark(UInt32)
+    case interfaceID(UInt32)
+
+    public var description: String {
+        switch self {
+        case .mark(let value): "mark \(value)"
+        case .interfaceID(let value): "if_id \(value)"
+        }
+    }
+}
+
 /// A kernel setting the plan wants, by family, scope and name: `net.ipv4.conf.vti01.rp_filter`.
 public struct SysctlSetting: Sendable, Hashable, CustomStringConvertible {
     public enum Scope: Sendable, Hashable {
@@ -143,6 +243,9 @@ public struct MTUInputs: Sendable, Hashable {
 public enum HookAction: Sendable, Hashable, CustomStringConvertible {
     /// Create if missing, adopt if it has these parameters, fail clearly if it has others; set it up.
     case ensureVTI(VTIDeviceSpec)
+    /// Create if missing (as pluto would), adopt if it is an XFRM interface with this if_id, fail
+    /// clearly otherwise; set it up.
+    case ensureXfrmInterface(XfrmInterfaceSpec)
     /// Set the device's MTU: fixed, or derived from the SA (by SPI) and the underlying device.
     case ensureMTU(InterfaceName, TunnelMTUPolicy, MTUInputs)
     /// Add the address if the device lacks it.
@@ -154,6 +257,8 @@ public enum HookAction: Sendable, Hashable, CustomStringConvertible {
     case deleteRoute(PlannedRoute)
     /// Delete the device, only while it still has these parameters.
     case deleteVTI(VTIDeviceSpec)
+    /// Delete the XFRM interface, only while it still has this if_id.
+    case deleteXfrmInterface(XfrmInterfaceSpec)
     /// Nothing to do, but worth a log line (a route deliberately not installed).
     case notice(String)
 
@@ -161,13 +266,33 @@ public enum HookAction: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .ensureVTI(let spec): "ensure VTI \(spec)"
+        case .ensureXfrmInterface(let spec): "ensure XFRM interface \(spec)"
         case .ensureMTU(let device, let policy, _): "ensure MTU of \(device) (\(policy))"
         case .ensureAddress(let device, let prefix): "ensure address \(prefix) on \(device)"
         case .setSysctl(let setting): "set \(setting)"
         case .addRoute(let route): "add route \(route)"
         case .deleteRoute(let route): "delete route \(route)"
         case .deleteVTI(let spec): "delete VTI \(spec)"
+        case .deleteXfrmInterface(let spec): "delete XFRM interface \(spec)"
         case .notice(let text): "note: \(text)"
+        }
+    }
+}
+
+extension HookAction {
+    /// The step that makes this device exist.
+    public static func ensure(_ device: TunnelDeviceSpec) -> HookAction {
+        switch device {
+        case .vti(let spec): .ensureVTI(spec)
+        case .xfrmInterface(let spec): .ensureXfrmInterface(spec)
+        }
+    }
+
+    /// The step that deletes this device while it is still this one.
+    public static func delete(_ device: TunnelDeviceSpec) -> HookAction {
+        switch device {
+        case .vti(let spec): .deleteVTI(spec)
+        case .xfrmInterface(let spec): .deleteXfrmInterface(spec)
         }
     }
 }
@@ -228,8 +353,8 @@ public func planHook(event: PlutoEvent, settings: HookSettings) -> HookPlan {
         // libreswan 5.4's async mode sends one compound verb (prepare-route-up) and logs only the
         // exit status: each step is marked, so that a failure says which step it was.
         if steps.count > 1 { plan.append(.compoundStep(step, of: event.verb)) }
-        if let vti = event.vti {
-            plan += planVTI(step: step, event: event, vti: vti, settings: settings)
+        if let device = eventDevice(event) {
+            plan += planRouteBased(step: step, event: event, device: device, settings: settings)
         } else {
             plan += planPolicyBased(step: step, event: event, settings: settings)
         }
@@ -251,7 +376,7 @@ public func planHook(event: PlutoEvent, settings: HookSettings) -> HookPlan {
 private func routingIntoExistingDevice(_ plan: HookPlan, _ device: InterfaceName) -> HookPlan {
     plan.compactMap { action in
         switch action {
-        case .ensureVTI, .ensureMTU, .ensureAddress, .deleteVTI: return nil
+        case .ensureVTI, .ensureXfrmInterface, .ensureMTU, .ensureAddress, .deleteVTI, .deleteXfrmInterface: return nil
         case .setSysctl(let setting):
             if case .interface = setting.scope { return nil }
             return action
@@ -262,14 +387,45 @@ private func routingIntoExistingDevice(_ plan: HookPlan, _ device: InterfaceName
     }
 }
 
-private func planVTI(step: PlutoVerb.Step, event: PlutoEvent, vti: PlutoEvent.VTI, settings: HookSettings) -> HookPlan {
-    let device = deviceSpec(event: event, vti: vti)
-    let routes = vti.routing && event.scope == .client ? vtiRoutes(event: event, vti: vti, settings: settings) : []
+/// What an event says of its conn's device and how the conn uses it.
+private struct EventDevice {
+    var spec: TunnelDeviceSpec
+    /// Routes into it (vti-routing=yes; always for an XFRM interface: PLUTO_XFRMI_ROUTE=yes).
+    var routing: Bool
+    /// Several tunnels use it: remote any, MTU for the worst case.
+    var shared: Bool
+    /// `VTI_IP` (`leftvti=`).
+    var address: IPPrefix?
+}
+
+/// The conn's device: a VTI (`VTI_IFACE`) or an XFRM interface (`PLUTO_XFRMI_ROUTE=yes`,
+/// `PLUTO_VIRT_INTERFACE=ipsecN`); nil for a policy-based conn.
+private func eventDevice(_ event: PlutoEvent) -> EventDevice? {
+    if let vti = event.vti {
+        // The stock script's device: remote "any" for instances and shared devices.
+        let shared = vti.shared || event.kind.isInstance
+        let spec = VTIDeviceSpec(name: vti.interface, local: event.me, remote: shared ? .unspecified(event.me.family) : event.peer,
+                                 inputKey: event.markIn?.value ?? 0, outputKey: event.markOut?.value ?? 0)
+        return EventDevice(spec: .vti(spec), routing: vti.routing, shared: shared, address: vti.address)
+    }
+    if let xfrm = event.xfrmInterface {
+        // One device serves every instance of a road-warrior conn. Permanent conns that share one
+        // ipsec-interface= are not told apart here: each sizes the MTU by its own SA.
+        let shared = event.kind.isInstance
+        let spec = XfrmInterfaceSpec(name: xfrm.name, interfaceID: xfrm.interfaceID, underlying: event.interface, local: event.me,
+                                     remote: shared ? .unspecified(event.me.family) : event.peer)
+        return EventDevice(spec: .xfrmInterface(spec), routing: true, shared: shared, address: nil)
+    }
+    return nil
+}
+
+private func planRouteBased(step: PlutoVerb.Step, event: PlutoEvent, device: EventDevice, settings: HookSettings) -> HookPlan {
+    let routes = device.routing && event.scope == .client ? tunnelRoutes(event: event, device: device.spec.name, settings: settings) : []
     switch step {
     case .prepare:
-        return planDeviceSetup(deviceSetup(event: event, vti: vti, device: device, settings: settings), settings: settings)
+        return planDeviceSetup(deviceSetup(event: event, device: device, settings: settings), settings: settings)
     case .route, .up:
-        return planDeviceSetup(deviceSetup(event: event, vti: vti, device: device, settings: settings), settings: settings) + routes
+        return planDeviceSetup(deviceSetup(event: event, device: device, settings: settings), settings: settings) + routes
     case .down:
         return routes.compactMap(undoing)
     case .unroute:
@@ -278,31 +434,23 @@ private func planVTI(step: PlutoVerb.Step, event: PlutoEvent, vti: PlutoEvent.VT
     }
 }
 
-/// The device as the stock script creates it: remote "any" for instances and shared devices.
-private func deviceSpec(event: PlutoEvent, vti: PlutoEvent.VTI) -> VTIDeviceSpec {
-    let anyRemote = vti.shared || event.kind.isInstance
-    return VTIDeviceSpec(name: vti.interface, local: event.me,
-                         remote: anyRemote ? .unspecified(event.me.family) : event.peer,
-                         inputKey: event.markIn?.value ?? 0, outputKey: event.markOut?.value ?? 0)
-}
-
-private func deviceSetup(event: PlutoEvent, vti: PlutoEvent.VTI, device: VTIDeviceSpec, settings: HookSettings) -> DeviceSetup {
+private func deviceSetup(event: PlutoEvent, device: EventDevice, settings: HookSettings) -> DeviceSetup {
     var addresses: [DeviceSetup.Address] = []
-    if let address = vti.address { addresses.append(.init(device: vti.interface, prefix: address)) }
+    if let address = device.address { addresses.append(.init(device: device.spec.name, prefix: address)) }
     if let source = event.mySourceIP {
         // Where the stock script's addsource puts it: on the device when it routes, else on lo.
-        addresses.append(.init(device: vti.routing ? vti.interface : .loopback, prefix: IPPrefix(host: source)))
+        addresses.append(.init(device: device.routing ? device.spec.name : .loopback, prefix: IPPrefix(host: source)))
     }
     return DeviceSetup(
-        device: device, routing: vti.routing, shared: vti.shared || event.kind.isInstance, clientFamily: event.myClient.family,
+        device: device.spec, routing: device.routing, shared: device.shared, clientFamily: event.myClient.family,
         addresses: addresses, mtu: event.mtu.map { .fixed($0) } ?? settings.mtu,
         spis: [event.spiIn, event.spiOut].compactMap { $0 }.filter { $0 != 0 })
 }
 
-/// The device an event's conn uses, as the hook sets it up (nil for a conn without a VTI).
+/// The device an event's conn uses, as the hook sets it up (nil for a policy-based conn).
 public func deviceSetup(for event: PlutoEvent, settings: HookSettings) -> DeviceSetup? {
-    guard let vti = event.vti else { return nil }
-    var setup = deviceSetup(event: event, vti: vti, device: deviceSpec(event: event, vti: vti), settings: settings)
+    guard let device = eventDevice(event) else { return nil }
+    var setup = deviceSetup(event: event, device: device, settings: settings)
     setup.spis = []
     return setup
 }
@@ -325,10 +473,20 @@ extension RouteBasedConn {
         let remote = anyRemote ? IPAddress.unspecified(ends.local.family) : ends.remote!
         guard remote.family == ends.local.family else { return nil }
         var addresses: [DeviceSetup.Address] = []
-        if let leftVTI, ends.local == leftAddress { addresses.append(.init(device: vtiInterface, prefix: leftVTI)) }
+        if let leftVTI, ends.local == leftAddress { addresses.append(.init(device: interfaceName, prefix: leftVTI)) }
+        let device: TunnelDeviceSpec
+        switch backend {
+        case .vti(let markIn, let markOut):
+            device = .vti(VTIDeviceSpec(name: interfaceName, local: ends.local, remote: remote, inputKey: markIn.value, outputKey: markOut.value))
+        case .xfrmInterface(let number, let managedByPluto):
+            // pluto makes its own devices (4.x at the first Child SA, 5.x when the conn is added):
+            // made first here, it would be adopted and then never deleted by pluto.
+            guard !managedByPluto else { return nil }
+            device = .xfrmInterface(XfrmInterfaceSpec(name: interfaceName, interfaceID: XfrmInterfaceSpec.interfaceID(number: number),
+                                                      local: ends.local, remote: remote))
+        }
         return DeviceSetup(
-            device: VTIDeviceSpec(name: vtiInterface, local: ends.local, remote: remote, inputKey: markIn.value, outputKey: markOut.value),
-            routing: vtiRouting, shared: anyRemote, clientFamily: (leftSubnets.first ?? rightSubnets.first)?.family ?? ends.local.family,
+            device: device, routing: routing, shared: anyRemote, clientFamily: (leftSubnets.first ?? rightSubnets.first)?.family ?? ends.local.family,
             addresses: addresses, mtu: settings.mtu)
     }
 }
@@ -336,7 +494,7 @@ extension RouteBasedConn {
 /// A VTI device and how it is used: what `planDeviceSetup` needs. vtid keeps one per device it
 /// manages, to re-create a device that was deleted behind its back exactly as the hook made it.
 public struct DeviceSetup: Sendable, Hashable {
-    public var device: VTIDeviceSpec
+    public var device: TunnelDeviceSpec
     /// `vti-routing=yes`: the host forwards into it.
     public var routing: Bool
     /// Several peers (vti-shared=yes, road-warrior instances): MTU for the worst case.
@@ -349,7 +507,7 @@ public struct DeviceSetup: Sendable, Hashable {
     /// The Child SA's SPIs to derive the MTU from, when there is one.
     public var spis: [UInt32]
 
-    public init(device: VTIDeviceSpec, routing: Bool, shared: Bool, clientFamily: AddressFamily, addresses: [Address] = [],
+    public init(device: TunnelDeviceSpec, routing: Bool, shared: Bool, clientFamily: AddressFamily, addresses: [Address] = [],
                 mtu: TunnelMTUPolicy, spis: [UInt32] = []) {
         self.device = device
         self.routing = routing
@@ -358,6 +516,12 @@ public struct DeviceSetup: Sendable, Hashable {
         self.addresses = addresses
         self.mtu = mtu
         self.spis = spis
+    }
+
+    /// A VTI's setup.
+    public init(device: VTIDeviceSpec, routing: Bool, shared: Bool, clientFamily: AddressFamily, addresses: [Address] = [],
+                mtu: TunnelMTUPolicy, spis: [UInt32] = []) {
+        self.init(device: .vti(device), routing: routing, shared: shared, clientFamily: clientFamily, addresses: addresses, mtu: mtu, spis: spis)
     }
 
     public struct Address: Sendable, Hashable {
@@ -372,24 +536,28 @@ public struct DeviceSetup: Sendable, Hashable {
 
 /// The device, its addresses, sysctls and MTU: every step idempotent.
 public func planDeviceSetup(_ setup: DeviceSetup, settings: HookSettings) -> HookPlan {
-    var plan: HookPlan = [.ensureVTI(setup.device)]
+    var plan: HookPlan = [.ensure(setup.device)]
     for address in setup.addresses { plan.append(.ensureAddress(address.device, address.prefix)) }
-    plan += deviceSysctls(device: setup.device.name, family: setup.clientFamily, routing: setup.routing, settings: settings)
+    var isVTI = false
+    if case .vti = setup.device { isVTI = true }
+    plan += deviceSysctls(device: setup.device.name, family: setup.clientFamily, routing: setup.routing, disablePolicy: isVTI, settings: settings)
     plan.append(.ensureMTU(setup.device.name, setup.mtu, MTUInputs(outerFamily: setup.device.local.family, innerFamily: setup.clientFamily, spis: setup.spis, shared: setup.shared)))
     return plan
 }
 
 /// The settings of the traffic inside the tunnel, so of the selectors' family. IPv4 gets no
 /// rp_filter in IPv6 (there is none) and IPv6 no send_redirects (likewise); IPv6 also gets
-/// accept_ra=0 and disable_ipv6=0 on the device.
+/// accept_ra=0 and disable_ipv6=0 on the device. A VTI gets disable_policy=1 (its decrypted
+/// packets would fail the inbound policy check); an XFRM interface needs none: the kernel checks
+/// its packets against the policies with its if_id.
 /// With vti-routing=yes the host must forward: `ip_forward=1`, or for IPv6 `conf.all.forwarding=1`,
 /// which also makes the kernel ignore router advertisements on interfaces with accept_ra=1.
-private func deviceSysctls(device name: InterfaceName, family: AddressFamily, routing: Bool, settings: HookSettings) -> HookPlan {
+private func deviceSysctls(device name: InterfaceName, family: AddressFamily, routing: Bool, disablePolicy: Bool, settings: HookSettings) -> HookPlan {
     let device = SysctlSetting.Scope.interface(name)
     func set(_ scope: SysctlSetting.Scope, _ name: SysctlSetting.Name, _ value: Int) -> HookAction {
         .setSysctl(SysctlSetting(family: family, scope: scope, name: name, value: value))
     }
-    var plan: HookPlan = [set(device, .disablePolicy, 1)]
+    var plan: HookPlan = disablePolicy ? [set(device, .disablePolicy, 1)] : []
     if family == .ipv4 {
         plan.append(set(device, .reversePathFilter, settings.reversePathFilter.rawValue))
         // The kernel uses max(all, device): "off" only works with all at 0 as well.
@@ -406,10 +574,10 @@ private func deviceSysctls(device name: InterfaceName, family: AddressFamily, ro
 
 /// The routes into the device for the peer's client (on a road-warrior server: the client's pool
 /// /32), or a notice saying why there are none.
-private func vtiRoutes(event: PlutoEvent, vti: PlutoEvent.VTI, settings: HookSettings) -> HookPlan {
+private func tunnelRoutes(event: PlutoEvent, device: InterfaceName, settings: HookSettings) -> HookPlan {
     let client = event.peerClient.network
     func route(_ destination: IPPrefix) -> HookAction {
-        .addRoute(PlannedRoute(destination: destination, device: vti.interface, preferredSource: event.mySourceIP,
+        .addRoute(PlannedRoute(destination: destination, device: device, preferredSource: event.mySourceIP,
                                table: settings.routeTable, metric: settings.routeMetric ?? event.metric,
                                routeProtocol: settings.routeProtocol))
     }

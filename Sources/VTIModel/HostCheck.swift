@@ -152,30 +152,33 @@ public func checkHost(_ conns: [RouteBasedConn], settings: HookSettings, facts: 
     }
     for conn in conns {
         let device = conn.device(existingDevices: settings.existingDevices)
-        for mark in Set([conn.markIn.value, conn.markOut.value]).sorted() {
-            // The same rule in both families (Tailscale's) is one rule to the reader.
-            var seen = Set<String>()
-            let rules = facts.markRules.filter { $0.selects(mark) }.sorted { $0.priority < $1.priority }
-                .filter { seen.insert("\($0.priority) \($0.selector)").inserted }
-            guard !rules.isEmpty else { continue }
-            let listed = rules.map { "\($0.priority) (\($0.selector))" }.joined(separator: ", ")
-            add(.error, conn.location, "conn \(conn.name)'s mark \(mark) (0x\(String(mark, radix: 16))) is also selected by the kernel's ip rule\(rules.count > 1 ? "s" : "") \(listed): another firewall-mark user would route this tunnel's packets; give the conn a mark outside that range")
-        }
-        for other in facts.devices where other.name != device.rawValue {
-            guard let vti = other.vti, (vti.inputKey == conn.markIn.value && vti.inputKey != 0) || (vti.outputKey == conn.markOut.value && vti.outputKey != 0) else { continue }
-            let key = vti.inputKey == conn.markIn.value ? vti.inputKey : vti.outputKey
-            add(.error, conn.location, "the kernel's \(other.name) already uses key \(key) (local \(vti.local), remote \(vti.remote)): conn \(conn.name)'s \(device) with the same key would take or lose its traffic; delete \(other.name) or give the conn another mark")
-        }
-        if let existing = facts.devices.first(where: { $0.name == device.rawValue }) {
-            if let vti = existing.vti {
-                if settings.existingDevices[conn.name] == nil && (vti.inputKey != conn.markIn.value || vti.outputKey != conn.markOut.value) {
-                    add(.error, conn.location, "\(device) exists with keys \(vti.inputKey)/\(vti.outputKey), not conn \(conn.name)'s \(conn.markIn.value)/\(conn.markOut.value): vti-updown will refuse to adopt it (delete it or fix mark=)")
-                }
-            } else if settings.existingDevices[conn.name] == nil {
-                add(.error, conn.location, "\(device) exists and is not a VTI device: conn \(conn.name) cannot have it (rename vti-interface= or set existing_device in vtid.yaml)")
+        // VTI keys and devices (XFRM interfaces have if_ids instead).
+        if let (markIn, markOut) = conn.vtiKeys {
+            for mark in Set([markIn.value, markOut.value]).sorted() {
+                // The same rule in both families (Tailscale's) is one rule to the reader.
+                var seen = Set<String>()
+                let rules = facts.markRules.filter { $0.selects(mark) }.sorted { $0.priority < $1.priority }
+                    .filter { seen.insert("\($0.priority) \($0.selector)").inserted }
+                guard !rules.isEmpty else { continue }
+                let listed = rules.map { "\($0.priority) (\($0.selector))" }.joined(separator: ", ")
+                add(.error, conn.location, "conn \(conn.name)'s mark \(mark) (0x\(String(mark, radix: 16))) is also selected by the kernel's ip rule\(rules.count > 1 ? "s" : "") \(listed): another firewall-mark user would route this tunnel's packets; give the conn a mark outside that range")
             }
-        } else if settings.existingDevices[conn.name] != nil {
-            add(.warning, conn.location, "conn \(conn.name)'s existing_device \(device) does not exist (yet): its routes have nowhere to go")
+            for other in facts.devices where other.name != device.rawValue {
+                guard let vti = other.vti, (vti.inputKey == markIn.value && vti.inputKey != 0) || (vti.outputKey == markOut.value && vti.outputKey != 0) else { continue }
+                let key = vti.inputKey == markIn.value ? vti.inputKey : vti.outputKey
+                add(.error, conn.location, "the kernel's \(other.name) already uses key \(key) (local \(vti.local), remote \(vti.remote)): conn \(conn.name)'s \(device) with the same key would take or lose its traffic; delete \(other.name) or give the conn another mark")
+            }
+            if let existing = facts.devices.first(where: { $0.name == device.rawValue }) {
+                if let vti = existing.vti {
+                    if settings.existingDevices[conn.name] == nil && (vti.inputKey != markIn.value || vti.outputKey != markOut.value) {
+                        add(.error, conn.location, "\(device) exists with keys \(vti.inputKey)/\(vti.outputKey), not conn \(conn.name)'s \(markIn.value)/\(markOut.value): vti-updown will refuse to adopt it (delete it or fix mark=)")
+                    }
+                } else if settings.existingDevices[conn.name] == nil {
+                    add(.error, conn.location, "\(device) exists and is not a VTI device: conn \(conn.name) cannot have it (rename vti-interface= or set existing_device in vtid.yaml)")
+                }
+            } else if settings.existingDevices[conn.name] != nil {
+                add(.warning, conn.location, "conn \(conn.name)'s existing_device \(device) does not exist (yet): its routes have nowhere to go")
+            }
         }
         var reported = Set<String>()
         for side in conn.updownSides {
@@ -193,7 +196,7 @@ public func checkHost(_ conns: [RouteBasedConn], settings: HookSettings, facts: 
 private func sysctlConflicts(_ conns: [RouteBasedConn], settings: HookSettings, files: [SysctlFileSetting]) -> [ConfigFinding] {
     var findings: [ConfigFinding] = []
     let devices = Set(conns.map { $0.device(existingDevices: settings.existingDevices).rawValue }).sorted()
-    let forwarding = conns.contains { $0.vtiRouting || $0.addressPool != nil }
+    let forwarding = conns.contains { $0.routing || $0.addressPool != nil }
     func check(_ key: String, _ judge: (Int) -> String?) {
         guard let setting = SysctlFileSetting.effective(key, in: files), let text = setting.value, let value = Int(text),
               let problem = judge(value) else { return }

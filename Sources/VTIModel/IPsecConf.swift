@@ -174,13 +174,49 @@ extension String {
 
 /// What vtid and `vtictl check` need of a route-based conn, every value typed and located.
 public struct RouteBasedConn: Sendable, Hashable {
+    /// How the conn gets its device.
+    public enum Backend: Sendable, Hashable {
+        /// `vti-interface=` with `mark=` (or `mark-in=`/`mark-out=`): a VTI whose keys are the marks.
+        case vti(markIn: FirewallMark, markOut: FirewallMark)
+        /// `ipsec-interface=N`: an XFRM interface, if_id N (16384 for 0). `managedByPluto` is
+        /// `config setup`'s `ipsec-interface-managed` (yes unless set to no, libreswan 5.2+): pluto
+        /// creates and deletes the device; otherwise it expects it to exist.
+        case xfrmInterface(number: UInt32, managedByPluto: Bool)
+    }
+
     public var name: String
     public var location: ConfigLocation
-    public var markIn: FirewallMark
-    public var markOut: FirewallMark
-    public var vtiInterface: InterfaceName
-    public var vtiRouting: Bool
+    public var backend: Backend
+    /// The conn's device: `vti-interface=`, or `ipsecN` for `ipsec-interface=N`.
+    public var interfaceName: InterfaceName
+    /// Routes go into the device: `vti-routing=yes`, or any XFRM-interface conn (pluto says
+    /// `PLUTO_XFRMI_ROUTE=yes` for each).
+    public var routing: Bool
+    /// `vti-shared=yes` (VTI conns only).
     public var vtiShared: Bool
+    /// `mark=`, `mark-in=`: a VTI's keys; optional for an XFRM-interface conn.
+    public var markIn: FirewallMark?
+    public var markOut: FirewallMark?
+
+    /// What ties the conn's SAs and outbound policies to its device.
+    public var tunnelKey: TunnelKey {
+        switch backend {
+        case .vti(_, let markOut): .mark(markOut.value)
+        case .xfrmInterface(let number, _): .interfaceID(XfrmInterfaceSpec.interfaceID(number: number))
+        }
+    }
+
+    /// A VTI conn's keys; nil for an XFRM-interface conn.
+    public var vtiKeys: (markIn: FirewallMark, markOut: FirewallMark)? {
+        if case .vti(let markIn, let markOut) = backend { return (markIn, markOut) }
+        return nil
+    }
+
+    /// The if_id of an XFRM-interface conn.
+    public var interfaceID: UInt32? {
+        if case .xfrmInterface(let number, _) = backend { return XfrmInterfaceSpec.interfaceID(number: number) }
+        return nil
+    }
     public var leftSubnets: [IPPrefix]
     public var rightSubnets: [IPPrefix]
     /// `rightaddresspool=FIRST-LAST`, or a prefix (`2001:db8:1::/120`: libreswan 4.x takes an IPv6
@@ -197,7 +233,7 @@ public struct RouteBasedConn: Sendable, Hashable {
     /// The device the conn's routes go into: its VTI, or the device vtid.yaml's `existing_device`
     /// names for it (managed elsewhere).
     public func device(existingDevices: [String: InterfaceName]) -> InterfaceName {
-        existingDevices[name] ?? vtiInterface
+        existingDevices[name] ?? interfaceName
     }
 
     public var leftVTI: IPPrefix?
@@ -205,7 +241,7 @@ public struct RouteBasedConn: Sendable, Hashable {
     public var leftAddress: IPAddress?
     public var rightAddress: IPAddress?
 
-    /// The route-based conns of a configuration (those with `vti-interface=`), resolved.
+    /// The route-based conns of a configuration (those with `vti-interface=` or `ipsec-interface=`), resolved.
     public static func all(in config: IPsecConfig) throws(IPsecConfigError) -> [RouteBasedConn] {
         let (conns, errors) = each(in: config)
         if let first = errors.first { throw first }
@@ -219,8 +255,8 @@ public struct RouteBasedConn: Sendable, Hashable {
         var errors: [IPsecConfigError] = []
         for section in config.conns where section.name != "%default" {
             do {
-                guard let resolved = try config.resolved(section.name), resolved.settings["vti-interface"] != nil else { continue }
-                result.append(try RouteBasedConn(resolved))
+                guard let resolved = try config.resolved(section.name), resolved.settings["vti-interface"] != nil || isXfrmInterfaceConn(resolved) else { continue }
+                result.append(try RouteBasedConn(resolved, setup: config.setup))
             } catch {
                 errors.append(error)
             }
@@ -228,7 +264,13 @@ public struct RouteBasedConn: Sendable, Hashable {
         return (result, errors)
     }
 
-    init(_ section: ConfigSection) throws(IPsecConfigError) {
+    /// `ipsec-interface=` set to something other than `no`.
+    private static func isXfrmInterfaceConn(_ section: ConfigSection) -> Bool {
+        guard let value = section.settings["ipsec-interface"]?.value else { return false }
+        return value != "no"
+    }
+
+    init(_ section: ConfigSection, setup: ConfigSection? = nil) throws(IPsecConfigError) {
         let settings = section.settings
         func value(_ key: String) -> ConfigSetting? { settings[key] }
         func mark(_ key: String) throws(IPsecConfigError) -> FirewallMark? {
@@ -259,20 +301,40 @@ public struct RouteBasedConn: Sendable, Hashable {
         }
         name = section.name
         location = section.location
-        guard let device = value("vti-interface"), let interface = InterfaceName(device.value) else {
-            let setting = value("vti-interface")
-            throw IPsecConfigError(location: setting?.location ?? section.location,
-                                   problem: "vti-interface=\(quoted(setting?.value ?? "")) is not a valid interface name (1-15 letters, digits, '.', '-' or '_')")
-        }
-        vtiInterface = interface
         let both = try mark("mark")
-        guard let markIn = try mark("mark-in") ?? both, let markOut = try mark("mark-out") ?? both else {
-            throw IPsecConfigError(location: section.location, problem: "conn \(section.name) has vti-interface= but no mark= (the VTI's keys)")
+        markIn = try mark("mark-in") ?? both
+        markOut = try mark("mark-out") ?? both
+        if let xfrm = value("ipsec-interface"), xfrm.value != "no" {
+            if let vti = value("vti-interface") {
+                throw IPsecConfigError(location: vti.location, problem: "conn \(section.name) has both vti-interface= and ipsec-interface= (\(xfrm.location)): one device per conn, a VTI or an XFRM interface")
+            }
+            // libreswan: yes is 1; a number up to 2^32-1 (the if_id; 0 becomes 16384).
+            guard let number = xfrm.value == "yes" ? 1 : UInt32(xfrm.value) else {
+                throw IPsecConfigError(location: xfrm.location, problem: "ipsec-interface=\(quoted(xfrm.value)) is not yes, no or a number")
+            }
+            let managed = setup?.settings["ipsec-interface-managed"]
+            guard managed == nil || managed?.value == "yes" || managed?.value == "no" else {
+                throw IPsecConfigError(location: managed!.location, problem: "ipsec-interface-managed=\(quoted(managed!.value)) is neither yes nor no")
+            }
+            backend = .xfrmInterface(number: number, managedByPluto: managed?.value != "no")
+            // libreswan names the device after the number; "ipsec" and 10 digits fit in 15 bytes.
+            interfaceName = InterfaceName("ipsec\(number)")!
+            routing = true
+            vtiShared = false
+        } else {
+            guard let device = value("vti-interface"), let interface = InterfaceName(device.value) else {
+                let setting = value("vti-interface")
+                throw IPsecConfigError(location: setting?.location ?? section.location,
+                                       problem: "vti-interface=\(quoted(setting?.value ?? "")) is not a valid interface name (1-15 letters, digits, '.', '-' or '_')")
+            }
+            interfaceName = interface
+            guard let markIn, let markOut else {
+                throw IPsecConfigError(location: section.location, problem: "conn \(section.name) has vti-interface= but no mark= (the VTI's keys)")
+            }
+            backend = .vti(markIn: markIn, markOut: markOut)
+            routing = try flag("vti-routing")
+            vtiShared = try flag("vti-shared")
         }
-        self.markIn = markIn
-        self.markOut = markOut
-        vtiRouting = try flag("vti-routing")
-        vtiShared = try flag("vti-shared")
         leftSubnets = try subnets("leftsubnet")
         rightSubnets = try subnets("rightsubnet")
         if let pool = value("rightaddresspool"), let prefix = IPPrefix(pool.value) {

@@ -60,6 +60,19 @@ public struct PlutoEvent: Sendable, Hashable {
         }
     }
 
+    /// The XFRM interface of an `ipsec-interface=N` conn: pluto says `PLUTO_XFRMI_ROUTE=yes` and
+    /// names the device `PLUTO_VIRT_INTERFACE=ipsecN`; the if_id is only implied by the name
+    /// (docs/xfrm-interfaces.md).
+    public struct XfrmInterface: Sendable, Hashable {
+        public var name: InterfaceName
+        public var interfaceID: UInt32
+
+        public init(name: InterfaceName, interfaceID: UInt32) {
+            self.name = name
+            self.interfaceID = interfaceID
+        }
+    }
+
     public var verb: PlutoVerb
     /// `PLUTO_CONNECTION`: the base name, shared by all instances of a road-warrior conn.
     public var connection: UntrustedText
@@ -86,6 +99,7 @@ public struct PlutoEvent: Sendable, Hashable {
     public var markIn: FirewallMark?
     public var markOut: FirewallMark?
     public var vti: VTI?
+    public var xfrmInterface: XfrmInterface?
     public var reqid: UInt32?
     /// `SPI_IN`/`SPI_OUT` as pluto names them (SPI_IN is the SPI of the outbound SA, the one the
     /// peer chose); 0 (`0x0`) when there is no SA, as in `unroute`.
@@ -274,6 +288,19 @@ extension PlutoEvent {
                       routing: try reader.flag("VTI_ROUTING"),
                       shared: try reader.flag("VTI_SHARED"),
                       address: try reader.optionalPrefix("VTI_IP"))
+        }
+        xfrmInterface = nil
+        if reader.unquoted("PLUTO_XFRMI_ROUTE") == "yes" {
+            guard vti == nil else {
+                throw PlutoEventError(variable: "PLUTO_XFRMI_ROUTE", problem: "yes, but the conn has a VTI too (VTI_IFACE): one device per conn")
+            }
+            let name = reader.unquoted("PLUTO_VIRT_INTERFACE")
+            // libreswan computes the name from the number: "ipsec" and its decimal digits.
+            guard name.utf8.starts(with: "ipsec".utf8), let device = InterfaceName(name),
+                  let number = UInt32(String(decoding: name.utf8.dropFirst(5), as: UTF8.self)) else {
+                throw PlutoEventError(variable: "PLUTO_VIRT_INTERFACE", problem: "\(quoted(name)) is not ipsecN, the device of ipsec-interface=N (PLUTO_XFRMI_ROUTE=yes)")
+            }
+            xfrmInterface = XfrmInterface(name: device, interfaceID: XfrmInterfaceSpec.interfaceID(number: number))
         }
         unknownVariables = variables.names().filter { name in
             (name.hasPrefix("PLUTO_") || name.hasPrefix("VTI_") || name.hasPrefix("CONNMARK_")) && !Self.isKnown(name)

@@ -30,7 +30,7 @@ final class ProfilesTests: XCTestCase {
             for managed in configuration.managedConnections ?? [] {
                 XCTAssertTrue(conns.contains { $0.name == managed }, "\(name): vtid.yaml manages \(managed), which ipsec.conf lacks")
             }
-            XCTAssertEqual(Set(conns.map(\.markIn.value)).count, Set(conns.map(\.vtiInterface)).count, "\(name): one mark per device")
+            XCTAssertEqual(Set(conns.map { $0.markIn?.value }).count, Set(conns.map(\.interfaceName)).count, "\(name): one mark per device")
         }
     }
 

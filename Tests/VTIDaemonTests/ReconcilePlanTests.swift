@@ -32,7 +32,7 @@ final class ReconcilePlanTests: XCTestCase {
     func kernel(devices: [String: Bool] = ["vti02": true], routes: [OwnedRoute] = [], reqids: Set<UInt32> = [16401]) -> ObservedKernel {
         var observed = ObservedKernel()
         observed.devices = Dictionary(uniqueKeysWithValues: devices.map { name, up in
-            (name, ObservedDevice(isUp: up, vti: name == "vti02" ? device().setup.device : nil, mtu: rightMTU))
+            (name, ObservedDevice(isUp: up, vti: name == "vti02" ? device().setup.vti : nil, mtu: rightMTU))
         })
         observed.routes = routes.map(\.route)
         observed.liveReqids = reqids
@@ -69,14 +69,17 @@ final class ReconcilePlanTests: XCTestCase {
     /// must not undo what the hook set, pass after pass.
     func testADeviceOfOneTunnelKeepsItsSAsMTUWithoutRouteRecords() {
         var owned = device("vti01")
-        owned.setup.device.remote = IPAddress("192.0.2.9")!
+        if case .vti(var spec) = owned.setup.device {
+            spec.remote = IPAddress("192.0.2.9")!
+            owned.setup.device = .vti(spec)
+        }
         owned.setup.shared = false
         let gcm = tunnelMTU(pathMTU: 1500, outerFamily: .ipv4, natTraversal: false, suite: .aesGCM16)
         var observed = kernel(devices: [:])
-        observed.devices["vti01"] = ObservedDevice(isUp: true, vti: owned.setup.device, mtu: gcm)
+        observed.devices["vti01"] = ObservedDevice(isUp: true, vti: owned.setup.vti, mtu: gcm)
         observed.sysctls = [:]
         for case .setSysctl(let setting) in planDeviceSetup(owned.setup, settings: settings) { observed.sysctls[setting.withValue(0)] = setting.value }
-        observed.spisByMark[12] = [0x1000]
+        observed.spisByKey[.mark(12)] = [0x1000]
         observed.suites[0x1000] = .init(suite: .aesGCM16, natTraversal: false)
         let plan = planReconcile(input(devices: [owned]), observed: observed, settings: settings)
         XCTAssertEqual(plan.operations, [], "the SA's MTU (\(gcm)) stays")
@@ -154,9 +157,9 @@ final class ReconcilePlanTests: XCTestCase {
             """), resolveInclude: { _, _ in [] })
         let conn = try XCTUnwrap(try RouteBasedConn.all(in: ipsec).first)
         XCTAssertEqual(conn.plannedDevice(settings: settings, localAddresses: [IPAddress("192.0.2.1")!])?.device.description,
-                       "vti01 local 192.0.2.1 remote 192.0.2.2 ikey 5 okey 5")
+                       "VTI vti01 local 192.0.2.1 remote 192.0.2.2 ikey 5 okey 5")
         XCTAssertEqual(conn.plannedDevice(settings: settings, localAddresses: [IPAddress("192.0.2.2")!])?.device.description,
-                       "vti01 local 192.0.2.2 remote 192.0.2.1 ikey 5 okey 5")
+                       "VTI vti01 local 192.0.2.2 remote 192.0.2.1 ikey 5 okey 5")
     }
 
     func testPlutosReqidIsTheBaseOfTheESPSAs() {
@@ -201,5 +204,13 @@ final class ReconcilePlanTests: XCTestCase {
         // A client whose down vtid recorded keeps its SA a moment longer: not learned back.
         start.ended = [RouteIdentity(plan.learned[0].route): plan.learned[0].route]
         XCTAssertEqual(planReconcile(start, observed: observed, settings: settings).learned, [])
+    }
+}
+
+extension DeviceSetup {
+    /// The VTI of a VTI device's setup.
+    var vti: VTIDeviceSpec? {
+        if case .vti(let spec) = device { return spec }
+        return nil
     }
 }

@@ -154,6 +154,8 @@ extension KernelSnapshot {
             case .addRoute(let route): insert(route)
             case .deleteRoute(let route): routes[RouteIdentity(route)] = nil
             case .deleteVTI(let spec): devices[spec.name] = nil
+            case .createXfrmInterface(let spec): devices[spec.name] = Device(isUp: true, kind: "xfrm", vti: nil, xfrmInterfaceID: spec.interfaceID, mtu: nil)
+            case .deleteXfrmInterface(let spec): devices[spec.name] = nil
             case .refuse, .notice: break
             }
         }
