@@ -205,6 +205,85 @@ final class ReconcilePlanTests: XCTestCase {
         start.ended = [RouteIdentity(plan.learned[0].route): plan.learned[0].route]
         XCTAssertEqual(planReconcile(start, observed: observed, settings: settings).learned, [])
     }
+
+    // MARK: XFRM interfaces
+
+    let ipsec2 = InterfaceName("ipsec2")!
+
+    /// The road-warrior gateway's XFRM interface as the hook records it from 5.2's events.
+    func xfrmDevice() -> OwnedDevice {
+        OwnedDevice(connection: "rw", setup: DeviceSetup(
+            device: .xfrmInterface(XfrmInterfaceSpec(name: ipsec2, interfaceID: 2, underlying: InterfaceName("eth0"),
+                                                     local: IPAddress("192.0.2.2")!, remote: IPAddress("0.0.0.0")!)),
+            routing: true, shared: true, clientFamily: .ipv4, mtu: .derived(fallbackSuite: .conservative)))
+    }
+
+    func xfrmConns() throws -> [RouteBasedConn] {
+        try RouteBasedConn.all(in: try IPsecConfig(main: .init(file: "ipsec.conf", text: """
+            conn rw
+                left=192.0.2.2
+                right=%any
+                rightaddresspool=10.0.1.10-10.0.1.50
+                ipsec-interface=2
+            """)))
+    }
+
+    /// Deleted behind pluto's back, the device is made again as pluto made it (name, if_id, uplink),
+    /// up, with its settings and its clients' routes.
+    func testADeletedXfrmInterfaceIsRecreatedAsPlutoMadeIt() {
+        let wanted = [route("10.0.1.10/32", device: "ipsec2")]
+        let plan = planReconcile(input(devices: [xfrmDevice()], routes: wanted), observed: kernel(devices: [:]), settings: settings)
+        let lines = plan.operations.map(\.description)
+        XCTAssertEqual(lines.first, "create XFRM interface ipsec2 if_id 2 dev eth0")
+        XCTAssertFalse(lines.contains { $0.contains("disable_policy") }, "\(lines)")
+        XCTAssertEqual(lines.last, "add route 10.0.1.10/32 dev ipsec2 proto 157")
+        // Present with its if_id (pluto's, or ours), nothing is made.
+        var observed = kernel(devices: [:], routes: wanted)
+        observed.devices["ipsec2"] = ObservedDevice(isUp: true, xfrmInterfaceID: 2, mtu: rightMTU)
+        for case .setSysctl(let setting) in planDeviceSetup(xfrmDevice().setup, settings: settings) { observed.sysctls[setting.withValue(0)] = setting.value }
+        XCTAssertEqual(planReconcile(input(devices: [xfrmDevice()], routes: wanted), observed: observed, settings: settings).operations, [])
+    }
+
+    /// Up tunnels of an XFRM-interface conn are known by the if_id on their policies (no marks):
+    /// learned when vtid has no record, kept alive for their routes.
+    func testXfrmTunnelsAreLearnedByIfIDNotByMark() throws {
+        var observed = kernel(devices: [:], reqids: [16401])
+        observed.devices["ipsec2"] = ObservedDevice(isUp: true, xfrmInterfaceID: 2, mtu: rightMTU)
+        observed.markedPolicies = [MarkedPolicy(key: .interfaceID(2), destination: IPPrefix("10.0.1.10/32")!, reqid: 16401),
+                                   MarkedPolicy(key: .mark(2), destination: IPPrefix("10.0.1.12/32")!, reqid: 16401),
+                                   MarkedPolicy(key: .interfaceID(3), destination: IPPrefix("10.0.1.13/32")!, reqid: 16401)]
+        var start = input(devices: [xfrmDevice()])
+        start.conns = try xfrmConns()
+        let plan = planReconcile(start, observed: observed, settings: settings)
+        XCTAssertEqual(plan.learned.map(\.peerClient), [IPPrefix("10.0.1.10/32")!], "if_id 2 only: not mark 2, not if_id 3")
+        XCTAssertEqual(plan.learned.first?.route.device, ipsec2)
+        // A recorded end of that client is not removed while the if_id policy's SA is up.
+        let ended = route("10.0.1.10/32", reqid: 16400, device: "ipsec2")
+        var later = input(devices: [xfrmDevice()], ended: [ended])
+        later.conns = start.conns
+        observed.routes = [ended.route]
+        XCTAssertEqual(deletes(planReconcile(later, observed: observed, settings: settings)), [])
+        observed.liveReqids = []
+        XCTAssertEqual(deletes(planReconcile(later, observed: observed, settings: settings)), [.deleteRoute(ended.route)])
+    }
+
+    /// A device of one tunnel over an XFRM interface keeps the MTU of its SA, found by if_id.
+    func testAnXfrmDeviceOfOneTunnelFindsItsSAsByIfID() {
+        var owned = xfrmDevice()
+        owned.setup.device = .xfrmInterface(XfrmInterfaceSpec(name: ipsec2, interfaceID: 2, underlying: InterfaceName("eth0"),
+                                                              local: IPAddress("192.0.2.2")!, remote: IPAddress("192.0.2.9")!))
+        owned.setup.shared = false
+        let gcm = tunnelMTU(pathMTU: 1500, outerFamily: .ipv4, natTraversal: false, suite: .aesGCM16)
+        var observed = kernel(devices: [:])
+        observed.devices["ipsec2"] = ObservedDevice(isUp: true, xfrmInterfaceID: 2, mtu: gcm)
+        observed.sysctls = [:]
+        for case .setSysctl(let setting) in planDeviceSetup(owned.setup, settings: settings) { observed.sysctls[setting.withValue(0)] = setting.value }
+        observed.spisByKey[.interfaceID(2)] = [0x2000]
+        observed.suites[0x2000] = .init(suite: .aesGCM16, natTraversal: false)
+        XCTAssertEqual(planReconcile(input(devices: [owned]), observed: observed, settings: settings).operations, [], "the SA's MTU (\(gcm)) stays")
+        observed.spisByKey = [.mark(2): [0x2000]]
+        XCTAssertNotEqual(planReconcile(input(devices: [owned]), observed: observed, settings: settings).operations, [], "a mark is not an if_id")
+    }
 }
 
 extension DeviceSetup {

@@ -61,4 +61,28 @@ final class StateStoreTests: XCTestCase {
         XCTAssertEqual(read.records.map(\.peerClient.description), ["10.0.1.11/32"])
         XCTAssertEqual(read.unreadable.count, 1, "\(read.unreadable)")
     }
+
+    /// A device record keeps its backend: a VTI its keys, an XFRM interface its if_id and uplink
+    /// (the migration adds the columns to a store written before them).
+    func testDeviceRecordsKeepTheirBackend() throws {
+        let path = NSTemporaryDirectory() + "devices-\(UUID().uuidString).sqlite"
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        let vti = OwnedDevice(connection: "s2s", setup: DeviceSetup(
+            device: VTIDeviceSpec(name: InterfaceName("vti01")!, local: IPAddress("192.0.2.1")!, remote: IPAddress("192.0.2.2")!, inputKey: 5, outputKey: 6),
+            routing: true, shared: false, clientFamily: .ipv4, mtu: .fixed(1400)))
+        let xfrm = OwnedDevice(connection: "rw", setup: DeviceSetup(
+            device: .xfrmInterface(XfrmInterfaceSpec(name: InterfaceName("ipsec0")!, interfaceID: 16384, underlying: InterfaceName("eth0"),
+                                                     local: IPAddress("192.0.2.1")!, remote: IPAddress("0.0.0.0")!)),
+            routing: true, shared: true, clientFamily: .ipv6, mtu: .derived(fallbackSuite: .conservative)))
+        let bare = OwnedDevice(connection: "bare", setup: DeviceSetup(
+            device: .xfrmInterface(XfrmInterfaceSpec(name: InterfaceName("ipsec9")!, interfaceID: 9, local: IPAddress("192.0.2.1")!, remote: IPAddress("192.0.2.3")!)),
+            routing: true, shared: false, clientFamily: .ipv4, mtu: .derived(fallbackSuite: .conservative)))
+        do {
+            let store = try StateStore(path: path)
+            try store.batch { batch in for device in [vti, xfrm, bare] { try batch.save(device) } }
+        }
+        let read = try StateStore(path: path).devices()
+        XCTAssertEqual(read.unreadable, [])
+        XCTAssertEqual(Set(read.records), [vti, xfrm, bare])
+    }
 }
