@@ -511,3 +511,16 @@ expect_xfrmi() {
 xfrmi_policies() {
   echo "$(ip -n "$1" xfrm policy | grep -c 'if_id') $(ip -n "$1" xfrm state | grep -c 'if_id')"
 }
+
+# xfrmi_s2s_conf UPDOWN N: s2s_conf's site-to-site conn on an XFRM interface (ipsec-interface=N)
+# instead of vti01 and mark 5.
+xfrmi_s2s_conf() {
+  s2s_conf "$1" 10.1.0.0/24 10.2.0.0/24 yes | sed "/^    mark=/d; /^    vti-routing=/d; s/^    vti-interface=.*/    ipsec-interface=$2/"
+}
+
+# xfrmi_rw_conn CONN N POOL CLIENT UPDOWN: a road-warrior conn of 192.0.2.2 (@east) on ipsec-interface=N
+# for the client @CLIENT, handing out POOL: several such conns share the gateway's one address.
+xfrmi_rw_conn() {
+  rw_server_conf "$5" 192.0.2.2 "$3" 0.0.0.0/0 "$1" | sed "1d; /^    mark=/d; /^    vti-routing=/d; /^    vti-shared=/d;
+    s/^    vti-interface=.*/    ipsec-interface=$2/; s/^    rightid=.*/    rightid=@$4/"
+}

@@ -225,7 +225,7 @@ extension Supervisor {
         var changes: [RecordChange] = []
         let now = Int64(Date().timeIntervalSince1970)
         if isSupervised(connection) {
-            if configuration.hook.existingDevices[connection] == nil, plan.contains(where: { if case .ensureVTI = $0 { true } else { false } }),
+            if configuration.hook.existingDevices[connection] == nil, plan.contains(where: \.ensuresTunnelDevice),
                let setup = deviceSetup(for: event, settings: configuration.hook) {
                 changes.append(.device(OwnedDevice(connection: connection, setup: setup)))
             }
@@ -315,6 +315,16 @@ extension Supervisor {
             logger.info("\(key): applied, not recorded\(via)")
         } else {
             logger.info("\(key): \(result.rawValue)\(via)\(lines.isEmpty ? "" : ": " + lines.joined(separator: "; "))")
+        }
+    }
+}
+
+extension HookAction {
+    /// The step that makes a conn's device (VTI or XFRM interface) exist.
+    var ensuresTunnelDevice: Bool {
+        switch self {
+        case .ensureVTI, .ensureXfrmInterface: true
+        default: false
         }
     }
 }

@@ -67,13 +67,15 @@ public final class KernelWatcher: Sendable {
         }
     }
 
-    /// Why a notification matters to vtid, or nil. Devices are judged by kind (VTI) or by being
-    /// one of the conns' existing devices; the reconcile itself decides what is wanted.
+    /// Why a notification matters to vtid, or nil. Devices are judged by kind (VTI, XFRM interface:
+    /// the names vtid watches are only renewed at each pass, and a device of the last event may not
+    /// be among them yet) or by being one of the conns' existing devices; the reconcile itself
+    /// decides what is wanted.
     private func reason(_ notification: RouteNotification) -> String? {
         switch notification {
-        case .linkRemoved(let link) where link.vti != nil || supervisor.watchedDevices.contains(link.name):
+        case .linkRemoved(let link) where link.isTunnelDevice || supervisor.watchedDevices.contains(link.name):
             return "device \(link.name) deleted"
-        case .linkChanged(let link) where !link.isUp && (link.vti != nil || supervisor.watchedDevices.contains(link.name)):
+        case .linkChanged(let link) where !link.isUp && (link.isTunnelDevice || supervisor.watchedDevices.contains(link.name)):
             return "device \(link.name) down"
         case .routeRemoved(let route) where route.protocol.rawValue == routeProtocol.rawValue:
             return "route \(route.destination) removed"
@@ -99,4 +101,9 @@ public final class KernelWatcher: Sendable {
 private struct SendableMonitor<Monitor>: @unchecked Sendable {
     let monitor: Monitor
     init(_ monitor: Monitor) { self.monitor = monitor }
+}
+
+extension Link {
+    /// A VTI or an XFRM interface: a device kind vtid may manage.
+    var isTunnelDevice: Bool { vti != nil || xfrmInterface != nil }
 }
