@@ -336,6 +336,9 @@ private func containsOf(_ text: String) -> Bool {
 ///   sysctls and MTU; `route` and `up` with vti-routing=yes also route the peer's client into it
 ///   (on a road-warrior server: that client's /32). `down` removes exactly that client's routes;
 ///   `unroute` removes them too. `-host` verbs route nothing.
+/// - XFRM-interface conns (`PLUTO_XFRMI_ROUTE=yes`, `ipsec-interface=N`): the same with the
+///   device `ipsecN` (if_id N), which pluto usually makes: it is adopted, or made as pluto would
+///   make it when missing; it always routes and gets no disable_policy.
 /// - The hook never deletes a device. An `unroute` does not tell a deleted conn from a mere
 ///   disconnect: libreswan 4.10 sends it only at `whack --delete`, but 5.x (seen with 5.2) sends
 ///   `down` then `unroute` on a responder whose peer merely went away, with an environment that
