@@ -43,13 +43,13 @@ extension VTICtl {
             do {
                 loaded = try loadIPsecConfigFiles(ipsecConf)
             } catch {
-                throw ValidationError("\(error)")
+                return try fail("\(error)")
             }
             let plan: MigrationPlan
             do {
                 plan = try planMigration(loaded.config, files: loaded.files, selected: conns.isEmpty ? nil : conns, version: version)
             } catch {
-                throw ValidationError(error.message)
+                return try fail(error.message)
             }
             if diff {
                 FileHandle.standardOutput.write(Data(plan.unifiedDiff.utf8))
@@ -61,6 +61,12 @@ extension VTICtl {
                 print(plan.text(diffCommand: diffCommand), terminator: "")
             }
             if !plan.blocked.isEmpty { throw ExitCode(1) }
+        }
+
+        /// Nothing planned: the reason on standard error, exit 1.
+        private func fail(_ message: String) throws {
+            FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+            throw ExitCode(1)
         }
 
         /// The command line that prints this plan's diff.
