@@ -6,6 +6,27 @@ public func loadIPsecConfig(_ path: String) throws(IPsecConfigError) -> IPsecCon
     try IPsecConfig(main: try readSource(path, from: nil), resolveInclude: resolveInclude)
 }
 
+/// `loadIPsecConfig`, with the text of every file read (the main file first, then each include
+/// as it is parsed) and every path made absolute and standardised (no `.`, `..` or `//`): what
+/// `vtictl migrate` needs to write a diff of them.
+public func loadIPsecConfigFiles(_ path: String) throws(IPsecConfigError) -> (config: IPsecConfig, files: [IPsecConfig.Source]) {
+    func standard(_ path: String) -> String {
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        return (absolute as NSString).standardizingPath
+    }
+    var files: [IPsecConfig.Source] = []
+    func remember(_ source: IPsecConfig.Source) -> IPsecConfig.Source {
+        let named = IPsecConfig.Source(file: standard(source.file), text: source.text)
+        if !files.contains(where: { $0.file == named.file }) { files.append(named) }
+        return named
+    }
+    let main = remember(try readSource(standard(path), from: nil))
+    let config = try IPsecConfig(main: main) { pattern, location throws(IPsecConfigError) in
+        try resolveInclude(pattern, location).map(remember)
+    }
+    return (config, files)
+}
+
 /// Reads vtid's YAML; a missing file at the default path means every default.
 public func loadDaemonConfiguration(_ path: String, requireFile: Bool) throws(ConfigurationError) -> DaemonConfiguration {
     guard let data = FileManager.default.contents(atPath: path) else {

@@ -38,6 +38,16 @@ public func checkRouteBasedConns(_ conns: [RouteBasedConn], managed: Set<String>
             if let pool = conn.addressPool, let otherPool = other.addressPool, overlaps(pool, otherPool) {
                 error(conn, "address pool \(pool.lowerBound)-\(pool.upperBound) overlaps conn \(other.name)'s \(otherPool.lowerBound)-\(otherPool.upperBound) (\(other.location))")
             }
+            // XFRM interfaces: one if_id is one device. ipsec-interface=0 is if_id 16384, so it and
+            // ipsec-interface=16384 are two names for one if_id (libreswan: "cannot both be in use").
+            if let id = conn.interfaceID, id == other.interfaceID, conn.interfaceName != other.interfaceName {
+                error(conn, "conn \(conn.name)'s \(conn.interfaceName) has if_id \(id) like conn \(other.name)'s \(other.interfaceName) (\(other.location)): ipsec-interface=0 is if_id 16384, so the two cannot both exist; use one number for both conns or another for one")
+            }
+            // One name, two kinds of device.
+            if conn.interfaceName == other.interfaceName, (conn.interfaceID == nil) != (other.interfaceID == nil) {
+                let (vti, xfrm) = conn.interfaceID == nil ? (conn, other) : (other, conn)
+                error(conn, "\(conn.interfaceName) is conn \(vti.name)'s VTI (vti-interface=, \(vti.location)) and conn \(xfrm.name)'s XFRM interface (ipsec-interface=, \(xfrm.location)): one name, one device; rename the VTI or renumber the XFRM interface")
+            }
             // The rules of VTI devices (keys, peers, local addresses) between two VTI conns.
             guard let keys = conn.vtiKeys, let otherKeys = other.vtiKeys else { continue }
             let sameDevice = conn.interfaceName == other.interfaceName

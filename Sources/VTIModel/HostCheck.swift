@@ -28,13 +28,16 @@ public struct HostFacts: Sendable {
         var selector: String { "\(isInverted ? "not " : "")fwmark 0x\(String(mark, radix: 16))/0x\(String(mask, radix: 16)) \(action)" }
     }
 
-    /// A network device; `vti` is nil for any other kind.
+    /// A network device; `vti` is nil for any other kind, `xfrmInterfaceID` nil for anything but
+    /// an XFRM interface (its if_id).
     public struct Device: Sendable, Hashable {
         public var name: String
         public var vti: VTIParameters?
-        public init(name: String, vti: VTIParameters?) {
+        public var xfrmInterfaceID: UInt32?
+        public init(name: String, vti: VTIParameters?, xfrmInterfaceID: UInt32? = nil) {
             self.name = name
             self.vti = vti
+            self.xfrmInterfaceID = xfrmInterfaceID
         }
     }
 
@@ -180,6 +183,9 @@ public func checkHost(_ conns: [RouteBasedConn], settings: HookSettings, facts: 
                 add(.warning, conn.location, "conn \(conn.name)'s existing_device \(device) does not exist (yet): its routes have nowhere to go")
             }
         }
+        if let interfaceID = conn.interfaceID {
+            findings += checkXfrmInterfaceDevice(conn, interfaceID: interfaceID, device: device, settings: settings, devices: facts.devices)
+        }
         var reported = Set<String>()
         for side in conn.updownSides {
             guard let updown = side.program, updown.hasPrefix("/"), !facts.executables.contains(updown), reported.insert(updown).inserted else { continue }
@@ -188,6 +194,36 @@ public func checkHost(_ conns: [RouteBasedConn], settings: HookSettings, facts: 
     }
     findings += sysctlConflicts(conns, settings: settings, files: facts.sysctlFiles)
     return findings
+}
+
+/// An XFRM-interface conn against the kernel's devices: the kernel has one XFRM interface per if_id
+/// (a second is refused, EEXIST), and pluto (5.2, `add_ipsec_interface`) refuses an `ipsecN` whose
+/// if_id is not N's; vtid, for `ipsec-interface-managed=no`, can create neither.
+private func checkXfrmInterfaceDevice(_ conn: RouteBasedConn, interfaceID: UInt32, device: InterfaceName, settings: HookSettings,
+                                      devices: [HostFacts.Device]) -> [ConfigFinding] {
+    var findings: [ConfigFinding] = []
+    let existingDevice = settings.existingDevices[conn.name] != nil
+    let maker = conn.isManagedByPluto ? "pluto" : "vtid"
+    if let existing = devices.first(where: { $0.name == device.rawValue }) {
+        if let id = existing.xfrmInterfaceID {
+            if id != interfaceID {
+                findings.append(ConfigFinding(severity: .error, location: conn.location, message: "\(device) exists as an XFRM interface with if_id \(id), not conn \(conn.name)'s \(interfaceID): \(conn.isManagedByPluto ? "pluto refuses to use it" : "its SAs and policies do not reach it") (delete it, or fix ipsec-interface=)"))
+            }
+        } else {
+            findings.append(ConfigFinding(severity: .error, location: conn.location, message: "\(device) exists and is not an XFRM interface\(existing.vti != nil ? " (a VTI)" : ""): conn \(conn.name)'s ipsec-interface= needs that name for its XFRM interface (delete it\(existing.vti != nil ? " once its tunnels are gone" : ""), or pick another ipsec-interface= number)"))
+        }
+    } else if !existingDevice, let other = devices.first(where: { $0.xfrmInterfaceID == interfaceID }) {
+        findings.append(ConfigFinding(severity: .error, location: conn.location, message: "the kernel's \(other.name) already has if_id \(interfaceID): \(maker) cannot create conn \(conn.name)'s \(device) beside it (one XFRM interface per if_id); delete \(other.name)\(conn.isManagedByPluto ? "" : " or name it in vtid.yaml's existing_device"), or pick another ipsec-interface= number"))
+    }
+    return findings
+}
+
+extension RouteBasedConn {
+    /// pluto creates and deletes the conn's XFRM interface (`ipsec-interface-managed=yes`, the default).
+    var isManagedByPluto: Bool {
+        if case .xfrmInterface(_, let managed) = backend { return managed }
+        return false
+    }
 }
 
 /// sysctl.d settings that `sysctl --system` (a package upgrade, a boot) would apply over what
@@ -239,6 +275,21 @@ public struct KernelSupport: Sendable {
 
     /// Modules a route-based IPv4 conn needs, and what for.
     public static let required = [("ip_vti", "VTI devices"), ("esp4", "ESP (IPsec encryption)"), ("xfrm_user", "pluto's XFRM netlink")]
+
+    /// The module of XFRM interfaces (`CONFIG_XFRM_INTERFACE`), needed by `ipsec-interface=` conns only.
+    public static let xfrmInterfaceModule = "xfrm_interface"
+
+    /// What the kernel lacks for these conns: `findings`, and `xfrm_interface` if any conn has
+    /// `ipsec-interface=`.
+    public func findings(for conns: [RouteBasedConn]) -> [ConfigFinding] {
+        var findings = self.findings
+        let xfrm = conns.filter { $0.interfaceID != nil }
+        if let first = xfrm.first, !availableModules.contains(Self.xfrmInterfaceModule) {
+            findings.append(ConfigFinding(severity: .error, location: first.location,
+                message: "the running kernel (\(release)) has no \(Self.xfrmInterfaceModule) for XFRM interfaces (ipsec-interface= of conn\(xfrm.count == 1 ? "" : "s") \(xfrm.map(\.name).joined(separator: ", "))): it is neither loaded, built in, nor in \(modulesDirectory) (a kernel with CONFIG_XFRM_INTERFACE, e.g. the distribution's full kernel modules package)"))
+        }
+        return findings
+    }
 
     public var findings: [ConfigFinding] {
         var findings: [ConfigFinding] = []

@@ -8,7 +8,7 @@ extension VTICtl {
     /// `vtictl check`: libreswan's route-based conns and the kernel's support for them, read-only.
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check libreswan's route-based conns and the kernel's VTI support, changing nothing.",
+            abstract: "Check libreswan's route-based conns (VTI and XFRM interfaces) and the kernel's support, changing nothing.",
             discussion: "Exits 1 if anything is an error, 0 with warnings only. Each finding names file and line.")
 
         @Option(help: "vtid's configuration; a missing file at the default path means vtid's defaults.")
@@ -43,6 +43,7 @@ extension VTICtl {
                 conns = parsed.conns
                 findings += parsed.errors.map { ConfigFinding(severity: .error, location: $0.location, message: $0.problem) }
                 findings += checkForLibreswan5(ipsecConfig, version: libreswanVersion)
+                findings += checkXfrmInterfaceSettings(ipsecConfig, version: libreswanVersion)
             } catch {
                 findings.append(ConfigFinding(severity: .error, location: error.location, message: error.problem))
             }
@@ -50,7 +51,7 @@ extension VTICtl {
             findings += checkRouteBasedConns(conns, managed: daemon.managedConnections, proxyARP: answeringARP)
             findings += daemon.findings(against: conns, file: config)
             if !noKernel {
-                findings += KernelSupport.ofRunningKernel().findings
+                findings += KernelSupport.ofRunningKernel().findings(for: conns)
                 findings += checkHost(conns, settings: daemon.hook, facts: HostFacts.read(updowns: Set(conns.flatMap { $0.updownSides.compactMap(\.program) })))
             }
             let errors = findings.filter { $0.severity == .error }.count
@@ -70,8 +71,12 @@ extension VTICtl {
 }
 
 extension VTICtl.Check {
+    func libreswanVersion() throws -> LibreswanVersion? { try VTICtl.libreswanVersion(libreswan) }
+}
+
+extension VTICtl {
     /// `--libreswan`, else the installed package's version as dpkg records it (nil elsewhere).
-    func libreswanVersion() throws -> LibreswanVersion? {
+    static func libreswanVersion(_ libreswan: String?) throws -> LibreswanVersion? {
         if let libreswan {
             guard let version = LibreswanVersion(libreswan) else { throw ValidationError("--libreswan wants a release like 5.2, not \(libreswan)") }
             return version
@@ -110,7 +115,7 @@ extension KernelSupport {
         let index = ["modules.dep", "modules.builtin"].compactMap {
             FileManager.default.contents(atPath: "\(modulesDirectory)/\($0)").map { String(decoding: $0, as: UTF8.self) }
         }.joined(separator: "\n")
-        let available = Set(required.map(\.0).filter { module in
+        let available = Set((required.map(\.0) + [xfrmInterfaceModule]).filter { module in
             FileManager.default.fileExists(atPath: "/sys/module/\(module)") || index.contains("/\(module).ko")
         })
         var xfrmError: String?
@@ -140,7 +145,7 @@ extension HostFacts {
             facts.devices = ((try? route.links()) ?? []).map { link in
                 .init(name: link.name, vti: link.vti.map {
                     .init(inputKey: $0.inputKey, outputKey: $0.outputKey, local: $0.local.description, remote: $0.remote.description)
-                })
+                }, xfrmInterfaceID: link.xfrmInterface?.interfaceID)
             }
         }
         // systemd-sysctl: a file name in a later directory replaces the same name in an earlier one.

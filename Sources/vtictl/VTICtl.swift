@@ -7,9 +7,9 @@ import VTIClient
 struct VTICtl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vtictl",
-        abstract: "Show and check route-based IPsec (VTI) state on this host.",
+        abstract: "Show and check route-based IPsec (VTI and XFRM interfaces) on this host; plan the move from VTI to XFRM interfaces.",
         version: VTICtlVersion.current,
-        subcommands: [Status.self, Leases.self, Routes.self, Events.self, Reconcile.self, Check.self, Reload.self, Metrics.self, Version.self],
+        subcommands: [Status.self, Leases.self, Routes.self, Events.self, Reconcile.self, Check.self, Migrate.self, Reload.self, Metrics.self, Version.self],
         defaultSubcommand: Status.self)
 }
 

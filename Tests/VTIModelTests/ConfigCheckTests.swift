@@ -156,4 +156,23 @@ final class ConfigCheckTests: XCTestCase {
             "ipsec.conf:8: vti-interface=\"averyveryverylongname\" is not a valid interface name (1-15 letters, digits, '.', '-' or '_')",
         ])
     }
+
+    // MARK: XFRM interfaces
+
+    /// ipsec-interface=0 is if_id 16384: with ipsec-interface=16384 two devices want one if_id.
+    func testTwoXfrmInterfacesWithOneIfID() throws {
+        XCTAssertEqual(try findings("conn a\n    ipsec-interface=0\n\(updown)conn b\n    ipsec-interface=16384\n\(updown)"), [
+            "ipsec.conf:4: error: conn b's ipsec16384 has if_id 16384 like conn a's ipsec0 (ipsec.conf:1): ipsec-interface=0 is if_id 16384, so the two cannot both exist; use one number for both conns or another for one",
+        ])
+        XCTAssertEqual(try findings("conn a\n    ipsec-interface=1\n\(updown)conn b\n    ipsec-interface=yes\n\(updown)"), [],
+                       "two conns on one XFRM interface (yes is 1): libreswan shares it")
+    }
+
+    /// vti-interface=ipsec1 in one conn, ipsec-interface=1 in another: one name, two devices.
+    func testOneNameForAVTIAndAnXfrmInterface() throws {
+        XCTAssertEqual(try findings("conn a\n    mark=5\n    vti-interface=ipsec1\n\(updown)conn b\n    ipsec-interface=1\n\(updown)"), [
+            "ipsec.conf:5: error: ipsec1 is conn a's VTI (vti-interface=, ipsec.conf:1) and conn b's XFRM interface (ipsec-interface=, ipsec.conf:5): one name, one device; rename the VTI or renumber the XFRM interface",
+        ])
+        XCTAssertEqual(try findings("conn a\n    mark=5\n    vti-interface=ipsec2\n\(updown)conn b\n    ipsec-interface=1\n\(updown)"), [])
+    }
 }

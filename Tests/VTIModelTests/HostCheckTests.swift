@@ -169,4 +169,45 @@ final class HostCheckTests: XCTestCase {
         XCTAssertEqual(KernelSupport(release: "r", modulesDirectory: "/m", availableModules: ["ip_vti", "esp4"], xfrmNetlinkError: nil).findings, [],
                        "a working XFRM socket is xfrm_user, built in or loaded")
     }
+
+    // MARK: XFRM interfaces
+
+    private var xfrmSite: String { "conn a\n    ipsec-interface=1\n    leftupdown=\(hook)\n" }
+
+    /// ipsecN exists with another if_id, or is no XFRM interface at all: pluto refuses it.
+    func testTheXfrmInterfaceNameIsTakenByAnotherDevice() throws {
+        XCTAssertEqual(try findings(xfrmSite) { $0.devices = [.init(name: "ipsec1", vti: nil, xfrmInterfaceID: 1)] }, [], "pluto's own device, as it makes it")
+        XCTAssertEqual(try findings(xfrmSite) { $0.devices = [.init(name: "ipsec1", vti: nil, xfrmInterfaceID: 7)] }, [
+            "ipsec.conf:1: error: ipsec1 exists as an XFRM interface with if_id 7, not conn a's 1: pluto refuses to use it (delete it, or fix ipsec-interface=)",
+        ])
+        XCTAssertEqual(try findings(xfrmSite) { $0.devices = [.init(name: "ipsec1", vti: .init(inputKey: 5, outputKey: 5, local: "192.0.2.1", remote: "0.0.0.0"))] }, [
+            "ipsec.conf:1: error: ipsec1 exists and is not an XFRM interface (a VTI): conn a's ipsec-interface= needs that name for its XFRM interface (delete it once its tunnels are gone, or pick another ipsec-interface= number)",
+        ])
+        XCTAssertEqual(try findings(xfrmSite) { $0.devices = [.init(name: "ipsec1", vti: nil)] }.count, 1, "a device of any other kind")
+    }
+
+    /// The kernel has one XFRM interface per if_id: another name with the if_id leaves none for ipsecN.
+    func testAnotherXfrmInterfaceHasTheIfID() throws {
+        XCTAssertEqual(try findings(xfrmSite) { $0.devices = [.init(name: "vpn0", vti: nil, xfrmInterfaceID: 1)] }, [
+            "ipsec.conf:1: error: the kernel's vpn0 already has if_id 1: pluto cannot create conn a's ipsec1 beside it (one XFRM interface per if_id); delete vpn0, or pick another ipsec-interface= number",
+        ])
+        let unmanaged = "config setup\n    ipsec-interface-managed=no\n" + xfrmSite
+        XCTAssertEqual(try findings(unmanaged) { $0.devices = [.init(name: "vpn0", vti: nil, xfrmInterfaceID: 1)] }.first?.contains("vtid cannot create conn a's ipsec1"), true)
+        var settings = HookSettings()
+        settings.existingDevices = ["a": InterfaceName("vpn0")!]
+        XCTAssertEqual(try findings(unmanaged, settings: settings) { $0.devices = [.init(name: "vpn0", vti: nil, xfrmInterfaceID: 1)] }, [],
+                       "vtid.yaml names vpn0 the conn's device: the one with the if_id")
+    }
+
+    /// ipsec-interface= needs xfrm_interface; a host with only VTI conns does not.
+    func testAKernelWithoutXfrmInterface() throws {
+        let support = KernelSupport(release: "6.1.0-test", modulesDirectory: "/lib/modules/6.1.0-test", availableModules: ["ip_vti", "esp4", "xfrm_user"], xfrmNetlinkError: nil)
+        XCTAssertEqual(support.findings(for: try conns(xfrmSite)).map(\.description), [
+            "ipsec.conf:1: error: the running kernel (6.1.0-test) has no xfrm_interface for XFRM interfaces (ipsec-interface= of conn a): it is neither loaded, built in, nor in /lib/modules/6.1.0-test (a kernel with CONFIG_XFRM_INTERFACE, e.g. the distribution's full kernel modules package)",
+        ])
+        XCTAssertEqual(support.findings(for: try conns(site)), [], "VTI conns only")
+        var with = support
+        with.availableModules.insert("xfrm_interface")
+        XCTAssertEqual(with.findings(for: try conns(xfrmSite)), [])
+    }
 }
