@@ -247,3 +247,24 @@ private func learnedRoutes(_ input: ReconcileInput, observed: ObservedKernel, se
     }
     return learned
 }
+
+/// The recorded devices vtid no longer wants: those whose conn left the configuration
+/// (`orphaned`), and those whose conn now uses another device (`replaced`: another name, or moved
+/// from a VTI to an XFRM interface or back). Conns routed into an existing device are not judged.
+public func unwantedDevices(_ devices: [OwnedDevice], conns: [RouteBasedConn], existingDevices: [String: InterfaceName])
+    -> (orphaned: [OwnedDevice], replaced: [OwnedDevice]) {
+    let byName = Dictionary(conns.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+    var orphaned: [OwnedDevice] = []
+    var replaced: [OwnedDevice] = []
+    for owned in devices {
+        guard let conn = byName[owned.connection] else {
+            orphaned.append(owned)
+            continue
+        }
+        guard existingDevices[conn.name] == nil else { continue }
+        var isXfrm = false
+        if case .xfrmInterface = owned.setup.device { isXfrm = true }
+        if conn.interfaceName != owned.setup.device.name || (conn.interfaceID != nil) != isXfrm { replaced.append(owned) }
+    }
+    return (orphaned, replaced)
+}

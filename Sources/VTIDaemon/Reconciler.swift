@@ -34,10 +34,11 @@ extension Supervisor {
             reportUnreadableRows(stored.unreadable + storedRoutes.unreadable)
             var devices = stored.records
             // A device whose conn left the configuration goes with it (vtid owns it: it is recorded),
-            // unless its tunnel is still up, or it would be every device without the operator's word.
-            let configured = Set(conns.map(\.name))
-            var gone = devices.filter { !configured.contains($0.connection) }
-            devices.removeAll { !configured.contains($0.connection) }
+            // unless its tunnel is still up, or it would be every device without the operator's word;
+            // so does one its conn no longer uses (moved to an XFRM interface: `vtictl migrate`).
+            let unwanted = unwantedDevices(devices, conns: conns, existingDevices: configuration.hook.existingDevices)
+            var gone = unwanted.orphaned + unwanted.replaced
+            devices.removeAll { gone.contains($0) }
             // Conns in ipsec.conf whose device vtid has not seen yet: create it now, so firewall
             // rules can be attached before the first client (libreswan issue 468).
             let localAddresses = Set(try kernel.localAddresses().map(\.model))
@@ -63,7 +64,7 @@ extension Supervisor {
                 grace: Int64(configuration.saGraceSeconds))
             let plan = planReconcile(input, observed: observed, settings: configuration.hook)
             lines += plan.notes.map { "note: \($0)" }
-            gone = keptGoneDevices(gone, observed: observed, allDevices: stored.records, lines: &lines)
+            gone = keptGoneDevices(gone, everyDeviceOrphaned: unwanted.orphaned.count == stored.records.count, observed: observed, lines: &lines)
             var operations = plan.operations
             if observed.complete && !gone.isEmpty {
                 operations += converge(gone.map { .delete($0.setup.device) }, observed.snapshot)
@@ -170,11 +171,12 @@ extension Supervisor {
         return repairs
     }
 
-    /// Of the devices whose conn left the configuration, those that may go: not while a tunnel with
-    /// their keys is up, and not all of them at once unless a reload allowed it.
-    private func keptGoneDevices(_ gone: [OwnedDevice], observed: ObservedKernel, allDevices: [OwnedDevice], lines: inout [String]) -> [OwnedDevice] {
+    /// Of the devices whose conn left the configuration or moved to another device, those that may
+    /// go: not while a tunnel with their keys is up, and not every device at once because the
+    /// configuration names none of their conns (a broken ipsec.conf) unless a reload allowed it.
+    private func keptGoneDevices(_ gone: [OwnedDevice], everyDeviceOrphaned: Bool, observed: ObservedKernel, lines: inout [String]) -> [OwnedDevice] {
         guard !gone.isEmpty else { return [] }
-        if gone.count == allDevices.count && !removingEveryDeviceAllowed {
+        if everyDeviceOrphaned && !removingEveryDeviceAllowed {
             problems.report("remove-all", """
                 the configuration names none of the conns of the devices vtid manages (\(gone.map(\.setup.device.name.rawValue).sorted().joined(separator: ", "))): \
                 vtid keeps them; fix ipsec_conf, or run `vtictl reload --allow-remove` to delete them
@@ -185,7 +187,7 @@ extension Supervisor {
         return gone.filter { owned in
             let keys = owned.setup.device.tunnelKeys
             let live = observed.markedPolicies.contains { keys.contains($0.key) && isUp(reqid: $0.reqid, observed) }
-            if live { lines.append("note: \(owned.setup.device.name)'s conn \(owned.connection) left the configuration but a tunnel with its keys is up: kept") }
+            if live { lines.append("note: \(owned.setup.device.name)'s conn \(owned.connection) no longer uses it but a tunnel with its keys is up: kept") }
             return !live
         }
     }

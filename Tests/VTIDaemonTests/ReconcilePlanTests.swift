@@ -284,6 +284,29 @@ final class ReconcilePlanTests: XCTestCase {
         observed.spisByKey = [.mark(2): [0x2000]]
         XCTAssertNotEqual(planReconcile(input(devices: [owned]), observed: observed, settings: settings).operations, [], "a mark is not an if_id")
     }
+
+    /// A conn moved from its VTI to an XFRM interface (`vtictl migrate`) no longer wants the VTI:
+    /// it is unwanted as replaced, not as orphaned (the conn is still configured), so the guard
+    /// against a configuration that names no conn at all does not hold it back.
+    func testAConnMovedToAnXfrmInterfaceNoLongerWantsItsVTI() throws {
+        let conns = try RouteBasedConn.all(in: try IPsecConfig(main: .init(file: "ipsec.conf", text: """
+            conn rw
+                left=192.0.2.2
+                right=%any
+                ipsec-interface=2
+            """)))
+        let vti = device()
+        let unwanted = unwantedDevices([vti, xfrmDevice()], conns: conns, existingDevices: [:])
+        XCTAssertEqual(unwanted.orphaned, [])
+        XCTAssertEqual(unwanted.replaced, [vti], "the VTI goes, the XFRM interface of the same conn stays")
+        XCTAssertEqual(unwantedDevices([vti], conns: conns, existingDevices: ["rw": InterfaceName("eth9")!]).replaced, [],
+                       "a conn routed into an existing device is not judged")
+        XCTAssertEqual(unwantedDevices([vti], conns: [], existingDevices: [:]).orphaned, [vti])
+        // Back from the XFRM interface to a VTI named like it: the backend differs, so it is replaced too.
+        var same = xfrmDevice()
+        same.setup.device = .vti(VTIDeviceSpec(name: ipsec2, local: IPAddress("192.0.2.2")!, remote: IPAddress("0.0.0.0")!, inputKey: 9, outputKey: 9))
+        XCTAssertEqual(unwantedDevices([same], conns: conns, existingDevices: [:]).replaced, [same])
+    }
 }
 
 extension DeviceSetup {

@@ -79,8 +79,7 @@ ok "gw: ipsec3 kept while pluto is down (index $index)"
 tb_pluto_run gw
 tb_add gw rw
 tb_add gw rw2
-tb_whack road2 --name rw --delete >/dev/null 2>&1 || true
-tb_add road2 rw
+# road2 initiates again (5.x may already be reviving the conn the gateway's shutdown deleted).
 tb_up road2 rw gw
 again=$(ip -n road2 -4 addr show | awk '/inet 10\.0\.2\./ { sub(/\/.*/, "", $2); print $2; exit }')
 expect_route gw "$again" ipsec3
