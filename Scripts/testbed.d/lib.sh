@@ -110,8 +110,9 @@ tb_whack() { local name=$1; shift; ip netns exec "$name" ipsec whack --ctlsocket
 
 # tb_add NAME CONN: loads a conn from the host's config.
 tb_add() {
-  ip netns exec "$1" ipsec auto --config "$TB_RUN/$1/ipsec.conf" --ctlsocket "$TB_RUN/$1/pluto.ctl" --add "$2" >/dev/null \
-    || fail "$1: could not add conn $2"
+  local said
+  said=$(ip netns exec "$1" ipsec auto --config "$TB_RUN/$1/ipsec.conf" --ctlsocket "$TB_RUN/$1/pluto.ctl" --add "$2" 2>&1) \
+    || fail "$1: could not add conn $2: $(grep -v 'has been deprecated' <<<"$said" | tr '\n' ' ')"
 }
 
 # tb_up NAME CONN PEER [SECONDS]: initiates and waits for the Child SA, or fails saying which SA

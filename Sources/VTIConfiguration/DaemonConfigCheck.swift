@@ -16,11 +16,11 @@ extension DaemonConfiguration {
             add(.warning, "conns.\(name)", "conns.\(name): no route-based conn of that name in \(ipsecConf); these settings apply to nothing")
         }
         for (name, settings) in connections.sorted(by: { $0.key < $1.key }) {
-            if settings.proxyARP != nil, let conn = byName[name], conn.addressPool == nil {
+            if settings.proxyARP != nil, let conn = byName[name], conn.addressPools.isEmpty {
                 add(.warning, "conns.\(name)", "conns.\(name).proxy_arp: conn \(name) has no rightaddresspool=, so there are no client addresses to answer ARP for")
             }
         }
-        let pools = conns.compactMap(\.addressPool)
+        let pools = conns.flatMap(\.addressPools)
         for (index, route) in policyRoutes.enumerated() {
             let covered = pools.contains { route.from.contains($0.lowerBound) || route.from.contains($0.upperBound) || ($0.contains(route.from.address)) }
             if !covered {

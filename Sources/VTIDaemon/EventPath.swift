@@ -253,13 +253,19 @@ extension Supervisor {
         return changes
     }
 
-    /// Proxy ARP entries for a pool address on the LAN (`proxy_arp` in vtid.yaml): part of applying.
+    /// Proxy ARP (IPv4) or NDP (IPv6) entries for a pool address on the LAN (`proxy_arp` in
+    /// vtid.yaml): part of applying.
     private func proxyNeighbours(_ event: PlutoEvent, _ kernel: KernelApplier) throws -> [String] {
         guard let address = leaseAddress(event), let proxy = configuration.connections[event.connection.escaped]?.proxyARP else { return [] }
         var lines: [String] = []
         for step in event.verb.steps {
             switch step {
             case .up:
+                // IPv6 answers neighbour solicitations for a proxy entry only with proxy_ndp on
+                // (IPv4 needs no proxy_arp for one): proxy NDP for IPv6 pools.
+                if address.family == .ipv6, let key = SysctlKey.ipv6(.interface(proxy.rawValue), .proxyNDP), try kernel.ensureSysctl(key, 1) {
+                    lines.append("set net.ipv6.conf.\(proxy).proxy_ndp=1")
+                }
                 try kernel.ensureProxyNeighbour(device: proxy.rawValue, address.inet)
                 lines.append("proxy neighbour \(address) on \(proxy)")
             case .down, .unroute:
@@ -284,8 +290,7 @@ extension Supervisor {
     /// The pool address this event is about, if the peer is a road-warrior client with a lease.
     func leaseAddress(_ event: PlutoEvent) -> IPAddress? {
         guard event.scope == .client, event.peerClient.isHost, configuration.manages(event.connection.escaped) else { return nil }
-        let pool = ipsec[event.connection.escaped]?.addressPool
-        guard event.isModeConfigServer || pool?.contains(event.peerClient.address) == true else { return nil }
+        guard event.isModeConfigServer || ipsec[event.connection.escaped]?.poolContains(event.peerClient.address) == true else { return nil }
         return event.peerClient.address
     }
 

@@ -39,7 +39,7 @@ extension Supervisor {
             let keys = conn.vtiKeys.map { ("\($0.markIn)", "\($0.markOut)") } ?? conn.interfaceID.map { ("if_id \($0)", "if_id \($0)") } ?? ("-", "-")
             return ConnectionRecord(name: conn.name, location: "\(conn.location)", markIn: keys.0, markOut: keys.1,
                                     device: device, shared: conn.vtiShared, routing: conn.routing, managed: configuration.manages(conn.name),
-                                    addressPool: conn.addressPool.map { "\($0.lowerBound)-\($0.upperBound)" },
+                                    addressPool: conn.addressPools.isEmpty ? nil : conn.addressPools.map { "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ","),
                                     lastRepair: objectStatus[.device(device)]?.lastRepair, lastError: objectStatus[.device(device)]?.lastError,
                                     traffic: xfrm.map { traffic(of: conn, in: $0, localAddresses: locals) })
         }

@@ -35,8 +35,10 @@ public func checkRouteBasedConns(_ conns: [RouteBasedConn], managed: Set<String>
     }
     for (index, conn) in conns.enumerated() {
         for other in conns[..<index] {
-            if let pool = conn.addressPool, let otherPool = other.addressPool, overlaps(pool, otherPool) {
-                error(conn, "address pool \(pool.lowerBound)-\(pool.upperBound) overlaps conn \(other.name)'s \(otherPool.lowerBound)-\(otherPool.upperBound) (\(other.location))")
+            for pool in conn.addressPools {
+                for otherPool in other.addressPools where overlaps(pool, otherPool) {
+                    error(conn, "address pool \(pool.lowerBound)-\(pool.upperBound) overlaps conn \(other.name)'s \(otherPool.lowerBound)-\(otherPool.upperBound) (\(other.location))")
+                }
             }
             // XFRM interfaces: one if_id is one device. ipsec-interface=0 is if_id 16384, so it and
             // ipsec-interface=16384 are two names for one if_id (libreswan: "cannot both be in use").
@@ -67,7 +69,7 @@ public func checkRouteBasedConns(_ conns: [RouteBasedConn], managed: Set<String>
             }
         }
         findings += checkUpdown(conn, managed: managed?.contains(conn.name) ?? true)
-        if let pool = conn.addressPool, !proxyARP.contains(conn.name) {
+        for pool in conn.addressPools where !proxyARP.contains(conn.name) {
             for local in conn.leftSubnets where !local.isDefault && (local.contains(pool.lowerBound) || local.contains(pool.upperBound)) {
                 error(conn, "address pool \(pool.lowerBound)-\(pool.upperBound) lies in the local subnet \(local): hosts on that LAN would ARP for the clients and get no answer (set conns.\(conn.name).proxy_arp: LAN-INTERFACE in vtid.yaml, or use a range outside the LAN)")
             }

@@ -232,7 +232,7 @@ extension RouteBasedConn {
 private func sysctlConflicts(_ conns: [RouteBasedConn], settings: HookSettings, files: [SysctlFileSetting]) -> [ConfigFinding] {
     var findings: [ConfigFinding] = []
     let devices = Set(conns.map { $0.device(existingDevices: settings.existingDevices).rawValue }).sorted()
-    let forwarding = conns.contains { $0.routing || $0.addressPool != nil }
+    let forwarding = conns.contains { $0.routing || !$0.addressPools.isEmpty }
     func check(_ key: String, _ judge: (Int) -> String?) {
         guard let setting = SysctlFileSetting.effective(key, in: files), let text = setting.value, let value = Int(text),
               let problem = judge(value) else { return }

@@ -220,8 +220,11 @@ public struct RouteBasedConn: Sendable, Hashable {
     public var leftSubnets: [IPPrefix]
     public var rightSubnets: [IPPrefix]
     /// `rightaddresspool=FIRST-LAST`, or a prefix (`2001:db8:1::/120`: libreswan 4.x takes an IPv6
-    /// pool only so), as the range of its addresses.
-    public var addressPool: ClosedRange<IPAddress>?
+    /// pool only so), as the range of its addresses; libreswan 5.x takes one of each family,
+    /// comma-separated (a dual-stack client gets an address from each).
+    public var addressPools: [ClosedRange<IPAddress>] = []
+    /// Whether the address is one of the pools'.
+    public func poolContains(_ address: IPAddress) -> Bool { addressPools.contains { $0.contains(address) } }
     public var leftUpdown: String?
     public var rightUpdown: String?
     /// Where `leftupdown=` and `rightupdown=` were written (perhaps in `conn %default`).
@@ -337,14 +340,24 @@ public struct RouteBasedConn: Sendable, Hashable {
         }
         leftSubnets = try subnets("leftsubnet")
         rightSubnets = try subnets("rightsubnet")
-        if let pool = value("rightaddresspool"), let prefix = IPPrefix(pool.value) {
-            addressPool = prefix.network.address...prefix.lastAddress
-        } else if let pool = value("rightaddresspool") {
-            let ends = pool.value.split(separator: "-", maxSplits: 1)
-            guard ends.count == 2, let first = IPAddress(ends[0]), let last = IPAddress(ends[1]), first.family == last.family, first <= last else {
-                throw IPsecConfigError(location: pool.location, problem: "rightaddresspool=\(quoted(pool.value)) is neither FIRST-LAST nor a PREFIX/LENGTH")
+        if let pool = value("rightaddresspool") {
+            let parts = pool.value.split(separator: ",")
+            for part in parts {
+                let text = part.trimmingSpaces
+                if let prefix = IPPrefix(text) {
+                    addressPools.append(prefix.network.address...prefix.lastAddress)
+                    continue
+                }
+                let ends = text.split(separator: "-", maxSplits: 1)
+                guard ends.count == 2, let first = IPAddress(ends[0]), let last = IPAddress(ends[1]), first.family == last.family, first <= last else {
+                    let which = parts.count > 1 ? ": \(quoted(text))" : ""
+                    throw IPsecConfigError(location: pool.location, problem: "rightaddresspool=\(quoted(pool.value))\(which) is neither FIRST-LAST nor a PREFIX/LENGTH")
+                }
+                addressPools.append(first...last)
             }
-            addressPool = first...last
+            guard Set(addressPools.map(\.lowerBound.family)).count == addressPools.count else {
+                throw IPsecConfigError(location: pool.location, problem: "rightaddresspool=\(quoted(pool.value)) has two pools of one family (libreswan takes one IPv4 and one IPv6)")
+            }
         }
         leftUpdown = value("leftupdown")?.value
         rightUpdown = value("rightupdown")?.value

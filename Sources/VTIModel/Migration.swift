@@ -580,32 +580,23 @@ extension MigrationPlan {
         } else {
             out.append("  pluto (config setup ipsec-interface-managed=no): creates no device; it expects one with the if_id. vtid creates \(devices.map(\.xfrm.rawValue).joined(separator: ", ")) when it reads the new ipsec.conf (`vtictl reload`): do that before replacing the conns.")
         }
-        out.append("  vti-updown: at each tunnel's up it adopts the XFRM interface (never creates or deletes pluto's), sets its MTU and sysctls, and routes the tunnel's clients or subnets into it, as it did into the VTI.")
-        out.append("  vtid: deletes an old VTI device once no conn in the configuration uses it and no SA with its keys is up; until every tunnel on it is gone it stays as it is.")
+        out.append("  vti-updown: at each tunnel's up it adopts the XFRM interface (pluto's; made as pluto would make it only if it is missing), sets its MTU and sysctls, and routes the tunnel's clients or subnets into it, as it did into the VTI.")
+        out.append("  vtid: once it has read the new ipsec.conf (`vtictl reload`, before the replace) it deletes the old VTI device as soon as no SA with its keys is up, i.e. right after the replace (until then the device stays as it is), and it never makes it again; it keeps the XFRM interface while the conn is configured.")
         out.append("")
         out.append("Steps:")
         out.append("  1. \(diffCommand) > vti-to-xfrm.diff")
         out.append("  2. patch -p1 -d / --dry-run < vti-to-xfrm.diff && patch -p1 -d / < vti-to-xfrm.diff")
         out.append("  3. vtictl check    (it knows XFRM interfaces: if_ids, devices in the way, the kernel's xfrm_interface)")
-        var step = 4
-        if !managedByPluto {
-            out.append("  \(step). vtictl reload    (vtid creates the XFRM interfaces)")
-            step += 1
-        }
+        out.append(managedByPluto ? "  4. vtictl reload    (vtid reads the new ipsec.conf)" : "  4. vtictl reload    (vtid reads the new ipsec.conf and creates the XFRM interfaces)")
         let names = conns.map(\.name)
-        out.append("  \(step). for each conn: ipsec auto --replace CONN (\(names.joined(separator: ", "))), or `ipsec restart` for all at once (every tunnel of the host goes down)")
+        out.append("  5. for each conn: ipsec auto --replace CONN (\(names.joined(separator: ", "))), or `ipsec restart` for all at once (every tunnel of the host goes down)")
         let initiated = conns.filter(\.initiates).map(\.name)
         if !initiated.isEmpty {
             out.append("     then ipsec auto --up CONN for those this host starts (auto=start): \(initiated.joined(separator: ", "))")
         }
-        step += 1
-        if managedByPluto {
-            out.append("  \(step). vtictl reload    (vtid reads the new ipsec.conf)")
-            step += 1
-        }
-        out.append("  \(step). edit the firewall rules above; vtictl status shows the conns on their XFRM interfaces once their tunnels are up")
+        out.append("  6. edit the firewall rules above; vtictl status shows the conns on their XFRM interfaces once their tunnels are up")
         out.append("")
-        out.append("Rollback: patch -R -p1 -d / < vti-to-xfrm.diff, then the same replace (or restart) and `vtictl reload`; pluto deletes the XFRM interfaces it made, vti-updown and vtid make the VTI devices again, and the firewall rules go back.")
+        out.append("Rollback: patch -R -p1 -d / < vti-to-xfrm.diff, `vtictl reload`, then the same replace (or restart); pluto deletes the XFRM interfaces it made, vtid deletes those it kept once no SA with their if_id is up, vti-updown and vtid make the VTI devices again, and the firewall rules go back.")
         return out.joined(separator: "\n") + "\n"
     }
 }

@@ -248,6 +248,23 @@ final class VTIDHostTests: XCTestCase {
         }
     }
 
+    /// An IPv6 pool address gets a proxy NDP entry, and the LAN device proxy_ndp=1, without which
+    /// the kernel answers no neighbour solicitation for it (issue 19).
+    func testProxyNDPForIPv6PoolAddressesOnTheLAN() throws {
+        try inFreshNetworkNamespace(self) {
+            let bed = try VTIDBed(extraConnSettings: "    proxy_arp: lan0\n")
+            try ip("link", "add", "lan0", "type", "veth", "peer", "name", "lan0peer")
+            _ = try bed.startVTID()
+            let v6 = ["PLUTO_MY_CLIENT": "::/0", "PLUTO_PEER_CLIENT": "2001:db8:1::11/128"]
+            XCTAssertEqual(try String(contentsOfFile: "/proc/sys/net/ipv6/conf/lan0/proxy_ndp", encoding: .utf8), "0\n")
+            XCTAssertEqual(bed.runHook(roadWarrior("up-client", client: 1, extra: v6)).status, 0)
+            XCTAssertTrue(try ip("-6", "neigh", "show", "proxy").contains("2001:db8:1::11 dev lan0"))
+            XCTAssertEqual(try String(contentsOfFile: "/proc/sys/net/ipv6/conf/lan0/proxy_ndp", encoding: .utf8), "1\n")
+            XCTAssertEqual(bed.runHook(roadWarrior("down-client", client: 1, extra: v6)).status, 0)
+            XCTAssertFalse(try ip("-6", "neigh", "show", "proxy").contains("2001:db8:1::11"))
+        }
+    }
+
     func testPolicyRoutingForARoutedPrefix() throws {
         try inFreshNetworkNamespace(self) {
             let bed = try VTIDBed(extraTopLevel: """

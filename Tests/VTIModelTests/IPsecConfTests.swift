@@ -68,7 +68,7 @@ final class IPsecConfTests: XCTestCase {
         XCTAssertTrue(rw.routing, "from also=vti-common")
         XCTAssertTrue(rw.vtiShared)
         XCTAssertEqual(rw.leftSubnets, [IPPrefix("10.3.0.0/24")!, IPPrefix("10.4.0.0/24")!])
-        XCTAssertEqual(rw.addressPool, IPAddress("10.0.1.10")!...IPAddress("10.0.1.50")!)
+        XCTAssertEqual(rw.addressPools, [IPAddress("10.0.1.10")!...IPAddress("10.0.1.50")!])
         XCTAssertEqual(rw.leftUpdown, "/usr/local/libexec/vtictl/vti-updown", "from conn %default")
         XCTAssertEqual(rw.leftVTI, IPPrefix("10.0.1.1/24"))
     }
@@ -86,8 +86,8 @@ final class IPsecConfTests: XCTestCase {
                 rightaddresspool=10.0.2.0/28
             """), resolveInclude: { _, _ in [] })
         let conns = try RouteBasedConn.all(in: config)
-        XCTAssertEqual(conns.first { $0.name == "rw6" }?.addressPool, IPAddress("2001:db8:1::")!...IPAddress("2001:db8:1::ff")!)
-        XCTAssertEqual(conns.first { $0.name == "rw4" }?.addressPool, IPAddress("10.0.2.0")!...IPAddress("10.0.2.15")!)
+        XCTAssertEqual(conns.first { $0.name == "rw6" }?.addressPools, [IPAddress("2001:db8:1::")!...IPAddress("2001:db8:1::ff")!])
+        XCTAssertEqual(conns.first { $0.name == "rw4" }?.addressPools, [IPAddress("10.0.2.0")!...IPAddress("10.0.2.15")!])
     }
 
     func testMistakesNameTheFileAndLine() {

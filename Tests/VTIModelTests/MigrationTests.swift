@@ -95,7 +95,7 @@ final class MigrationTests: XCTestCase {
             XCTAssertEqual(now.interfaceName, device.xfrm, file: file, line: line)
             XCTAssertEqual(now.leftSubnets, was.leftSubnets, file: file, line: line)
             XCTAssertEqual(now.rightSubnets, was.rightSubnets, file: file, line: line)
-            XCTAssertEqual(now.addressPool, was.addressPool, file: file, line: line)
+            XCTAssertEqual(now.addressPools, was.addressPools, file: file, line: line)
             XCTAssertEqual([now.leftEnd, now.rightEnd, now.leftUpdown, now.rightUpdown], [was.leftEnd, was.rightEnd, was.leftUpdown, was.rightUpdown], file: file, line: line)
             XCTAssertFalse(now.vtiShared, file: file, line: line)
         }

@@ -183,4 +183,18 @@ final class XfrmInterfacePlanTests: XCTestCase {
             }
         }
     }
+
+    /// libreswan 5.x's dual-stack pools: one range of each family, comma-separated; two of one
+    /// family are refused with the file and line.
+    func testADualStackPoolIsTwoRangesOfTwoFamilies() throws {
+        let text = "conn rw\n    left=192.0.2.2\n    right=%any\n    ipsec-interface=2\n    rightaddresspool=10.0.1.10-10.0.1.50, 2001:db8:1::/120\n"
+        let conn = try XCTUnwrap(try RouteBasedConn.all(in: try IPsecConfig(main: .init(file: "f", text: text))).first)
+        XCTAssertEqual(conn.addressPools, [IPAddress("10.0.1.10")!...IPAddress("10.0.1.50")!, IPAddress("2001:db8:1::")!...IPAddress("2001:db8:1::ff")!])
+        XCTAssertTrue(conn.poolContains(IPAddress("2001:db8:1::10")!))
+        XCTAssertFalse(conn.poolContains(IPAddress("10.0.1.51")!))
+        let twice = "conn rw\n    left=192.0.2.2\n    right=%any\n    ipsec-interface=2\n    rightaddresspool=10.0.1.10-10.0.1.50,10.0.2.0/24\n"
+        XCTAssertThrowsError(try RouteBasedConn.all(in: try IPsecConfig(main: .init(file: "f", text: twice)))) { error in
+            XCTAssertEqual((error as? IPsecConfigError)?.location.line, 5)
+        }
+    }
 }
