@@ -29,27 +29,28 @@ ip -n gw route add 10.8.0.0/24 via 10.3.0.254 proto static || fail "gw: cannot a
 PATCH=$(command -v patch || ls /run/testbed-host/usr/bin/patch 2>/dev/null) || fail "patch is needed (Debian package patch, on the host)"
 version=$(ipsec --version | sed -n 's/.*Libreswan \([0-9]*\.[0-9]*\).*/\1/p')
 
+# client_back N DEVICE: roadN has a lease (as its pluto says now: a reconnect may bring another),
+# the gateway routes it into DEVICE, and it reaches the gateway's LAN from it.
+client_back() {
+  local lease
+  lease=$(tb_whack road$1 --trafficstatus 2>/dev/null | sed -n 's/.*lease=\([0-9.]*\)\/32.*/\1/p' | head -n 1)
+  [ -n "$lease" ] && ip -n gw route show "$lease" | grep -q "dev $2 " && ip netns exec road$1 ping -c 1 -W 1 -I "$lease" 10.3.0.1 >/dev/null 2>&1
+}
+
 # switch GOAL DEVICE: the printed steps after the patch (vtictl reload, ipsec auto --replace rw),
-# the clients initiating again at once; each must reach the LAN through DEVICE within 30 s.
+# the clients reconnecting; each must reach the LAN through DEVICE within 40 s.
 switch() {
   local goal=$1 device=$2 start=$EPOCHREALTIME
   vtictl_on gw reload >/dev/null || fail "gw: vtictl reload failed ($goal)"
   ip netns exec gw ipsec auto --config "$TB_RUN/gw/ipsec.conf" --ctlsocket "$TB_RUN/gw/pluto.ctl" --replace rw >/dev/null \
     || fail "gw: ipsec auto --replace rw failed ($goal)"
-  # The clients start afresh, as a client that lost its tunnel does: libreswan 5.x would revive
-  # the old IKE SA and ask for its lease in a CREATE_CHILD_SA, which a mode-config gateway refuses.
+  # The gateway's replace deleted the clients' SAs. libreswan 5.x clients revive the conn on
+  # their own (an extra initiate would ask for a second Child SA, refused with TS_UNACCEPTABLE);
+  # 4.x clients are told to initiate again, as a user would.
+  if [[ $version == 4.* ]]; then for n in 1 2; do tb_up road$n rw gw; done; fi
   for n in 1 2; do
-    tb_down road$n rw
-    wait_sas_gone road$n
-    tb_add road$n rw
-    tb_up road$n rw gw
-  done
-  pool1=$(pool_address road1) pool2=$(pool_address road2)
-  for n in 1 2; do
-    local pool
-    pool=$(eval echo "\$pool$n")
-    wait_for 30 sh -c "ip -n gw route show $pool | grep -q 'dev $device ' && ip netns exec road$n ping -c 1 -W 1 -I $pool 10.3.0.1" >/dev/null \
-      || fail "gw: road$n ($pool) not back through $device within 30 s ($goal): $(ip -n gw route show "$pool")"
+    wait_for 40 client_back $n "$device" >/dev/null \
+      || fail "gw: road$n not back through $device within 40 s ($goal): road$n: $(tb_whack road$n --trafficstatus 2>&1 | tail -n 1)"
   done
   ok "both clients back through $device in $(awk -v s="$start" -v e="$EPOCHREALTIME" 'BEGIN { printf "%.1f", e - s }') s after the reload and replace ($goal)"
 }
@@ -68,7 +69,7 @@ checked=$(ip netns exec gw "$VTICTL" check --config "$TB_RUN/gw/vtid.yaml" 2>&1)
 ok "gw: the printed diff applied; vtictl check: ${checked##*$'\n'}"
 switch "VTI to XFRM interface" ipsec2
 expect_xfrmi gw ipsec2 2
-expect_route_protocol gw "$pool1" 157
+expect_route_protocol gw "$(tb_whack road1 --trafficstatus | sed -n 's/.*lease=\([0-9.]*\)\/32.*/\1/p' | head -n 1)" 157
 wait_for 15 sh -c "! ip -n gw link show vti02" >/dev/null || fail "gw: vti02 is still there 15 s after its tunnels moved: $(tail -n 3 "$TB_RUN/gw/vtid.log")"
 ok "gw: vtid deleted vti02 once no SA with its keys was up"
 expect_mtu gw ipsec2 1406 "shared device: worst common suite with NAT-T"

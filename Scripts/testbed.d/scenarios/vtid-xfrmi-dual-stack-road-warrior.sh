@@ -9,14 +9,16 @@ ip link add tb-probe type xfrm if_id 99 2>/dev/null && ip link del tb-probe \
 [ -x "$UPDOWN" ] && [ "$UPDOWN" != /usr/libexec/ipsec/_updown ] || fail "this scenario tests vtid: set UPDOWN to vti-updown's path"
 tb_switch
 tb_host gw 192.0.2.2/24 10.3.0.1/24
-ip -n gw -6 addr add fd03::1/64 dev lan0 nodad
+# The IPv6 LAN in 2000::/3: for ::/0 the client's updown routes 2000::/3 (as the stock script does).
+ip -n gw -6 addr add 2001:db8:3::1/64 dev lan0 nodad
 tb_host road1 192.0.2.11/24
 gw_updown=$(vtid_config gw)
 secret='PSK "testbed-xfrmi-dual-stack-secret"'
 tb_pluto gw "config setup
 $(xfrmi_rw_conn rw 2 10.0.1.10-10.0.1.50,2001:db8:1::/120 road1 "$gw_updown" | sed 's#^    leftsubnet=.*#    leftsubnet=0.0.0.0/0,::/0#')" "@east @road1 : $secret"
 vtid_start gw
-tb_pluto road1 "$(rw_client_conf 192.0.2.11 road1 "$UPDOWN" 192.0.2.2 0.0.0.0/0,::/0)" "@road1 @east : $secret"
+# The client's own selectors are both families too (libreswan narrows them to its two leases).
+tb_pluto road1 "$(rw_client_conf 192.0.2.11 road1 "$UPDOWN" 192.0.2.2 0.0.0.0/0,::/0 | sed 's#^    leftmodecfgclient=yes#&\n    leftsubnet=0.0.0.0/0,::/0#')" "@road1 @east : $secret"
 tb_add gw rw
 tb_add road1 rw
 tb_up road1 rw gw
@@ -33,8 +35,9 @@ expect_sysctl gw net.ipv4.conf.ipsec2.forwarding 1
 expect_sysctl gw net.ipv6.conf.ipsec2.forwarding 1
 expect_sysctl gw net.ipv6.conf.ipsec2.accept_ra 0
 expect_ping road1 "$v4" 10.3.0.1 "road1's IPv4 address to the gateway's IPv4 LAN"
-ip netns exec road1 ping -6 -c 2 -i 0.3 -W 2 -I "$v6" fd03::1 >/dev/null 2>&1 || fail "road1: $v6 does not reach fd03::1 through the tunnel"
-ok "road1: $v6 reaches fd03::1 (the IPv6 half of the same Child SA, through ipsec2)"
+ip netns exec road1 ping -6 -c 2 -i 0.3 -W 2 -I "$v6" 2001:db8:3::1 >/dev/null 2>&1 \
+  || fail "road1: $v6 does not reach 2001:db8:3::1 through the tunnel (road1's IPv6 routes: $(ip -n road1 -6 route | tr '\n' ';'))"
+ok "road1: $v6 reaches 2001:db8:3::1 (the IPv6 half of the same Child SA, through ipsec2)"
 expect_lease gw "$v4" @road1
 tb_down road1 rw
 wait_sas_gone gw 192.0.2.11
