@@ -148,7 +148,7 @@ let package = Package(
         // against the other: what vtid loads and `vtictl check` reports on.
         .target(
             name: "VTIConfiguration",
-            dependencies: ["ControlProtocol", "VTIModel", .product(name: "Yams", package: "Yams")]
+            dependencies: ["ControlProtocol", "VTIModel", "DHCP", .product(name: "Yams", package: "Yams")]
         ),
         // A request to vtid and its answer, for vtictl and tests: no SQLite, metrics or services.
         .target(name: "VTIClient", dependencies: ["ControlProtocol", "LocalIPC"]),

@@ -261,3 +261,16 @@ public func makeInformAck(for request: DHCPPacket, serverIdentifier: IPv4Address
     guard packet.count <= limit else { throw .tooLarge(size: packet.count, limit: limit) }
     return packet
 }
+
+/// The size of the answer these parameters make for a client that takes any size (the server
+/// identifier is four bytes whatever it is); nil if a name cannot be encoded. For checking a
+/// configuration before any client asks.
+public func informAnswerSize(_ parameters: InformParameters) -> Int? {
+    var bytes = [UInt8](repeating: 0, count: DHCPPacket.fixedLength)
+    bytes[0] = DHCPPacket.bootRequest
+    bytes[12] = 10
+    bytes += DHCPPacket.magicCookie + [DHCPOptionCode.messageType, 1, DHCPMessageType.inform.rawValue,
+                                       DHCPOptionCode.maximumMessageSize, 2, 0x05, 0xdc, DHCPOptionCode.end]
+    guard let request = try? DHCPPacket(parsing: bytes) else { return nil }
+    return (try? makeInformAck(for: request, serverIdentifier: IPv4Address(rawValue: 0), parameters: parameters))?.count
+}
