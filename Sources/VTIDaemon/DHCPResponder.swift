@@ -39,7 +39,7 @@ struct DHCPInformTarget: Sendable, Hashable {
 
 extension Supervisor {
     /// The managed conns with `dhcp_inform`, each on its device (its VTI or XFRM interface, or its
-    /// `existing_device`). Read on the queue.
+    /// `existing_device`). Read on the queue. Two conns on one device: the first by name answers.
     var dhcpInformTargets: [DHCPInformTarget] {
         configuration.connections.compactMap { name, settings -> DHCPInformTarget? in
             guard let inform = settings.dhcpInform, isSupervised(name) else { return nil }
@@ -49,7 +49,7 @@ extension Supervisor {
             let parameters = InformParameters(routes: routes, router: inform.router, dnsServers: inform.dnsServers,
                                               domainName: inform.domainName, searchDomains: inform.searchDomains)
             return DHCPInformTarget(connection: name, device: device, parameters: parameters, serverIdentifier: inform.serverIdentifier)
-        }.sorted { $0.device < $1.device }
+        }.sorted { ($0.device, $0.connection) < ($1.device, $1.connection) }
     }
 }
 
@@ -186,6 +186,7 @@ private struct ResponderLoop {
                 }
             }
         }
+        responders = responders.filter { entry in targets.contains { $0.connection == entry.key } }
         for target in targets where responders[target.connection]?.parameters != target.parameters {
             if responders[target.connection] == nil {
                 responders[target.connection] = InformResponder(parameters: target.parameters)
