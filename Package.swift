@@ -136,6 +136,10 @@ let package = Package(
         ),
         // Pure values and planning: no I/O, no Foundation.
         .target(name: "VTIModel", swiftSettings: hookPathSwift),
+        // vtid's DHCP sockets: UDP bound to a device, with IP_PKTINFO (inline C; no library).
+        .systemLibrary(name: "CDHCPSocket"),
+        // DHCP messages read and written (vtid's DHCPINFORM answers): pure values, no Foundation.
+        .target(name: "DHCP", dependencies: ["VTIModel"], swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]),
         // Effects: makes the kernel hold what the planner decided, through Netlink.
         .target(name: "VTIKernel", dependencies: ["Netlink", "VTIModel"], swiftSettings: hookPathSwift),
         // vtid's control protocol: JSON lines, readable without Foundation (the hook speaks it).
@@ -144,7 +148,7 @@ let package = Package(
         // against the other: what vtid loads and `vtictl check` reports on.
         .target(
             name: "VTIConfiguration",
-            dependencies: ["ControlProtocol", "VTIModel", .product(name: "Yams", package: "Yams")]
+            dependencies: ["ControlProtocol", "VTIModel", "DHCP", .product(name: "Yams", package: "Yams")]
         ),
         // A request to vtid and its answer, for vtictl and tests: no SQLite, metrics or services.
         .target(name: "VTIClient", dependencies: ["ControlProtocol", "LocalIPC"]),
@@ -152,7 +156,7 @@ let package = Package(
         .target(
             name: "VTIDaemon",
             dependencies: [
-                "ControlProtocol", "VTIModel", "VTIKernel", "Netlink", "LocalIPC", "VTIConfiguration",
+                "ControlProtocol", "VTIModel", "VTIKernel", "Netlink", "LocalIPC", "VTIConfiguration", "DHCP", "CDHCPSocket",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -211,9 +215,10 @@ let package = Package(
         ),
         .testTarget(name: "VTIModelTests", dependencies: ["VTIModel"], resources: [.copy("Fixtures")]),
         .testTarget(name: "ControlProtocolTests", dependencies: ["ControlProtocol"]),
+        .testTarget(name: "DHCPTests", dependencies: ["DHCP", "VTIModel"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "VTIDaemonTests",
-            dependencies: ["VTIDaemon", "VTIClient", "VTIConfiguration", "LocalIPC", "ControlProtocol", "VTIModel", "KernelTestSupport"]
+            dependencies: ["VTIDaemon", "VTIClient", "VTIConfiguration", "LocalIPC", "ControlProtocol", "VTIModel", "DHCP", "KernelTestSupport"]
         ),
         .testTarget(name: "VTIKernelTests", dependencies: ["VTIKernel", "VTIModel", "Netlink", "KernelTestSupport"]),
         // Boots the User-Mode Linux test bed (Scripts/testbed) and checks its scenarios.
@@ -235,6 +240,7 @@ if Context.environment["VTICTL_FUZZ"] != nil {
         ("vtid-yaml", ["VTIConfiguration"]),
         ("control-json", ["ControlProtocol", "VTIModel"]),
         ("netlink-messages", ["Netlink"]),
+        ("dhcp-packet", ["DHCP"]),
     ]
     package.targets.append(.systemLibrary(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"))
     for (name, dependencies) in fuzzTargets {

@@ -1,3 +1,4 @@
+import DHCP
 import VTIModel
 
 extension DaemonConfiguration {
@@ -19,6 +20,15 @@ extension DaemonConfiguration {
             if settings.proxyARP != nil, let conn = byName[name], conn.addressPools.isEmpty {
                 add(.warning, "conns.\(name)", "conns.\(name).proxy_arp: conn \(name) has no rightaddresspool=, so there are no client addresses to answer ARP for")
             }
+            if let inform = settings.dhcpInform, let conn = byName[name] {
+                let key = "conns.\(name).dhcp_inform"
+                if inform.routes == nil && dhcpInformRoutes(inform, leftSubnets: conn.leftSubnets).isEmpty {
+                    add(.warning, key, "\(key): no routes to send: conn \(name)'s leftsubnet is 0.0.0.0/0 or not IPv4, and routes: is not set; the answers carry only DNS settings")
+                }
+                if conn.addressPool == nil {
+                    add(.warning, key, "\(key): conn \(name) has no rightaddresspool=; clients send DHCPINFORM from the address the gateway gave them")
+                }
+            }
         }
         let pools = conns.flatMap(\.addressPools)
         for (index, route) in policyRoutes.enumerated() {
@@ -31,5 +41,15 @@ extension DaemonConfiguration {
             }
         }
         return findings.enumerated().sorted { ($0.element.location?.line ?? 0, $0.offset) < ($1.element.location?.line ?? 0, $1.offset) }.map(\.element)
+    }
+}
+
+/// The routes a conn's DHCPINFORM answers carry: `routes:` as configured, else its IPv4
+/// leftsubnets but 0.0.0.0/0 (a client routing everything into the tunnel needs no routes).
+public func dhcpInformRoutes(_ settings: DaemonConfiguration.DHCPInformSettings, leftSubnets: [IPPrefix]) -> [IPv4Network] {
+    if let routes = settings.routes { return routes }
+    return leftSubnets.compactMap { prefix in
+        guard case .v4(let address) = prefix.network.address, !prefix.isDefault else { return nil }
+        return IPv4Network(address: address, length: prefix.length)
     }
 }

@@ -1,4 +1,5 @@
 import ControlProtocol
+import DHCP
 import VTIModel
 import Yams
 
@@ -34,6 +35,25 @@ public struct DaemonConfiguration: Sendable, Hashable {
         /// Answer ARP for each client's pool address on this LAN interface (a proxy neighbour
         /// entry), for a pool carved out of the LAN's own subnet.
         public var proxyARP: InterfaceName?
+        /// Answer DHCPINFORM on the conn's tunnel device (`dhcp_inform`); nil: off.
+        public var dhcpInform: DHCPInformSettings?
+        public init() {}
+    }
+
+    /// `conns.NAME.dhcp_inform`: what vtid answers a client's DHCPINFORM with on the conn's device
+    /// (`DHCPResponder.swift`).
+    public struct DHCPInformSettings: Sendable, Hashable {
+        /// Destinations for options 121 and 249; nil: the conn's leftsubnet(s), unless 0.0.0.0/0.
+        public var routes: [IPv4Network]?
+        /// The router field of each route: `server` (the server identifier, the default), `on-link`
+        /// (0.0.0.0) or an address.
+        public var router: InformParameters.Router = .server
+        public var dnsServers: [IPv4Address] = []
+        public var domainName: String?
+        public var searchDomains: [String] = []
+        /// The server identifier and the answers' source address; nil: chosen per INFORM
+        /// (`DHCPResponder.swift`).
+        public var serverIdentifier: IPv4Address?
         public init() {}
     }
 
@@ -134,12 +154,16 @@ extension DaemonConfiguration {
             for (key, value) in mapping {
                 let name = try reader.scalar(key, "a conn name")
                 lines["conns.\(name)"] = key.mark?.line
-                let settings = try reader.mapping(value, "conns.\(name)", keys: ["existing_device", "proxy_arp"])
+                let settings = try reader.mapping(value, "conns.\(name)", keys: ["existing_device", "proxy_arp", "dhcp_inform"])
                 var connection = ConnectionSettings()
                 if let node = settings["existing_device"] {
                     hook.existingDevices[name] = try reader.interface(node, "existing_device")
                 }
                 if let node = settings["proxy_arp"] { connection.proxyARP = try reader.interface(node, "proxy_arp") }
+                if let node = settings["dhcp_inform"] {
+                    lines["conns.\(name).dhcp_inform"] = node.mark?.line
+                    connection.dhcpInform = try reader.dhcpInform(node, "conns.\(name).dhcp_inform")
+                }
                 connections[name] = connection
             }
         }
@@ -241,6 +265,70 @@ private struct YAMLReader {
         if text == "main" { return 254 }
         guard let number = UInt32(text), HookSettings.isUsableRouteTable(number) else { throw error(node, "\(what) must be \(HookSettings.routeTableRule)") }
         return number
+    }
+
+    /// A list of scalars, or one scalar as a list of one.
+    func list(_ node: Node, _ what: String) throws(ConfigurationError) -> [(text: String, node: Node)] {
+        if case .sequence(let sequence) = node {
+            return try sequence.map { (item: Node) throws(ConfigurationError) in (try scalar(item, "an item of \(what)"), item) }
+        }
+        return [(try scalar(node, what), node)]
+    }
+
+    func ipv4(_ node: Node, _ text: String, _ what: String) throws(ConfigurationError) -> IPv4Address {
+        guard let address = IPv4Address(text) else { throw error(node, "\(what): \(text) is not an IPv4 address") }
+        return address
+    }
+
+    /// `dhcp_inform: yes`, or a mapping of its settings.
+    func dhcpInform(_ node: Node, _ what: String) throws(ConfigurationError) -> DaemonConfiguration.DHCPInformSettings? {
+        if case .scalar = node { return try flag(node, what) ? DaemonConfiguration.DHCPInformSettings() : nil }
+        let keys = try mapping(node, what, keys: ["routes", "router", "dns", "domain", "search", "server_identifier"])
+        var settings = DaemonConfiguration.DHCPInformSettings()
+        if let node = keys["routes"] {
+            settings.routes = try list(node, "\(what).routes").map { (text, item) throws(ConfigurationError) in
+                guard let prefix = IPPrefix(text), case .v4(let address) = prefix.address else {
+                    throw error(item, "\(what).routes: \(text) is not an IPv4 prefix such as 10.3.0.0/24 (options 121 and 249 carry IPv4 routes only)")
+                }
+                guard let network = IPv4Network(address: address, length: prefix.length) else {
+                    throw error(item, "\(what).routes: \(text) has host bits set; the network is \(prefix.network)")
+                }
+                return network
+            }
+        }
+        if let node = keys["router"] {
+            switch try scalar(node, "\(what).router") {
+            case "server": settings.router = .server
+            case "on-link": settings.router = .onLink
+            case let text: settings.router = .address(try ipv4(node, text, "\(what).router (server, on-link or an address)"))
+            }
+        }
+        if let node = keys["dns"] {
+            settings.dnsServers = try list(node, "\(what).dns").map { (text, item) throws(ConfigurationError) in try ipv4(item, text, "\(what).dns") }
+        }
+        if let node = keys["domain"] {
+            let name = try scalar(node, "\(what).domain")
+            do { _ = try domainLabels(name) } catch { throw self.error(node, "\(what).domain: \(error)") }
+            settings.domainName = name
+        }
+        if let node = keys["search"] {
+            settings.searchDomains = try list(node, "\(what).search").map { (text, item) throws(ConfigurationError) in
+                do { _ = try domainLabels(text) } catch { throw self.error(item, "\(what).search: \(error)") }
+                return text
+            }
+        }
+        if let node = keys["server_identifier"] {
+            settings.serverIdentifier = try ipv4(node, try scalar(node, "\(what).server_identifier"), "\(what).server_identifier")
+        }
+        // The answer must fit a client that says nothing of its size (576-byte datagrams).
+        if let routes = settings.routes {
+            let parameters = InformParameters(routes: routes, router: settings.router, dnsServers: settings.dnsServers,
+                                              domainName: settings.domainName, searchDomains: settings.searchDomains)
+            if let size = informAnswerSize(parameters), size > 548 {
+                throw error(node, "\(what): the answer would be \(size) bytes, over the 548 a DHCP client takes unless it says more; list fewer routes, or shorter names")
+            }
+        }
+        return settings
     }
 
     func interface(_ node: Node, _ what: String) throws(ConfigurationError) -> InterfaceName {

@@ -73,10 +73,14 @@ do {
 supervisor.reconcile(reason: "start")
 let server: ControlServer
 let watcher: KernelWatcher
+let dhcp: DHCPResponder
 do {
     server = try ControlServer(supervisor: supervisor, logger: logger)
     watcher = KernelWatcher(supervisor: supervisor, logger: logger)
     try watcher.start()
+    // DHCPINFORM answers on the devices of conns with dhcp_inform (none: an idle thread).
+    dhcp = try DHCPResponder(supervisor: supervisor, logger: logger)
+    dhcp.start()
 } catch {
     fail("\(error)")
 }
@@ -87,6 +91,7 @@ notifySystemd("READY=1")
 let group = ServiceGroup(configuration: .init(
     services: [.init(service: ControlService(server: server)), .init(service: KernelWatchService(watcher: watcher)),
                .init(service: ReconcileService(supervisor: supervisor)), .init(service: ReloadService(supervisor: supervisor, hangups: hangups)),
+               .init(service: DHCPResponderService(responder: dhcp)),
                .init(service: StopSignalService(signals: stops), successTerminationBehavior: .gracefullyShutdownGroup)],
     logger: logger))
 do {

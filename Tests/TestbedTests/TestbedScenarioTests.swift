@@ -138,11 +138,12 @@ final class TestbedScenarioTests: XCTestCase {
     }
 
     /// vtid on the gateways, with real pluto peers: events through vtid, its lease table, the
-    /// hook's fallback while vtid is down, vtictl status, and self-healing.
+    /// hook's fallback while vtid is down, vtictl status, self-healing, and DHCPINFORM answers
+    /// through a real tunnel (vtid-dhcp-inform, about 16 s of the boot).
     func testVTIDWithRealPlutoPeers() throws {
         try requireTestbed()
         let hook = URL(fileURLWithPath: productsDirectory()).appendingPathComponent("vti-updown").path
-        let result = try testbed(["scenario", "vtid-road-warriors", "vtid-site-to-site", "vtid-self-healing"], environment: ["UPDOWN": hook])
+        let result = try testbed(["scenario", "vtid-road-warriors", "vtid-site-to-site", "vtid-self-healing", "vtid-dhcp-inform"], environment: ["UPDOWN": hook])
         XCTAssertEqual(result.status, 0, "scenarios failed with vtid:\n\(result.output.suffix(6000))")
         for expected in [
             "ok - vtid-road-warriors: gw: vtid's lease table has 10.0.1.10 for @road1",
@@ -179,6 +180,12 @@ final class TestbedScenarioTests: XCTestCase {
             "ok - vtid-self-healing: gw: vtid's lease table agrees with pluto",
             "ok - vtid-self-healing: gw: exactly the two clients' routes after pluto's restart",
             "=== vtid-road-warriors: passed", "=== vtid-site-to-site: passed", "=== vtid-self-healing: passed",
+            // Issue 21: a road warrior's DHCPINFORM through the tunnel, answered with the routes it lacked.
+            "ok - vtid-dhcp-inform: road1: 10.3.0.5 is unreachable from 10.0.1.10 before the DHCPINFORM (no route)",
+            "ok - vtid-dhcp-inform: road1: DHCPACK through the tunnel from 10.3.0.1: options 121 and 249 say 10.3.0.0/24 via 10.3.0.1",
+            "ok - vtid-dhcp-inform: road1: 10.0.1.10 reaches 10.3.0.5 (the LAN host, through the route the DHCPACK gave)",
+            "ok - vtid-dhcp-inform: gw: metric vtid_dhcp_inform_total{outcome=\"answered\"} is 1 (one INFORM, one answer)",
+            "=== vtid-dhcp-inform: passed",
         ] {
             XCTAssertTrue(result.output.contains(expected), "missing from the test bed's output: \(expected)")
         }
