@@ -25,7 +25,7 @@ extension DaemonConfiguration {
                 if inform.routes == nil && dhcpInformRoutes(inform, leftSubnets: conn.leftSubnets).isEmpty {
                     add(.warning, key, "\(key): no routes to send: conn \(name)'s leftsubnet is 0.0.0.0/0 or not IPv4, and routes: is not set; the answers carry only DNS settings")
                 }
-                if conn.addressPool == nil {
+                if conn.addressPools.isEmpty {
                     add(.warning, key, "\(key): conn \(name) has no rightaddresspool=; clients send DHCPINFORM from the address the gateway gave them")
                 }
             }

@@ -129,7 +129,7 @@ public func planMigration(
                 if parsed.conns.contains(where: { $0.name == name }) {
                     throw MigrationError("conn \(name) is already on an XFRM interface (ipsec-interface=)")
                 }
-                if let error = parsed.errors.first(where: { error in config.conns.contains { $0.name == name && $0.location == error.location } || error.problem.contains("conn \(name) ") }) {
+                if let error = parsed.errors.first(where: { error in config.conns.contains { $0.name == name && $0.location == error.location } || error.problem.hasPrefix("conn \(name) ") }) {
                     throw MigrationError("conn \(name) cannot be read: \(error)")
                 }
                 throw MigrationError(sections.contains(where: { $0.name == name })

@@ -263,32 +263,47 @@ final class TestbedScenarioTests: XCTestCase {
         XCTAssertFalse(result.output.contains("skipped"), "nothing skipped inside the guest:\n\(result.output.suffix(2000))")
     }
 
-    /// XFRM interfaces (issue 18) with vti-updown and vtid, libreswan 5.2 on Debian 12's stock kernel
-    /// under qemu, in one boot: site-to-site with the hook alone, two any-remote conns on one local
-    /// address with vtid (repair of a deleted device, a client leaving, pluto restarted), and 5.2's
-    /// unmanaged mode with vtid making the device. (4.10: the first two by hand, docs/testbed.md.)
+    /// XFRM interfaces (issue 18) and IPv6 over them (issue 19) with vti-updown and vtid, libreswan
+    /// 5.2 on Debian 12's stock kernel under qemu, in one boot: two any-remote conns on one local
+    /// address with vtid (repair of a deleted device, a client leaving, pluto restarted), a gateway
+    /// migrated from its VTI by following `vtictl migrate`'s printed diff and steps with clients
+    /// connected, and back; IPv6 site-to-site with the hook alone; 5.2's unmanaged mode with vtid
+    /// making the device; a dual-stack road warrior. (By hand: hook-xfrmi-site-to-site, and the
+    /// 4.10 runs: docs/testbed.md.)
     func testXfrmInterfacesWithVTIDUnderQemu() throws {
         try requireTestbed(machine: Self.debian13)
         let hook = URL(fileURLWithPath: productsDirectory()).appendingPathComponent("vti-updown").path
         let started = Date()
-        let result = try testbed(Self.debian13 + ["scenario", "hook-xfrmi-site-to-site", "vtid-xfrmi", "vtid-xfrmi-unmanaged"],
+        let result = try testbed(Self.debian13 + ["scenario", "vtid-xfrmi", "vtid-migrate-xfrmi", "hook-xfrmi-ipv6-site-to-site",
+                                                  "vtid-xfrmi-unmanaged", "vtid-xfrmi-dual-stack-road-warrior"],
                                  environment: ["UPDOWN": hook])
         print("testbed: XFRM-interface scenarios under qemu took \(Int(Date().timeIntervalSince(started))) s")
         XCTAssertEqual(result.status, 0, "XFRM-interface scenarios failed on libreswan 5.2:\n\(result.output.suffix(6000))")
         for expected in [
             "(debian12 kernel, debian13 root)",
-            "ok - hook-xfrmi-site-to-site: west: route 10.2.0.0/24 carries proto 157",
-            "ok - hook-xfrmi-site-to-site: west: ipsec1 MTU 1446 (AES-GCM-16 over IPv4 without NAT-T, from the SA)",
-            "ok - hook-xfrmi-site-to-site: west: 10.1.0.1 reaches 10.2.0.1 (west LAN to east LAN through ipsec1, routed by the hook)",
             "ok - vtid-xfrmi: road2: 10.0.2.10 reaches 10.3.0.1 (road2 through ipsec3 (conn rw2, same local address, any remote))",
             "ok - vtid-xfrmi: road1: 10.0.1.10 reaches 10.3.0.1 (road1 through ipsec2 (conn rw))",
             "ok - vtid-xfrmi: gw: vtictl status shows each conn on its XFRM interface with its if_id",
             "ok - vtid-xfrmi: gw: vtid restored the deleted ipsec2 and the route of 10.0.1.10 in ",
             "ok - vtid-xfrmi: gw: the route of 10.0.1.10 left with road1",
             "ok - vtid-xfrmi: gw: pluto adopted the kept ipsec3 (same index ",
+            "ok - vtid-migrate-xfrmi: gw: the printed diff applied; vtictl check: 1 route-based conn checked: 0 errors",
+            "s after the reload and replace (VTI to XFRM interface)",
+            "ok - vtid-migrate-xfrmi: gw: vtid deleted vti02 once no SA with its keys was up",
+            "ok - vtid-migrate-xfrmi: gw: the static route 10.8.0.0/24 is untouched",
+            "ok - vtid-migrate-xfrmi: gw: patch -R restored ipsec.conf byte for byte",
+            "s after the reload and replace (XFRM interface back to VTI)",
+            "ok - vtid-migrate-xfrmi: gw: ipsec2 is gone after the rollback",
+            "ok - hook-xfrmi-ipv6-site-to-site: west: route fd02::/64 dev ipsec1 proto 157",
+            "ok - hook-xfrmi-ipv6-site-to-site: west: ipsec1 MTU 1426 (AES-GCM-16 over IPv6 without NAT-T)",
+            "ok - hook-xfrmi-ipv6-site-to-site: west: fd01::1 reaches fd02::1 (IPv6 LANs through the XFRM interface, routed by the hook)",
             "ok - vtid-xfrmi-unmanaged: west: vtid made ipsec1 before pluto had the conn",
             "ok - vtid-xfrmi-unmanaged: west: 10.1.0.1 reaches 10.2.0.1 (after pluto's restart, through the same ipsec1",
-            "=== hook-xfrmi-site-to-site: passed", "=== vtid-xfrmi: passed", "=== vtid-xfrmi-unmanaged: passed",
+            "ok - vtid-xfrmi-dual-stack-road-warrior: road1: 10.0.1.10 reaches 10.3.0.1",
+            "reaches 2001:db8:3::1 (the IPv6 half of the same Child SA, through ipsec2)",
+            "ok - vtid-xfrmi-dual-stack-road-warrior: gw: both of road1's routes left with it",
+            "=== vtid-xfrmi: passed", "=== vtid-migrate-xfrmi: passed", "=== hook-xfrmi-ipv6-site-to-site: passed",
+            "=== vtid-xfrmi-unmanaged: passed", "=== vtid-xfrmi-dual-stack-road-warrior: passed",
         ] {
             XCTAssertTrue(result.output.contains(expected), "missing from the test bed's output: \(expected)")
         }

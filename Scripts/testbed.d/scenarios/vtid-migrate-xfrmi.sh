@@ -45,12 +45,20 @@ switch() {
   ip netns exec gw ipsec auto --config "$TB_RUN/gw/ipsec.conf" --ctlsocket "$TB_RUN/gw/pluto.ctl" --replace rw >/dev/null \
     || fail "gw: ipsec auto --replace rw failed ($goal)"
   # The gateway's replace deleted the clients' SAs. libreswan 5.x clients revive the conn on
-  # their own (an extra initiate would ask for a second Child SA, refused with TS_UNACCEPTABLE);
-  # 4.x clients are told to initiate again, as a user would.
-  if [[ $version == 4.* ]]; then for n in 1 2; do tb_up road$n rw gw; done; fi
+  # their own (an extra initiate would ask for a second Child SA, refused with TS_UNACCEPTABLE).
+  # 4.10 clients revive too ("must remain up per local policy"), but with a lease the replaced
+  # pool may hand out differently they keep the old address and routes (no updown call for the
+  # new one was seen): they delete and add their conn and connect afresh, as a user would.
+  if [[ $version == 4.* ]]; then
+    for n in 1 2; do
+      tb_down road$n rw
+      tb_add road$n rw
+      tb_up road$n rw gw
+    done
+  fi
   for n in 1 2; do
     wait_for 40 client_back $n "$device" >/dev/null \
-      || fail "gw: road$n not back through $device within 40 s ($goal): road$n: $(tb_whack road$n --trafficstatus 2>&1 | tail -n 1)"
+      || fail "gw: road$n not back through $device within 40 s ($goal): road$n: $(tb_whack road$n --trafficstatus 2>&1 | tail -n 1); road$n routes: $(ip -n road$n route | tr '\n' ';'); road$n addresses: $(ip -n road$n -4 -o addr | awk '{ print $4 }' | tr '\n' ' '); gw SAs with road$n: $(ip -n gw xfrm state | grep -c "192.0.2.1$n"); gw routes: $(ip -n gw route | grep proto | tr '\n' ';')"
   done
   ok "both clients back through $device in $(awk -v s="$start" -v e="$EPOCHREALTIME" 'BEGIN { printf "%.1f", e - s }') s after the reload and replace ($goal)"
 }
