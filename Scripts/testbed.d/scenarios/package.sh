@@ -6,8 +6,8 @@
 #   VTICTL_DEB=$(Scripts/package | tail -n 1) Scripts/testbed scenario --systemd package
 # west's vtid is the package's unit in west's network namespace (a drop-in adds only
 # NetworkNamespacePath=); east's hook works alone (its hook.conf says vtid = no).
-[ -n "${VTICTL_DEB:-}" ] && [ -f "$VTICTL_DEB" ] || fail "set VTICTL_DEB to the package to test (Scripts/package prints it)"
 TB_HOSTS=""
+[ -n "${VTICTL_DEB:-}" ] && [ -f "$VTICTL_DEB" ] || fail "set VTICTL_DEB to the package to test (Scripts/package prints it)"
 tb_writable_system
 # man-db's trigger would rebuild its index for minutes under UML. And the guest's root is this
 # machine's, a container whose /usr/sbin/policy-rc.d forbids starting services (exit 101), which

@@ -4,10 +4,10 @@
 # (Type=notify), answer vtictl, apply a hook event (VTI device, sysctls, route, lease), hand its
 # socket to socket_group (chown), reload, and stop leaving the device and route. The guest's own
 # namespace is the gateway. Run: Scripts/testbed scenario --systemd vtid-unit (UPDOWN: the build's hook).
+TB_HOSTS=""
 [ -x "$VTID" ] && [ -x "$UPDOWN" ] && [ "$UPDOWN" != /usr/libexec/ipsec/_updown ] \
   || fail "this scenario starts the build's vtid: set UPDOWN to the build's vti-updown (vtid and vtictl next to it)"
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
-TB_HOSTS=""
 tb_writable_system
 unit=/etc/systemd/system/vtid.service
 install -m 0644 "$repo/systemd/vtid.service" "$unit"
@@ -50,7 +50,13 @@ ok "vtid applied the hook's up-client under its sandbox ($output)"
 shown=$(ip -d link show vti02) || fail "no vti02 after the event"
 grep -q "vti remote any local 192.0.2.2 ikey 0.0.0.12 okey 0.0.0.12" <<<"$shown" || fail "vti02 has other parameters: $shown"
 grep -q "proto 157" <<<"$(ip route show 10.0.1.10)" || fail "no route 10.0.1.10 proto 157: $(ip route)"
-[ "$(cat /proc/sys/net/ipv4/conf/vti02/disable_policy)" = 1 ] || fail "vti02's disable_policy was not set (vtid writes /proc/sys)"
+# Values a new device does not start with (default/accept_redirects is 1, default/rp_filter 0 here):
+# vtid wrote them through /proc/sys under ProtectSystem=strict.
+for setting in disable_policy=1 rp_filter=2 accept_redirects=0 forwarding=1; do
+  value=$(cat "/proc/sys/net/ipv4/conf/vti02/${setting%=*}")
+  [ "$value" = "${setting#*=}" ] || fail "vti02's ${setting%=*} is $value, not ${setting#*=} (vtid writes /proc/sys)"
+done
+[ "$(cat /proc/sys/net/ipv4/conf/default/accept_redirects)" = 1 ] || note "default/accept_redirects is not 1: the accept_redirects check proves less"
 ok "vti02 (keys 12), route 10.0.1.10 proto 157 and vti02's sysctls in place"
 leases=$("$VTICTL" leases) && grep -q "10.0.1.10.*connected" <<<"$leases" || fail "no lease recorded in /var/lib/vtid: $leases"
 ok "the lease is recorded in the state directory"
