@@ -1,3 +1,4 @@
+import ControlProtocol
 import Foundation
 import KernelTestSupport
 import XCTest
@@ -13,7 +14,7 @@ final class HookCommandLineTests: XCTestCase {
     }
 
     func testVersionHelpAndBadArguments() {
-        XCTAssertEqual(runChild([product("vti-updown"), "--version"]).output, "vti-updown 0.1.0\n")
+        XCTAssertEqual(runChild([product("vti-updown"), "--version"]).output, "vti-updown \(vtictlRelease)\n")
         let help = runChild([product("vti-updown"), "--help"])
         XCTAssertEqual(help.status, 0)
         XCTAssertTrue(help.output.hasPrefix("usage: vti-updown [--config FILE] [--plan] [VERB]\n"), help.output)
