@@ -46,6 +46,9 @@ expect_route_protocol west 10.2.0.0/24 157
 events=$(ip netns exec west vtictl events --json | tr -d ' \n') || fail "vtictl events failed on west"
 grep -q '"source":"vtid"' <<<"$events" || fail "west's vtid applied no event: $events"
 ok "west: the packaged vtid applied pluto's events"
+check=$(ip netns exec west vtictl check 2>&1) || fail "west: vtictl check finds errors in the packaged setup: $check"
+grep -q "^1 route-based conn checked: 0 errors" <<<"$check" || fail "west: vtictl check says: $check"
+ok "west: vtictl check: $(tail -n 1 <<<"$check") (leftupdown=$hook is the installed hook)"
 
 # The kernel state a package operation must leave alone: west's links, addresses, routes and VTI
 # sysctls, and both hosts' SAs (pluto untouched: same SPIs).
