@@ -525,3 +525,69 @@ xfrmi_rw_conn() {
   rw_server_conf "$5" 192.0.2.2 "$3" 0.0.0.0/0 "$1" | sed "1d; /^    mark=/d; /^    vti-routing=/d; /^    vti-shared=/d;
     s/^    vti-interface=.*/    ipsec-interface=$2/; s/^    rightid=.*/    rightid=@$4/"
 }
+
+# --- installed as on a gateway, under systemd (Scripts/testbed scenario --systemd ...) ---------------
+# tb_writable_system: /usr, /etc and /var become writable for this boot, as overlays (on tmpfs) over
+# the read-only root, so that a package or a unit can be installed as on a gateway; nothing reaches
+# the host. Needs systemd as the guest's PID 1. Once per boot.
+tb_writable_system() {
+  local dir base=/run/tb-system
+  [ "$(cat /proc/1/comm)" = systemd ] || fail "this scenario needs systemd as PID 1: Scripts/testbed scenario --systemd $TB_SCENARIO"
+  [ -e "$base/.ready" ] && return 0
+  mkdir -p "$base"
+  mount -t tmpfs tb-system "$base"
+  for dir in usr etc var; do
+    mkdir -p "$base/$dir/upper" "$base/$dir/work"
+    mount -t overlay overlay -o "lowerdir=/$dir,upperdir=$base/$dir/upper,workdir=$base/$dir/work" "/$dir" \
+      || fail "cannot make /$dir writable (overlay on the read-only root)"
+  done
+  # The journal, for the units' logs (journalctl -u vtid): testbed.target starts nothing else.
+  systemctl start systemd-journald.socket systemd-journald.service >/dev/null 2>&1 || note "journald did not start: no unit logs"
+  touch "$base/.ready"
+}
+
+# kernel_state_here: kernel_state of the guest's own namespace (where systemd's units run).
+kernel_state_here() {
+  ip -d -o link show | sed 's/ link\/.*//' | sort
+  ip -4 -o addr show | sort
+  ip -4 route show table all | sort
+  for f in /proc/sys/net/ipv4/conf/vti*/*; do [ -f "$f" ] && echo "$f=$(cat "$f")"; done 2>/dev/null
+}
+
+# unit_pid UNIT: the unit's main process, or 0.
+unit_pid() { systemctl show -p MainPID --value "$1"; }
+
+# expect_unit_active UNIT WHY
+expect_unit_active() {
+  local state
+  state=$(systemctl is-active "$1" 2>&1) || fail "$1 is $state, not active ($2): $(journalctl -u "$1" --no-pager -n 15 2>&1 | tail -n 15)"
+  ok "$1 is active ($2)"
+}
+
+# capability_names MASK: the capability names in a hex mask (/proc/PID/status), sorted, lower case.
+capability_names() { capsh --decode="$1" | sed 's/^.*=//' | tr ',' '\n' | tr 'A-Z' 'a-z' | sort | tr '\n' ' '; }
+
+# unit_property UNIT_FILE KEY: the value of KEY= in a unit file (the last one, as systemd reads it).
+unit_property() { sed -n "s/^$2=//p" "$1" | tail -n 1; }
+
+# expect_sandbox PID UNIT_FILE: the process runs with the bounding set, no-new-privileges, seccomp
+# filter and read-only file system that the unit file asks for (read from the file, not repeated).
+expect_sandbox() {
+  local pid=$1 unit=$2 wanted got
+  wanted=$(unit_property "$unit" CapabilityBoundingSet | tr ' ' '\n' | tr 'A-Z' 'a-z' | sort | tr '\n' ' ')
+  got=$(capability_names "$(awk '/^CapBnd:/ { print $2 }' "/proc/$pid/status")")
+  [ -n "$wanted" ] && [ "$got" = "$wanted" ] || fail "vtid's bounding set is '$got', the unit asks for '$wanted'"
+  ok "vtid's capability bounding set is the unit's: $got"
+  [ "$(unit_property "$unit" NoNewPrivileges)" = yes ] && grep -q '^NoNewPrivs:[[:space:]]*1' "/proc/$pid/status" \
+    || fail "vtid runs without no_new_privs (unit: NoNewPrivileges=$(unit_property "$unit" NoNewPrivileges))"
+  [ -n "$(unit_property "$unit" SystemCallFilter)" ] && grep -q '^Seccomp:[[:space:]]*2' "/proc/$pid/status" \
+    || fail "vtid runs without a seccomp filter (unit: SystemCallFilter=$(unit_property "$unit" SystemCallFilter))"
+  ok "vtid runs with no_new_privs and a seccomp filter"
+  if [ "$(unit_property "$unit" ProtectSystem)" = strict ]; then
+    nsenter -t "$pid" -m sh -c 'touch /usr/.tb-probe || touch /etc/.tb-probe' 2>/dev/null \
+      && fail "vtid's mount namespace lets it write /usr or /etc despite ProtectSystem=strict"
+    nsenter -t "$pid" -m sh -c 'touch /var/lib/vtid/.tb-probe && rm /var/lib/vtid/.tb-probe && touch /run/vtid/.tb-probe && rm /run/vtid/.tb-probe' \
+      || fail "vtid cannot write its own state and run directories"
+    ok "vtid sees /usr and /etc read-only, /var/lib/vtid and /run/vtid writable (ProtectSystem=strict)"
+  fi
+}

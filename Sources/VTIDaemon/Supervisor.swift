@@ -193,7 +193,7 @@ public actor Supervisor {
     }
 }
 
-public let vtidVersion = "0.3.0"
+public let vtidVersion = vtictlRelease
 
 /// The supervisor's executor: its serial dispatch queue, so that the threads around it can hand
 /// it work with `queue.async` and find themselves isolated to it there (`assumeIsolated`).

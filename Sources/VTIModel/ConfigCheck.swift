@@ -22,10 +22,16 @@ public struct ConfigFinding: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// Where the Debian package installs the hook; `Scripts/install` puts it under its PREFIX
+/// (`/usr/local/libexec/vtictl/vti-updown` by default).
+public let packagedHookPath = "/usr/libexec/vtictl/vti-updown"
+
 /// Checks route-based conns against each other. Pure: kernel checks are the caller's.
 /// `managed`: the conns vtid manages (vtid.yaml's `manage:`; nil: all, vtid's default);
-/// `proxyARP`: the managed conns vtid answers ARP for on a LAN (`conns.NAME.proxy_arp`).
-public func checkRouteBasedConns(_ conns: [RouteBasedConn], managed: Set<String>? = nil, proxyARP: Set<String> = []) -> [ConfigFinding] {
+/// `proxyARP`: the managed conns vtid answers ARP for on a LAN (`conns.NAME.proxy_arp`);
+/// `hookPath`: the hook a finding tells the operator to set (where this host has it installed).
+public func checkRouteBasedConns(_ conns: [RouteBasedConn], managed: Set<String>? = nil, proxyARP: Set<String> = [],
+                                 hookPath: String = packagedHookPath) -> [ConfigFinding] {
     var findings: [ConfigFinding] = []
     func error(_ conn: RouteBasedConn, _ message: String) {
         findings.append(ConfigFinding(severity: .error, location: conn.location, message: message))
@@ -68,7 +74,7 @@ public func checkRouteBasedConns(_ conns: [RouteBasedConn], managed: Set<String>
                 error(conn, "conn \(conn.name) puts \(conn.interfaceName) on local address \(left), conn \(other.name) (\(other.location)) on \(otherLeft): a VTI device has one local address")
             }
         }
-        findings += checkUpdown(conn, managed: managed?.contains(conn.name) ?? true)
+        findings += checkUpdown(conn, managed: managed?.contains(conn.name) ?? true, hookPath: hookPath)
         for pool in conn.addressPools where !proxyARP.contains(conn.name) {
             for local in conn.leftSubnets where !local.isDefault && (local.contains(pool.lowerBound) || local.contains(pool.upperBound)) {
                 error(conn, "address pool \(pool.lowerBound)-\(pool.upperBound) lies in the local subnet \(local): hosts on that LAN would ARP for the clients and get no answer (set conns.\(conn.name).proxy_arp: LAN-INTERFACE in vtid.yaml, or use a range outside the LAN)")
@@ -123,7 +129,7 @@ extension RouteBasedConn {
 
 /// vtid hears of a conn's tunnels only through vti-updown, run by pluto as the updown of the
 /// side that is this host (`updownSides`).
-func checkUpdown(_ conn: RouteBasedConn, managed: Bool) -> [ConfigFinding] {
+func checkUpdown(_ conn: RouteBasedConn, managed: Bool, hookPath: String) -> [ConfigFinding] {
     let candidates = conn.updownSides
     let wrong = candidates.filter { !isVTIUpdown($0.updown) }
     guard let first = wrong.first else { return [] }
@@ -133,7 +139,7 @@ func checkUpdown(_ conn: RouteBasedConn, managed: Bool) -> [ConfigFinding] {
         if isStockUpdown(updown) { return "runs \(side.key)=\(updown), libreswan's stock updown script" }
         return "runs \(side.key)=\(updown), not vti-updown"
     }
-    let fix = "set \(first.key)=/usr/local/libexec/vtictl/vti-updown"
+    let fix = "set \(first.key)=\(hookPath)"
     let location = first.location ?? conn.location
     if wrong.count < candidates.count {
         // The other side has vti-updown: only where this host is this side is it left without.

@@ -17,7 +17,7 @@ import Netlink
 import VTIKernel
 import VTIModel
 
-let version = "0.1.0"
+let version = vtictlRelease
 let defaultSettingsPath = "/etc/vtictl/hook.conf"
 
 /// Writes text as it is. Not `print`: its `Any` arguments make the runtime search every

@@ -25,6 +25,17 @@ extension VTICtl {
 
         @OptionGroup var output: OutputOptions
 
+        /// The hook installed with this vtictl: PREFIX/libexec/vtictl/vti-updown next to PREFIX/bin/vtictl
+        /// (/usr from the Debian package, /usr/local from Scripts/install) if it is there; else where
+        /// the package puts it.
+        static func installedHookPath() -> String {
+            guard let me = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return packagedHookPath }
+            let bin = URL(fileURLWithPath: me).deletingLastPathComponent()
+            guard bin.lastPathComponent == "bin" else { return packagedHookPath }
+            let hook = bin.deletingLastPathComponent().appendingPathComponent("libexec/vtictl/vti-updown").path
+            return FileManager.default.isExecutableFile(atPath: hook) ? hook : packagedHookPath
+        }
+
         func run() throws {
             var findings: [ConfigFinding] = []
             var daemon = DaemonConfiguration()
@@ -48,7 +59,7 @@ extension VTICtl {
                 findings.append(ConfigFinding(severity: .error, location: error.location, message: error.problem))
             }
             let answeringARP = Set(daemon.connections.filter { $0.value.proxyARP != nil && daemon.manages($0.key) }.keys)
-            findings += checkRouteBasedConns(conns, managed: daemon.managedConnections, proxyARP: answeringARP)
+            findings += checkRouteBasedConns(conns, managed: daemon.managedConnections, proxyARP: answeringARP, hookPath: Self.installedHookPath())
             findings += daemon.findings(against: conns, file: config)
             if !noKernel {
                 findings += KernelSupport.ofRunningKernel().findings(for: conns)

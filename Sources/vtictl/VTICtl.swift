@@ -14,7 +14,7 @@ struct VTICtl: ParsableCommand {
 }
 
 enum VTICtlVersion {
-    static let current = "0.1.0"
+    static let current = vtictlRelease
 }
 
 /// Where vtid listens.

@@ -24,7 +24,7 @@ public func inFreshNetworkNamespace(
         return
     }
     guard geteuid() == 0 else {
-        XCTFail("this test talks to the kernel and needs root in a throwaway network namespace: run the tests as root (sudo swift test)", file: file, line: line)
+        XCTFail("this test talks to the kernel and needs root in a throwaway network namespace: run the tests as root (Scripts/test)", file: file, line: line)
         return
     }
     let result = runChild(

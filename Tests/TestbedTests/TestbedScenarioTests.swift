@@ -191,6 +191,32 @@ final class TestbedScenarioTests: XCTestCase {
         }
     }
 
+    /// vtid under systemd/vtid.service exactly as the repository has it: systemd is the UML guest's
+    /// PID 1, the unit's sandbox applies (bounding set, no_new_privs, seccomp, read-only system),
+    /// and vtid must start, answer vtictl, apply a hook event, chown its socket, reload and stop.
+    func testVTIDUnderItsSandboxedUnit() throws {
+        try requireTestbed()
+        let hook = URL(fileURLWithPath: productsDirectory()).appendingPathComponent("vti-updown").path
+        let result = try testbed(["scenario", "--systemd", "vtid-unit"], environment: ["UPDOWN": hook])
+        XCTAssertEqual(result.status, 0, "vtid under its unit failed:\n\(result.output.suffix(6000))")
+        for expected in [
+            "ok - vtid-unit: vtid.service is active (started by systemd in ",
+            "ok - vtid-unit: vtid's capability bounding set is the unit's: ",
+            "ok - vtid-unit: vtid runs with no_new_privs and a seccomp filter",
+            "ok - vtid-unit: vtid sees /usr and /etc read-only, /var/lib/vtid and /run/vtid writable (ProtectSystem=strict)",
+            "ok - vtid-unit: vtid handed its socket to socket_group 4242 (CAP_CHOWN)",
+            "ok - vtid-unit: vtictl status answers: vtid: running (pid ",
+            "ok - vtid-unit: vtid applied the hook's up-client under its sandbox",
+            "ok - vtid-unit: vti02 (keys 12), route 10.0.1.10 proto 157 and vti02's sysctls in place",
+            "ok - vtid-unit: the lease is recorded in the state directory",
+            "ok - vtid-unit: vtid answers after the reload, same process",
+            "ok - vtid-unit: systemctl stop vtid leaves vti02 and its route",
+            "=== vtid-unit: passed",
+        ] {
+            XCTAssertTrue(result.output.contains(expected), "missing from the test bed's output: \(expected)")
+        }
+    }
+
     /// libreswan 5.2 (Debian 13 root) on Debian 12's stock kernel under qemu: the site-to-site and
     /// road-warrior scenarios with vti-updown, and with vtid, in one boot; pluto 5.2's calls are
     /// recorded and compared with the committed 5.2 fixtures on what does not change between runs.
@@ -374,7 +400,7 @@ final class TestbedScenarioTests: XCTestCase {
             throw TestbedUnavailable(description: "the test bed (\(machine.isEmpty ? "UML" : machine.joined(separator: " "))) cannot run on this machine:\n\(check.output)")
         }
         guard getuid() == 0 else {
-            throw TestbedUnavailable(description: "the UML test bed needs root (sudo Scripts/test)")
+            throw TestbedUnavailable(description: "the UML test bed needs root (Scripts/test)")
         }
     }
 

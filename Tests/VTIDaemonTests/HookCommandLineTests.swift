@@ -1,3 +1,4 @@
+import ControlProtocol
 import Foundation
 import KernelTestSupport
 import XCTest
@@ -13,7 +14,7 @@ final class HookCommandLineTests: XCTestCase {
     }
 
     func testVersionHelpAndBadArguments() {
-        XCTAssertEqual(runChild([product("vti-updown"), "--version"]).output, "vti-updown 0.1.0\n")
+        XCTAssertEqual(runChild([product("vti-updown"), "--version"]).output, "vti-updown \(vtictlRelease)\n")
         let help = runChild([product("vti-updown"), "--help"])
         XCTAssertEqual(help.status, 0)
         XCTAssertTrue(help.output.hasPrefix("usage: vti-updown [--config FILE] [--plan] [VERB]\n"), help.output)
@@ -105,7 +106,7 @@ final class HookCommandLineTests: XCTestCase {
             .appendingPathComponent("../../Linking/vti-updown.order").standardized.path
         let listed = Set(try String(contentsOfFile: orderFile, encoding: .utf8).split(separator: "\n")
             .filter { !$0.hasPrefix("#") && !$0.isEmpty }.map(String.init))
-        XCTAssertGreaterThan(listed.count, 100, "\(orderFile) lists too few functions: run sudo Scripts/hook-order")
+        XCTAssertGreaterThan(listed.count, 100, "\(orderFile) lists too few functions: run Scripts/hook-order")
         let symbols = runChild(["/usr/bin/nm", "--defined-only", hook])
         XCTAssertEqual(symbols.status, 0, "nm (binutils) is needed: \(symbols.output.prefix(1000))")
         // "ADDRESS TYPE NAME", one a line.
@@ -116,7 +117,7 @@ final class HookCommandLineTests: XCTestCase {
         XCTAssertTrue(present * 10 >= listed.count * 9, """
             only \(present) of the \(listed.count) functions in Linking/vti-updown.order are in the release build \
             of the hook (\(hook)): the file is stale and the hook's code layout is being lost. Run \
-            sudo Scripts/hook-order (needs valgrind) and commit Linking/vti-updown.order (or, if that build \
+            Scripts/hook-order (needs valgrind) and commit Linking/vti-updown.order (or, if that build \
             is older than the code, rebuild it first: Scripts/test does). Missing, for example: \
             \(listed.subtracting(defined).sorted().prefix(3).joined(separator: " "))
             """)

@@ -17,9 +17,9 @@ final class VTICtlCheckLibreswan5Tests: XCTestCase {
                 right=198.51.100.1
                 mark=5/0xffffffff
                 vti-interface=vti01
-                leftupdown="/usr/local/libexec/vtictl/vti-updown --config /etc/vtictl/hook.conf"
+                leftupdown="/usr/libexec/vtictl/vti-updown --config /etc/vtictl/hook.conf"
                 updown-config=exec
-                rightupdown="/usr/local/libexec/vtictl/vti-updown --config /etc/vtictl/hook.conf"
+                rightupdown="/usr/libexec/vtictl/vti-updown --config /etc/vtictl/hook.conf"
             conn legacy
                 left=192.0.2.1
                 right=198.51.100.2

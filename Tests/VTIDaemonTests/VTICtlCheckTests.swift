@@ -6,7 +6,7 @@ import XCTest
 /// in a throwaway network namespace, against real ip rules and devices.
 final class VTICtlCheckTests: XCTestCase {
     private var directory = ""
-    private let hook = "/usr/local/libexec/vtictl/vti-updown"
+    private let hook = "/usr/libexec/vtictl/vti-updown"
 
     override func setUpWithError() throws {
         directory = NSTemporaryDirectory() + "vtictl-check-\(UUID().uuidString)"
@@ -59,7 +59,7 @@ final class VTICtlCheckTests: XCTestCase {
         let managed = try check(ipsec: stock, yaml: "manage: [site]\n")
         XCTAssertEqual(managed.status, 1, managed.lines.joined(separator: "\n"))
         XCTAssertEqual(managed.lines, [
-            "ipsec.conf:6: error: conn site is managed by vtid but runs leftupdown=/usr/libexec/ipsec/_updown, libreswan's stock updown script: vtid gets no events from it, so it installs no routes and records no leases; set leftupdown=/usr/local/libexec/vtictl/vti-updown",
+            "ipsec.conf:6: error: conn site is managed by vtid but runs leftupdown=/usr/libexec/ipsec/_updown, libreswan's stock updown script: vtid gets no events from it, so it installs no routes and records no leases; set leftupdown=/usr/libexec/vtictl/vti-updown",
             "1 route-based conn checked: 1 error, 0 warnings",
         ])
         let unmanaged = try check(ipsec: stock + "conn other\n    mark=9\n    vti-interface=vti09\n    leftupdown=\(hook)\n", yaml: "manage: [other]\n")

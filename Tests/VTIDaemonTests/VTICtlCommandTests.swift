@@ -176,7 +176,10 @@ final class VTICtlCommandTests: XCTestCase {
             XCTAssertTrue(eventually(within: 5) { (try? bed.ourRoutes()) == ["10.0.1.12"] })
             XCTAssertEqual(vtictl(bed, "reload").text, "vtid reloaded its configuration\n")
             XCTAssertTrue(vtictl(bed, "metrics").text.contains(#"vtid_events_total{verb="up-client",result="applied"} 2"#))
-            XCTAssertEqual(runChild([product("vtictl"), "version"]).output, "vtictl 0.1.0\n")
+            // One release for the three programs (and the Debian package, which takes it from here).
+            XCTAssertEqual(runChild([product("vtictl"), "version"]).output, "vtictl \(vtictlRelease)\n")
+            XCTAssertEqual(runChild([product("vtid"), "--version"]).output, "vtid \(vtictlRelease)\n")
+            XCTAssertEqual(runChild([product("vti-updown"), "--version"]).output, "vti-updown \(vtictlRelease)\n")
 
             // vtid stopped: status and routes show the kernel and say so; the rest fail in one sentence.
             XCTAssertEqual(vtid.stop(), 0)

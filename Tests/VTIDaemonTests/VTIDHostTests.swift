@@ -342,7 +342,7 @@ final class VTIDBed {
                 vti-interface=vti02
                 vti-routing=yes
                 vti-shared=yes
-                leftupdown=/usr/local/libexec/vtictl/vti-updown
+                leftupdown=/usr/libexec/vtictl/vti-updown
 
             """.write(toFile: ipsecConfPath, atomically: true, encoding: .utf8)
         try writeConfiguration()

@@ -8,7 +8,7 @@ final class ConfigCheckTests: XCTestCase {
         return checkRouteBasedConns(try RouteBasedConn.all(in: config), managed: managed, proxyARP: proxyARP).map(\.description)
     }
 
-    private let updown = "    leftupdown=/usr/local/libexec/vtictl/vti-updown\n"
+    private let updown = "    leftupdown=/usr/libexec/vtictl/vti-updown\n"
 
     func testACleanConfigurationHasNoFindings() throws {
         XCTAssertEqual(try findings("""
@@ -81,12 +81,12 @@ final class ConfigCheckTests: XCTestCase {
     func testStockOrAbsentUpdownIsAnErrorForConnsVTIDManages() throws {
         let stock = "conn a\n    left=192.0.2.1\n    right=%any\n    mark=5\n    vti-interface=vti01\n    leftupdown=/usr/libexec/ipsec/_updown\n"
         XCTAssertEqual(try findings(stock), [
-            "ipsec.conf:6: error: conn a is managed by vtid but runs leftupdown=/usr/libexec/ipsec/_updown, libreswan's stock updown script: vtid gets no events from it, so it installs no routes and records no leases; set leftupdown=/usr/local/libexec/vtictl/vti-updown",
+            "ipsec.conf:6: error: conn a is managed by vtid but runs leftupdown=/usr/libexec/ipsec/_updown, libreswan's stock updown script: vtid gets no events from it, so it installs no routes and records no leases; set leftupdown=/usr/libexec/vtictl/vti-updown",
         ])
         XCTAssertEqual(try findings(stock, managed: ["a"]), try findings(stock), "manage: [a] as manage: all")
         let absent = "conn a\n    left=192.0.2.1\n    right=%any\n    mark=5\n    vti-interface=vti01\n"
         XCTAssertEqual(try findings(absent), [
-            "ipsec.conf:1: error: conn a is managed by vtid but has no leftupdown=, so pluto runs libreswan's stock updown script: vtid gets no events from it, so it installs no routes and records no leases; set leftupdown=/usr/local/libexec/vtictl/vti-updown",
+            "ipsec.conf:1: error: conn a is managed by vtid but has no leftupdown=, so pluto runs libreswan's stock updown script: vtid gets no events from it, so it installs no routes and records no leases; set leftupdown=/usr/libexec/vtictl/vti-updown",
         ])
         XCTAssertEqual(try findings(absent.replacingOccurrences(of: "vti01\n", with: "vti01\n    leftupdown=\"ipsec _updown --route yes\"\n")).first?
             .hasPrefix("ipsec.conf:6: error: conn a is managed by vtid but runs leftupdown=ipsec _updown --route yes, libreswan's stock updown script"), true)
@@ -111,11 +111,11 @@ final class ConfigCheckTests: XCTestCase {
     /// pluto runs the updown of the side that is this host: a road-warrior server is left (right=%any);
     /// a gateway-to-gateway file may be either side, so the other side's is a warning until it is set too.
     func testTheUpdownThatCountsIsThisHostsSide() throws {
-        let hook = "/usr/local/libexec/vtictl/vti-updown"
+        let hook = "/usr/libexec/vtictl/vti-updown"
         XCTAssertEqual(try findings("conn rw\n    left=192.0.2.1\n    right=%any\n    mark=5\n    vti-interface=vti01\n    leftupdown=\(hook)\n"), [])
         let site = "conn s\n    left=192.0.2.1\n    right=198.51.100.7\n    mark=5\n    vti-interface=vti01\n    leftupdown=\(hook)\n"
         XCTAssertEqual(try findings(site), [
-            "ipsec.conf:1: warning: conn s has no rightupdown=, so pluto runs libreswan's stock updown script where this host is right=198.51.100.7; set rightupdown=/usr/local/libexec/vtictl/vti-updown",
+            "ipsec.conf:1: warning: conn s has no rightupdown=, so pluto runs libreswan's stock updown script where this host is right=198.51.100.7; set rightupdown=/usr/libexec/vtictl/vti-updown",
         ])
         XCTAssertEqual(try findings(site + "    rightupdown=\(hook)\n"), [])
         XCTAssertEqual(try findings(site.replacingOccurrences(of: "192.0.2.1", with: "%defaultroute")), [], "%defaultroute: this host is left")

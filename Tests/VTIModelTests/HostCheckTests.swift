@@ -4,7 +4,7 @@ import XCTest
 /// `vtictl check` against the host: one broken situation per test, with its message and line.
 /// The CLI's tests (VTICtlCheckTests) run the same checks against a real kernel.
 final class HostCheckTests: XCTestCase {
-    private let hook = "/usr/local/libexec/vtictl/vti-updown"
+    private let hook = "/usr/libexec/vtictl/vti-updown"
 
     private func conns(_ text: String) throws -> [RouteBasedConn] {
         try RouteBasedConn.all(in: IPsecConfig(main: .init(file: "ipsec.conf", text: text)))

@@ -9,7 +9,7 @@ final class IPsecConfTests: XCTestCase {
 
         conn %default
             authby=secret
-            leftupdown=/usr/local/libexec/vtictl/vti-updown
+            leftupdown=/usr/libexec/vtictl/vti-updown
 
         conn vti-common
             ikev2=insist
@@ -69,7 +69,7 @@ final class IPsecConfTests: XCTestCase {
         XCTAssertTrue(rw.vtiShared)
         XCTAssertEqual(rw.leftSubnets, [IPPrefix("10.3.0.0/24")!, IPPrefix("10.4.0.0/24")!])
         XCTAssertEqual(rw.addressPools, [IPAddress("10.0.1.10")!...IPAddress("10.0.1.50")!])
-        XCTAssertEqual(rw.leftUpdown, "/usr/local/libexec/vtictl/vti-updown", "from conn %default")
+        XCTAssertEqual(rw.leftUpdown, "/usr/libexec/vtictl/vti-updown", "from conn %default")
         XCTAssertEqual(rw.leftVTI, IPPrefix("10.0.1.1/24"))
     }
 

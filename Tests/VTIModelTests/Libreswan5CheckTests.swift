@@ -15,7 +15,7 @@ final class Libreswan5CheckTests: XCTestCase {
             mark=5/0xffffffff
             vti-interface=vti01
             vti-routing=yes
-            leftupdown=/usr/local/libexec/vtictl/vti-updown
+            leftupdown=/usr/libexec/vtictl/vti-updown
         """
 
     func testVersions() {
@@ -67,7 +67,7 @@ final class Libreswan5CheckTests: XCTestCase {
             conn a
                 left=192.0.2.1
                 right=192.0.2.2
-                leftupdown="/usr/local/libexec/vtictl/vti-updown --config /etc/vtictl/hook.conf"
+                leftupdown="/usr/libexec/vtictl/vti-updown --config /etc/vtictl/hook.conf"
                 updown-config=exec
             """
         XCTAssertEqual(try findings(exec, "5.4"), [])
@@ -76,7 +76,7 @@ final class Libreswan5CheckTests: XCTestCase {
         ])
         let quoted = exec.replacingOccurrences(of: "--config /etc/vtictl/hook.conf", with: "--config '/etc/my vtictl/hook.conf'")
         XCTAssertEqual(try findings(quoted, "5.4"), [
-            "ipsec.conf:4: error: conn a: with updown-config=exec pluto execs leftupdown= split on spaces, without a shell: quotes, variables and other shell syntax in \"/usr/local/libexec/vtictl/vti-updown --config '/etc/my vtictl/hook.conf'\" reach the program as they are",
+            "ipsec.conf:4: error: conn a: with updown-config=exec pluto execs leftupdown= split on spaces, without a shell: quotes, variables and other shell syntax in \"/usr/libexec/vtictl/vti-updown --config '/etc/my vtictl/hook.conf'\" reach the program as they are",
         ])
         XCTAssertEqual(try findings(exec.replacingOccurrences(of: "=exec", with: "=fork"), "5.4"), [
             "ipsec.conf:5: error: conn a: updown-config= knows exec and async, not fork",
@@ -91,7 +91,7 @@ final class Libreswan5CheckTests: XCTestCase {
                 right=192.0.2.2
                 leftsubnet=10.1.0.0/24
                 rightsubnets={10.2.0.0/24 10.4.0.0/24}
-                leftupdown=/usr/local/libexec/vtictl/vti-updown
+                leftupdown=/usr/libexec/vtictl/vti-updown
                 rightupdown-config=async
             """
         XCTAssertEqual(try findings(async, "5.4"), [
