@@ -343,7 +343,13 @@ public struct RouteBasedConn: Sendable, Hashable {
         if let pool = value("rightaddresspool") {
             let parts = pool.value.split(separator: ",")
             for part in parts {
-                let text = part.trimmingSpaces
+                var text = part.trimmingSpaces
+                // libreswan 5.4's prefix leases, `2001:db8::/56/64`: the pool is the /56, each
+                // client leases a /64 (routed as that prefix, PLUTO_PEER_CLIENT says which).
+                let slashes = text.split(separator: "/", omittingEmptySubsequences: false)
+                if slashes.count == 3, let lease = Int(slashes[2]), let pool = Int(slashes[1]), (pool...128).contains(lease) {
+                    text = String(slashes[0]) + "/" + slashes[1]
+                }
                 if let prefix = IPPrefix(text) {
                     addressPools.append(prefix.network.address...prefix.lastAddress)
                     continue

@@ -197,4 +197,15 @@ final class XfrmInterfacePlanTests: XCTestCase {
             XCTAssertEqual((error as? IPsecConfigError)?.location.line, 5)
         }
     }
+
+    /// libreswan 5.4's prefix leases (`X::/56/64`): the pool is the /56; a client's lease is a /64,
+    /// which the hook routes as that prefix into the device (5.4 is not in Debian: by the model).
+    func testAPrefixLeasePoolIsThePrefixAndALeaseIsRoutedAsItsPrefix() throws {
+        let text = "conn rw6\n    left=192.0.2.2\n    right=%any\n    ipsec-interface=2\n    rightaddresspool=2001:db8:100::/56/64\n"
+        let conn = try XCTUnwrap(try RouteBasedConn.all(in: try IPsecConfig(main: .init(file: "f", text: text))).first)
+        XCTAssertEqual(conn.addressPools, [IPAddress("2001:db8:100::")!...IPAddress("2001:db8:100:ff:ffff:ffff:ffff:ffff")!])
+        let up = try event("rw-server-03-up-client", .v5_2_xfrmi, changing: ["PLUTO_MY_CLIENT": "::/0", "PLUTO_PEER_CLIENT": "2001:db8:100:7::/64",
+                                                                             "PLUTO_CLIENT_FAMILY": "ipv6"])
+        XCTAssertEqual(planHook(event: up, settings: settings).last?.description, "add route 2001:db8:100:7::/64 dev ipsec2 proto 157")
+    }
 }
