@@ -106,7 +106,7 @@ struct StatusReport: Codable {
             if let error = daemon.reloadError { lines.append("  last reload FAILED, running the previous configuration: \(error)") }
             lines.append("")
             lines += Table(
-                header: ["CONN", "DEVICE", "STATE", "MTU", "MARK IN/OUT", "SHARED", "PEER", "SAS SINCE", "IN BYTES/PKTS", "OUT BYTES/PKTS",
+                header: ["CONN", "DEVICE", "STATE", "MTU", "MARK/IF_ID", "SHARED", "PEER", "SAS SINCE", "IN BYTES/PKTS", "OUT BYTES/PKTS",
                          "POOL", "CLIENTS", "DEFINED AT"],
                 rows: vtid.connections.map { conn in
                     let clients = vtid.leases.filter { $0.connection == conn.name && $0.connected }.count

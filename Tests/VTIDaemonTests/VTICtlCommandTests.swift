@@ -90,7 +90,7 @@ final class VTICtlCommandTests: XCTestCase {
             XCTAssertEqual(status.text, """
                 vtid: running (pid N, up Ns, 2 events applied, 0 failed), DIR/vtid.yaml
 
-                CONN  DEVICE  STATE  MTU   MARK IN/OUT    SHARED  PEER  SAS SINCE  IN BYTES/PKTS  OUT BYTES/PKTS  POOL                  CLIENTS  DEFINED AT
+                CONN  DEVICE  STATE  MTU   MARK/IF_ID     SHARED  PEER  SAS SINCE  IN BYTES/PKTS  OUT BYTES/PKTS  POOL                  CLIENTS  DEFINED AT
                 rw    rwdev   up     1500  12/0xffffffff  yes     -     -          0/0            0/0             10.0.1.10-10.0.3.250  2        DIR/ipsec.conf:1
 
                 CLIENT     CONN  PEER ID   PEER         STATE      SINCE     IN BYTES  OUT BYTES
