@@ -513,6 +513,13 @@ xfrmi_policies() {
   echo "$(ip -n "$1" xfrm policy | grep -c 'if_id') $(ip -n "$1" xfrm state | grep -c 'if_id')"
 }
 
+# require_xfrmi: fails unless this kernel can make XFRM interfaces (Debian's stock kernel under
+# qemu can; UML cannot).
+require_xfrmi() {
+  ip link add tb-probe type xfrm if_id 99 2>/dev/null && ip link del tb-probe \
+    || fail "this kernel cannot make XFRM interfaces (Scripts/testbed --kernel debian12)"
+}
+
 # xfrmi_s2s_conf UPDOWN N: s2s_conf's site-to-site conn on an XFRM interface (ipsec-interface=N)
 # instead of vti01 and mark 5.
 xfrmi_s2s_conf() {

@@ -2,8 +2,7 @@
 # IPv6 end points and IPv6 LANs, ipsec-interface=1. The hook adopts pluto's ipsec1, routes the
 # peer's LAN into it with our protocol, sets the IPv6 sysctls (no disable_policy: XFRM interfaces
 # need none) and an MTU with IPv6's 40-byte outer header; LAN-to-LAN ping6 flows through it.
-ip link add tb-probe type xfrm if_id 99 2>/dev/null && ip link del tb-probe \
-  || fail "this kernel cannot make XFRM interfaces (Scripts/testbed --kernel debian12)"
+require_xfrmi
 [ -x "$UPDOWN" ] && [ "$UPDOWN" != /usr/libexec/ipsec/_updown ] || fail "this scenario tests vti-updown: set UPDOWN to its path"
 tb_switch
 v6host west 2001:db8::1 fd01::1

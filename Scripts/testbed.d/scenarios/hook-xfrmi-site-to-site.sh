@@ -2,8 +2,7 @@
 # both ends, no vtid: the hook routes the peer's LAN into ipsec1 with our protocol, sizes its MTU
 # from the SA (AES-GCM, no NAT-T) and sets its sysctls; a terminate keeps the device and a reconnect
 # routes again. Needs a qemu kernel (Scripts/testbed --kernel debian12 [--root debian13]).
-ip link add tb-probe type xfrm if_id 99 2>/dev/null && ip link del tb-probe \
-  || fail "this kernel cannot make XFRM interfaces (Scripts/testbed --kernel debian12)"
+require_xfrmi
 [ -x "$UPDOWN" ] && [ "$UPDOWN" != /usr/libexec/ipsec/_updown ] || fail "this scenario tests vti-updown: set UPDOWN to its path"
 s2s_hosts
 conf=$(xfrmi_s2s_conf "$UPDOWN" 1)

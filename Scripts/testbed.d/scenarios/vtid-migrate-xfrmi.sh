@@ -4,8 +4,7 @@
 # clients initiate again. Each client is back within a measured time, routed into ipsec2, the old
 # vti02 is deleted by vtid, a route of another protocol is untouched; the rollback (patch -R, the
 # same steps) brings both back on vti02 and ipsec2 goes.
-ip link add tb-probe type xfrm if_id 99 2>/dev/null && ip link del tb-probe \
-  || fail "this kernel cannot make XFRM interfaces (Scripts/testbed --kernel debian12)"
+require_xfrmi
 [ -x "$UPDOWN" ] && [ "$UPDOWN" != /usr/libexec/ipsec/_updown ] || fail "this scenario tests vtid: set UPDOWN to vti-updown's path"
 tb_switch
 tb_host gw 192.0.2.2/24 10.3.0.1/24

@@ -4,8 +4,7 @@
 # client's /32 and /128 into ipsec2 with our protocol and sets both families' sysctls; the client
 # reaches the gateway's IPv4 and IPv6 LANs; when it leaves, both routes go.
 ipsec --version 2>/dev/null | grep -q 'Libreswan 5\.' || fail "dual-stack pools need libreswan 5.x (Scripts/testbed --kernel debian12 --root debian13)"
-ip link add tb-probe type xfrm if_id 99 2>/dev/null && ip link del tb-probe \
-  || fail "this kernel cannot make XFRM interfaces (Scripts/testbed --kernel debian12)"
+require_xfrmi
 [ -x "$UPDOWN" ] && [ "$UPDOWN" != /usr/libexec/ipsec/_updown ] || fail "this scenario tests vtid: set UPDOWN to vti-updown's path"
 tb_switch
 tb_host gw 192.0.2.2/24 10.3.0.1/24

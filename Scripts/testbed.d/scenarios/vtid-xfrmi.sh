@@ -5,8 +5,7 @@
 # everyone's back is made again as pluto made it and carries its client again; a client leaving
 # loses exactly its route; pluto restarted (its shutdown deletes its devices): vtid keeps the
 # device of a configured conn, pluto adopts it, the client reconnects through it.
-ip link add tb-probe type xfrm if_id 99 2>/dev/null && ip link del tb-probe \
-  || fail "this kernel cannot make XFRM interfaces (Scripts/testbed --kernel debian12)"
+require_xfrmi
 [ -x "$UPDOWN" ] && [ "$UPDOWN" != /usr/libexec/ipsec/_updown ] || fail "this scenario tests vtid: set UPDOWN to vti-updown's path"
 tb_switch
 tb_host gw 192.0.2.2/24 10.3.0.1/24

@@ -2,8 +2,7 @@
 # two clients (policy-based, as in road-warriors), with the updown under test (the stock script by
 # default): what pluto gives the gateway's updown for each instance (TESTBED_RECORD=1) and when
 # ipsec2 comes and goes while clients come and go ("seen" lines). Needs a qemu kernel.
-ip link add tb-probe type xfrm if_id 99 2>/dev/null && ip link del tb-probe \
-  || fail "this kernel cannot make XFRM interfaces (Scripts/testbed --kernel debian12)"
+require_xfrmi
 updown=$(tb_updown)
 tb_switch
 tb_host gw 192.0.2.2/24 10.3.0.1/24

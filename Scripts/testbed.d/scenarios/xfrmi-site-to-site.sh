@@ -2,8 +2,7 @@
 # updown under test (the stock script by default). What it is for: recording what pluto gives the
 # updown for such a conn (TESTBED_RECORD=1) and seeing when ipsec1 comes and goes ("seen" lines,
 # observations rather than checks). Needs a qemu kernel: UML has no XFRM interfaces.
-ip link add tb-probe type xfrm if_id 99 2>/dev/null && ip link del tb-probe \
-  || fail "this kernel cannot make XFRM interfaces (Scripts/testbed --kernel debian12)"
+require_xfrmi
 updown=$(tb_updown)
 s2s_hosts
 conf="config setup
