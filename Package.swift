@@ -170,7 +170,7 @@ let package = Package(
         .target(
             name: "VTIDaemon",
             dependencies: [
-                "ControlProtocol", "VTIModel", "VTIKernel", "Netlink", "LocalIPC", "VTIConfiguration", "DHCP", "CDHCPSocket",
+                "ControlProtocol", "VTIModel", "VTIKernel", "Netlink", "LocalIPC", "VTIConfiguration", "DHCP", "CDHCPSocket", "NFTables",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "GRDB", package: "GRDB.swift"),
