@@ -104,6 +104,7 @@ final class MSSClampKernelTests: XCTestCase {
             try input.write(toFile: path, atomically: true, encoding: .utf8)
             arguments += [path]
         }
+        defer { if input != nil { try? FileManager.default.removeItem(atPath: arguments[arguments.count - 1]) } }
         let result = runChild(["/usr/sbin/nft"] + arguments)
         guard result.launched else { throw CommandError(message: "nft is missing: apt-get install nftables") }
         guard result.status == 0 else {
