@@ -95,6 +95,7 @@ let package = Package(
         .executable(name: "vtictl", targets: ["vtictl"]),
         .library(name: "Netlink", targets: ["Netlink"]),
         .library(name: "VTIModel", targets: ["VTIModel"]),
+        .library(name: "NFTables", targets: ["NFTables"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -121,6 +122,19 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")] + hookPathSwift
+        ),
+        // libnftnl (and libmnl, its socket), found through pkg-config; Debian package libnftnl-dev.
+        .systemLibrary(
+            name: "CNftnl",
+            pkgConfig: "libnftnl",
+            providers: [.apt(["libnftnl-dev"])]
+        ),
+        // vtid's own nf_tables table (`inet vtictl`) and its TCP MSS clamp rules, over libnftnl;
+        // nothing else (README "MSS clamping").
+        .target(
+            name: "NFTables",
+            dependencies: ["CNftnl"],
+            swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
         ),
         // glibc's Unix socket calls that Swift cannot spell, as inline C (a header; no library).
         .systemLibrary(name: "CLocalIPC"),
@@ -156,7 +170,7 @@ let package = Package(
         .target(
             name: "VTIDaemon",
             dependencies: [
-                "ControlProtocol", "VTIModel", "VTIKernel", "Netlink", "LocalIPC", "VTIConfiguration", "DHCP", "CDHCPSocket",
+                "ControlProtocol", "VTIModel", "VTIKernel", "Netlink", "LocalIPC", "VTIConfiguration", "DHCP", "CDHCPSocket", "NFTables",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -211,6 +225,11 @@ let package = Package(
         .testTarget(
             name: "NetlinkTests",
             dependencies: ["Netlink", "KernelTestSupport"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "NFTablesTests",
+            dependencies: ["NFTables", "KernelTestSupport"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "VTIModelTests", dependencies: ["VTIModel"], resources: [.copy("Fixtures")]),

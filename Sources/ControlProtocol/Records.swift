@@ -98,6 +98,9 @@ public struct ConnectionRecord: Codable, Sendable, Hashable {
     /// missing). vtid leaves them out; `vtictl status` fills them from the kernel's devices.
     public var deviceState: String?
     public var deviceMTU: UInt32?
+    /// The conn's TCP MSS clamp (`mss_clamp` in vtid.yaml) and the values in force, e.g.
+    /// `auto: 1406/1386` (IPv4/IPv6); nil when off.
+    public var mssClamp: String?
 
     public init(name: String, location: String, markIn: String, markOut: String, device: String, shared: Bool, routing: Bool,
                 managed: Bool, addressPool: String?, lastRepair: String? = nil, lastError: String? = nil, traffic: ConnectionTraffic? = nil) {

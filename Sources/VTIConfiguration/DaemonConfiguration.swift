@@ -37,6 +37,8 @@ public struct DaemonConfiguration: Sendable, Hashable {
         public var proxyARP: InterfaceName?
         /// Answer DHCPINFORM on the conn's tunnel device (`dhcp_inform`); nil: off.
         public var dhcpInform: DHCPInformSettings?
+        /// TCP MSS clamping on the conn's device (`mss_clamp`: off, auto or a number; default off).
+        public var mssClamp: MSSClampSetting = .off
         public init() {}
     }
 
@@ -154,7 +156,7 @@ extension DaemonConfiguration {
             for (key, value) in mapping {
                 let name = try reader.scalar(key, "a conn name")
                 lines["conns.\(name)"] = key.mark?.line
-                let settings = try reader.mapping(value, "conns.\(name)", keys: ["existing_device", "proxy_arp", "dhcp_inform"])
+                let settings = try reader.mapping(value, "conns.\(name)", keys: ["existing_device", "proxy_arp", "dhcp_inform", "mss_clamp"])
                 var connection = ConnectionSettings()
                 if let node = settings["existing_device"] {
                     hook.existingDevices[name] = try reader.interface(node, "existing_device")
@@ -163,6 +165,13 @@ extension DaemonConfiguration {
                 if let node = settings["dhcp_inform"] {
                     lines["conns.\(name).dhcp_inform"] = node.mark?.line
                     connection.dhcpInform = try reader.dhcpInform(node, "conns.\(name).dhcp_inform")
+                }
+                if let node = settings["mss_clamp"] {
+                    let text = try reader.scalar(node, "mss_clamp")
+                    guard let setting = MSSClampSetting(text) else {
+                        throw reader.error(node, "mss_clamp must be off, auto or a number from \(MSSClampSetting.fixedRange.lowerBound) to \(MSSClampSetting.fixedRange.upperBound)")
+                    }
+                    connection.mssClamp = setting
                 }
                 connections[name] = connection
             }

@@ -127,6 +127,10 @@ extension Supervisor {
             }
         }
         lock.unlock()
+        // A device made or its MTU changed: its clamp follows (nothing to do while no conn clamps).
+        for line in syncMSSClampsOnQueue() {
+            if line.hasPrefix("failed") { logger.error("\(line)") } else { logger.notice("\(line)") }
+        }
         // A route an event removed takes what vtid said about it along.
         for outcome in outcomes where outcome.reply.ok {
             for case .tunnelEnded(_, _, let routes, _) in outcome.changes {

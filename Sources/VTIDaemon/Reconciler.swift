@@ -113,6 +113,7 @@ extension Supervisor {
         }
         if !dryRun {
             lines += ensurePolicyRouting()
+            lines += syncMSSClampsOnQueue()
             for line in lines {
                 if line.hasPrefix("failed") { logger.error("reconcile (\(reason)): \(line)") } else { logger.notice("reconcile (\(reason)): \(line)") }
             }

@@ -33,15 +33,17 @@ extension Supervisor {
     public func status() throws -> StatusReply {
         let xfrm = try? kernelApplier().xfrmState()
         let locals = Set(((try? kernelApplier().localAddresses()) ?? []).map { "\($0)" })
-        let connections = ipsec.values.sorted { $0.name < $1.name }.map { conn in
+        let connections = ipsec.values.sorted { $0.name < $1.name }.map { conn -> ConnectionRecord in
             let device = conn.device(existingDevices: configuration.hook.existingDevices).rawValue
             // An XFRM interface has an if_id where a VTI has its keys.
             let keys = conn.vtiKeys.map { ("\($0.markIn)", "\($0.markOut)") } ?? conn.interfaceID.map { ("if_id \($0)", "if_id \($0)") } ?? ("-", "-")
-            return ConnectionRecord(name: conn.name, location: "\(conn.location)", markIn: keys.0, markOut: keys.1,
+            var record = ConnectionRecord(name: conn.name, location: "\(conn.location)", markIn: keys.0, markOut: keys.1,
                                     device: device, shared: conn.vtiShared, routing: conn.routing, managed: configuration.manages(conn.name),
                                     addressPool: conn.addressPools.isEmpty ? nil : conn.addressPools.map { "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ","),
                                     lastRepair: objectStatus[.device(device)]?.lastRepair, lastError: objectStatus[.device(device)]?.lastError,
                                     traffic: xfrm.map { traffic(of: conn, in: $0, localAddresses: locals) })
+            record.mssClamp = mssClampStatus(connection: conn.name, device: device)
+            return record
         }
         var records = try store.all()
         if let associations = xfrm?.associations {

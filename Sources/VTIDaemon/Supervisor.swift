@@ -57,6 +57,9 @@ public actor Supervisor {
     let pending = Mutex<(queue: [Submission], draining: Bool)>(([], false))
     let lock: ApplyLock
     var kernel: KernelApplier?
+    /// The MSS clamp in force per device, and whether vtid's table may hold rules (`MSSClamping.swift`).
+    var mssClamps: [String: MSSClamp] = [:]
+    var mssClampRulesMayExist = true
     let logger: Logger
     public let metrics: DaemonMetrics
     let started = Int64(Date().timeIntervalSince1970)

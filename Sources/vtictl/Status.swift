@@ -122,6 +122,7 @@ struct StatusReport: Codable {
                 empty: "no route-based conns in \(daemon.ipsecConf)").lines
             for conn in vtid.connections {
                 if let repair = conn.lastRepair { lines.append("  \(conn.name): last repair \(repair)") }
+                if let clamp = conn.mssClamp { lines.append("  \(conn.name): MSS clamp \(clamp)") }
             }
             if !vtid.problems.isEmpty {
                 lines.append("")

@@ -289,6 +289,20 @@ final class TestbedScenarioTests: XCTestCase {
         XCTAssertFalse(result.output.contains("skipped"), "nothing skipped inside the guest:\n\(result.output.suffix(2000))")
     }
 
+    /// vtid's MSS clamp table made through the NFTables module (libnftnl) on Debian 12's stock
+    /// kernel under qemu (Debian's UML build has no nf_tables inet family): runs
+    /// NFTablesTests.MSSClampKernelTests, in this very test binary, inside the guest; nft reads the
+    /// rules back, and a foreign table is left exactly as it was.
+    func testMSSClampTableUnderQemu() throws {
+        try requireTestbed(machine: Self.debian12)
+        let started = Date()
+        let result = try testbed(Self.debian12 + ["run", "--timeout", "120", "--",
+                                                  testExecutable(), "NFTablesTests.MSSClampKernelTests"])
+        print("testbed: MSSClampKernelTests under qemu took \(Int(Date().timeIntervalSince(started))) s")
+        XCTAssertEqual(result.status, 0, "MSSClampKernelTests under qemu:\n\(result.output.suffix(4000))")
+        XCTAssertTrue(result.output.contains("Executed 1 test, with 0 failures"), "the guest test ran:\n\(result.output.suffix(2000))")
+    }
+
     /// XFRM interfaces (issue 18) and IPv6 over them (issue 19) with vti-updown and vtid, libreswan
     /// 5.2 on Debian 12's stock kernel under qemu, in one boot: two any-remote conns on one local
     /// address with vtid (repair of a deleted device, a client leaving, pluto restarted), a gateway
