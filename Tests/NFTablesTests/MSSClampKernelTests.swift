@@ -5,7 +5,7 @@ import XCTest
 
 /// The clamp rules made through the wrapper, read back by nft (`nft -j list table inet vtictl`),
 /// in a throwaway network namespace: on the host's kernel in `swift test`, and on Debian 12's stock
-/// kernel in the qemu guest (TestbedScenarioTests.testMSSClampTableUnderQemu runs this class there).
+/// kernel in the qemu guest (TestbedScenarioTests.testXfrmInterfacesAndMSSClampTableUnderQemu runs this class there).
 /// A foreign table is left exactly as it was.
 final class MSSClampKernelTests: XCTestCase {
     func testClampRulesAreWhatNftListsAndForeignTablesAreUntouched() throws {

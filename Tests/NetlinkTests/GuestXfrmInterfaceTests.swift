@@ -5,12 +5,12 @@ import KernelTestSupport
 
 /// XFRM interfaces against a kernel that has them (`CONFIG_XFRM_INTERFACE`): neither the host's nor
 /// User-Mode Linux's does, Debian's stock kernel under qemu does. These tests run in that guest,
-/// started by TestbedScenarioTests.testXfrmInterfacesThroughNetlinkUnderQemu, which fails if any of
+/// started by TestbedScenarioTests.testXfrmInterfacesAndMSSClampTableUnderQemu, which fails if any of
 /// them fails or does not run. Run anywhere else they are skipped with that reason.
 final class GuestXfrmInterfaceTests: XCTestCase {
     override func setUpWithError() throws {
         guard ProcessInfo.processInfo.environment["VTICTL_GUEST_XFRMI"] == "1" else {
-            throw XCTSkip("needs a kernel with xfrm_interface: runs under qemu through TestbedScenarioTests.testXfrmInterfacesThroughNetlinkUnderQemu")
+            throw XCTSkip("needs a kernel with xfrm_interface: runs under qemu through TestbedScenarioTests.testXfrmInterfacesAndMSSClampTableUnderQemu")
         }
     }
 

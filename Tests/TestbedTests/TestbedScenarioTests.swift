@@ -218,7 +218,7 @@ final class TestbedScenarioTests: XCTestCase {
     }
 
     /// libreswan 5.2 (Debian 13 root) on Debian 12's stock kernel under qemu: the site-to-site and
-    /// road-warrior scenarios with vti-updown, and with vtid, in one boot; pluto 5.2's calls are
+    /// road-warrior scenarios with vti-updown, and vtid's site-to-site, in one boot; pluto 5.2's calls are
     /// recorded and compared with the committed 5.2 fixtures on what does not change between runs.
     func testLibreswan52OnDebian13UnderQemu() throws {
         try requireTestbed(machine: Self.debian13)
@@ -226,8 +226,10 @@ final class TestbedScenarioTests: XCTestCase {
         let out = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: out) }
         let started = Date()
+        // vtid-road-warriors (190 s of a loaded CI run here) runs on 4.10 in UML in CI and by hand
+        // on 5.2 (docs/testbed.md): CI's 30 minutes.
         let result = try testbed(Self.debian13 + ["scenario", "--out", out.path, "hook-site-to-site", "hook-road-warriors",
-                                                  "vtid-site-to-site", "vtid-road-warriors"],
+                                                  "vtid-site-to-site"],
                                  environment: ["UPDOWN": hook, "TESTBED_RECORD": "1"])
         print("testbed: libreswan 5.2 under qemu took \(Int(Date().timeIntervalSince(started))) s")
         XCTAssertEqual(result.status, 0, "scenarios failed on libreswan 5.2:\n\(result.output.suffix(6000))")
@@ -247,13 +249,8 @@ final class TestbedScenarioTests: XCTestCase {
             "ok - vtid-site-to-site: west: 10.1.0.1 reaches 10.2.0.1 (west LAN to east LAN, routed by vtid)",
             "ok - vtid-site-to-site: west: vti01 stays after whack --delete (the conn is still configured)",
             "ok - vtid-site-to-site: west: vti01 is gone (the conn left ipsec.conf and vtid reloaded)",
-            "ok - vtid-road-warriors: gw: vtid's lease table has 10.0.1.10 for @road1",
-            "ok - vtid-road-warriors: gw: vtid's lease table has 10.0.1.11 for @road2",
-            "ok - vtid-road-warriors: gw: vtid knows road3 from the hook's spool",
-            "ok - vtid-road-warriors: gw: a restart keeps the lease table",
-            "ok - vtid-road-warriors: gw: no route 10.0.1.10 (road1 disconnected)",
             "=== hook-site-to-site: passed", "=== hook-road-warriors: passed",
-            "=== vtid-site-to-site: passed", "=== vtid-road-warriors: passed",
+            "=== vtid-site-to-site: passed",
         ] {
             XCTAssertTrue(result.output.contains(expected), "missing from the test bed's output: \(expected)")
         }
@@ -277,30 +274,22 @@ final class TestbedScenarioTests: XCTestCase {
         XCTAssertTrue(result.output.contains("cwd \(Self.repositoryRoot.path) user 0 x=two words"), result.output)
     }
 
-    /// XFRM interfaces made and read through the Netlink module on Debian 12's stock kernel under qemu
-    /// (the host's and UML's kernels have none): runs NetlinkTests.GuestXfrmInterfaceTests, which is
-    /// in this very test binary, inside the guest on the host's root.
-    func testXfrmInterfacesThroughNetlinkUnderQemu() throws {
-        try requireTestbed(machine: Self.debian12)
-        let result = try testbed(Self.debian12 + ["run", "--timeout", "120", "--env", "VTICTL_GUEST_XFRMI=1", "--",
-                                                  testExecutable(), "NetlinkTests.GuestXfrmInterfaceTests"])
-        XCTAssertEqual(result.status, 0, "GuestXfrmInterfaceTests under qemu:\n\(result.output.suffix(4000))")
-        XCTAssertTrue(result.output.contains("Executed 1 test, with 0 failures"), "the guest test ran:\n\(result.output.suffix(2000))")
-        XCTAssertFalse(result.output.contains("skipped"), "nothing skipped inside the guest:\n\(result.output.suffix(2000))")
-    }
-
-    /// vtid's MSS clamp table made through the NFTables module (libnftnl) on Debian 12's stock
-    /// kernel under qemu (Debian's UML build has no nf_tables inet family): runs
-    /// NFTablesTests.MSSClampKernelTests, in this very test binary, inside the guest; nft reads the
-    /// rules back, and a foreign table is left exactly as it was.
-    func testMSSClampTableUnderQemu() throws {
+    /// Kernel features the host's and UML's kernels lack, on Debian 12's stock kernel under qemu, in
+    /// one boot on the host's root: XFRM interfaces made and read through the Netlink module
+    /// (NetlinkTests.GuestXfrmInterfaceTests), and vtid's MSS clamp table made through the NFTables
+    /// module, read back with nft, a foreign table left as it was (NFTablesTests.MSSClampKernelTests:
+    /// Debian's UML build has no nf_tables inet family). Both classes are in this very test binary.
+    func testXfrmInterfacesAndMSSClampTableUnderQemu() throws {
         try requireTestbed(machine: Self.debian12)
         let started = Date()
-        let result = try testbed(Self.debian12 + ["run", "--timeout", "120", "--",
-                                                  testExecutable(), "NFTablesTests.MSSClampKernelTests"])
-        print("testbed: MSSClampKernelTests under qemu took \(Int(Date().timeIntervalSince(started))) s")
-        XCTAssertEqual(result.status, 0, "MSSClampKernelTests under qemu:\n\(result.output.suffix(4000))")
-        XCTAssertTrue(result.output.contains("Executed 1 test, with 0 failures"), "the guest test ran:\n\(result.output.suffix(2000))")
+        let result = try testbed(Self.debian12 + ["run", "--timeout", "180", "--env", "VTICTL_GUEST_XFRMI=1", "--",
+                                                  testExecutable(), "NetlinkTests.GuestXfrmInterfaceTests,NFTablesTests.MSSClampKernelTests"])
+        print("testbed: the guest kernel tests under qemu took \(Int(Date().timeIntervalSince(started))) s")
+        XCTAssertEqual(result.status, 0, "GuestXfrmInterfaceTests and MSSClampKernelTests under qemu:\n\(result.output.suffix(4000))")
+        for suite in ["GuestXfrmInterfaceTests", "MSSClampKernelTests"] {
+            XCTAssertTrue(result.output.contains("Test Suite '\(suite)' passed"), "\(suite) ran and passed in the guest:\n\(result.output.suffix(3000))")
+        }
+        XCTAssertFalse(result.output.contains("skipped"), "nothing skipped inside the guest:\n\(result.output.suffix(2000))")
     }
 
     /// XFRM interfaces (issue 18) and IPv6 over them (issue 19) with vti-updown and vtid, libreswan
