@@ -13,7 +13,10 @@
 TESTBED_CACHE=${TESTBED_CACHE:-/var/cache/vtictl-testbed}
 # What the Debian 13 root holds: libreswan 5.2 and the tools the scenarios use; libmnl0 and
 # libsqlite3-0 for vti-updown and vtid (the Swift runtime comes from the host's toolchain, bind-mounted).
-DEBIAN13_PACKAGES=libreswan,bind9-host,iproute2,iputils-ping,kmod,libmnl0,libsqlite3-0,libstdc++6
+# nftables and python3-minimal: vtid-mss-clamp cross-checks vtid's table with nft and opens TCP
+# connections with python. The root is made again when this list changes (its .testbed-ready
+# holds the list it was made with).
+DEBIAN13_PACKAGES=libreswan,bind9-host,iproute2,iputils-ping,kmod,libmnl0,libsqlite3-0,libstdc++6,nftables,python3-minimal
 # The modules the initramfs loads to reach its root over virtio-9p.
 INITRAMFS_MODULES="virtio_pci 9pnet_virtio 9p"
 
@@ -45,11 +48,15 @@ prep_lock() {
   flock 9
 }
 
-# prepare_debian13_root: the cached Debian 13 root, made if missing. Prints its path.
+# debian13_root_ready ROOT: whether ROOT was made, and with today's package list.
+debian13_root_ready() { [ "$(cat "$1/.testbed-ready" 2>/dev/null)" = "$DEBIAN13_PACKAGES" ]; }
+
+# prepare_debian13_root: the cached Debian 13 root, made if missing or made with another package
+# list. Prints its path.
 prepare_debian13_root() {
   local root="$TESTBED_CACHE/debian13-root" started=$EPOCHREALTIME
-  [ -e "$root/.testbed-ready" ] || prep_lock
-  if [ ! -e "$root/.testbed-ready" ]; then
+  debian13_root_ready "$root" || prep_lock
+  if ! debian13_root_ready "$root"; then
     mkdir -p "$TESTBED_CACHE"
     rm -rf "$root" "$root.new"
     prep_log "making the Debian 13 root in $root (debootstrap, about a minute, once)"
@@ -60,7 +67,7 @@ prepare_debian13_root() {
     # made per run, see prepare_root_mountpoints).
     mkdir -p "$root.new/host"
     ( chroot "$root.new" dpkg-query -W -f='${Version}' libreswan ) >"$root.new/.testbed-libreswan" 2>/dev/null || true
-    touch "$root.new/.testbed-ready"
+    echo "$DEBIAN13_PACKAGES" >"$root.new/.testbed-ready"
     mv "$root.new" "$root"
     prep_log "Debian 13 root ready ($(awk -v s="$started" -v e="$EPOCHREALTIME" 'BEGIN { printf "%.0f", e - s }') s, libreswan $(cat "$root/.testbed-libreswan"))"
   fi

@@ -57,14 +57,17 @@ public final class MSSClampTable {
         try socket.send(batch, operation: "delete MSS clamp rules of \(device)")
     }
 
-    /// Deletes the whole table (what `nft delete table inet vtictl` does); nothing when absent.
-    public func deleteTable() throws(NFTablesError) {
+    /// Deletes the whole table (what `nft delete table inet vtictl` does): true if it was there,
+    /// false when it was absent already.
+    @discardableResult
+    public func deleteTable() throws(NFTablesError) -> Bool {
         var batch = NFTBatch()
         batch.deleteTable()
         do {
             try socket.send(batch, operation: "delete table inet vtictl")
+            return true
         } catch where error.errno == ENOENT {
-            return
+            return false
         }
     }
 

@@ -58,6 +58,16 @@ extension Supervisor {
                     lines.append("failed: MSS clamp on \(device) not removed: \(error)")
                 }
             }
+            // No conn clamps and the chain holds nothing but vtid's own rules (now deleted): the
+            // table goes too, so a gateway with clamping turned off has no table of ours at all. A
+            // rule someone added by hand keeps the table (and that rule) where it is.
+            if settings.isEmpty, !lines.contains(where: { $0.hasPrefix("failed") }), listed.allSatisfy({ $0.device != nil }) {
+                do {
+                    if try table.deleteTable() { lines.append("MSS clamp table inet \(MSSClampTable.tableName) removed (no conn clamps)") }
+                } catch {
+                    lines.append("failed: MSS clamp table inet \(MSSClampTable.tableName) not removed: \(error)")
+                }
+            }
             mssClampRulesMayExist = !applied.isEmpty || lines.contains { $0.hasPrefix("failed") }
         } catch {
             // No conn clamps and the table cannot be read (a kernel without nf_tables' inet family,

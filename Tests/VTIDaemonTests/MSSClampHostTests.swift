@@ -42,7 +42,7 @@ final class MSSClampHostTests: XCTestCase {
             let shown = runChild([product("vtictl"), "status", "--run-directory", bed.directory + "/run"])
             XCTAssertTrue(shown.output.contains("rw: MSS clamp auto: 1360/1340"), shown.output)
 
-            // Turned off: the rules go, the (empty) table stays.
+            // Turned off: the rules go, and the table with them.
             try "ipsec_conf: \(bed.ipsecConfPath)\nrun_directory: \(bed.directory)/run\nstate_directory: \(bed.directory)/state\nconns:\n  rw:\n    existing_device: rwdev\n    mss_clamp: off\n"
                 .write(toFile: bed.configurationPath, atomically: true, encoding: .utf8)
             _ = try bed.client.send("reload")
@@ -50,6 +50,10 @@ final class MSSClampHostTests: XCTestCase {
             XCTAssertEqual(try clampLines(), [])
             status = try bed.client.fetch("status", as: StatusReply.self)
             XCTAssertNil(status.connections.first?.mssClamp)
+            // No conn clamps any more: the table is gone with its last rule.
+            let tables = try nft("list", "tables")
+            XCTAssertFalse(tables.contains("table inet vtictl"), "vtid's empty table stayed: \(tables)")
+            XCTAssertTrue(tables.contains("table inet other"), tables)
 
             XCTAssertEqual(try nft("-j", "list", "table", "inet", "other"), foreign, "the foreign table changed")
         }
