@@ -190,14 +190,18 @@ func encodeJSON(_ value: some Encodable, pretty: Bool = true) throws -> String {
 
 /// What `status` prints; the JSON keys are a stable interface for scripts.
 struct KernelReport: Codable {
+    /// A tunnel device: a VTI (end points and keys) or an XFRM interface (its if_id).
     struct Device: Codable {
         var name: String
+        /// `vti` or `xfrm`, as `ip -d link` names the kind.
+        var kind: String
         var state: String
         var mtu: UInt32
-        var local: String
-        var remote: String
-        var inputKey: UInt32
-        var outputKey: UInt32
+        var local: String?
+        var remote: String?
+        var inputKey: UInt32?
+        var outputKey: UInt32?
+        var interfaceID: UInt32?
         var receivedBytes: UInt64
         var transmittedBytes: UInt64
     }
@@ -207,6 +211,7 @@ struct KernelReport: Codable {
         var spi: String
         var reqid: UInt32
         var mark: String?
+        var interfaceID: UInt32?
         var bytes: UInt64
         var packets: UInt64
     }
@@ -216,18 +221,27 @@ struct KernelReport: Codable {
     static func read() throws -> KernelReport {
         let route = try NetlinkSocket(.route)
         let devices = try route.links().compactMap { link -> Device? in
-            // ip_vti0 and ip6_vti0: the kernel's catch-all devices, made when the module loads.
-            guard let vti = link.vti, !(["ip_vti0", "ip6_vti0"].contains(link.name) && vti.inputKey == 0 && vti.local.isUnspecified) else { return nil }
-            return Device(
-                name: link.name, state: link.isUp ? "up" : "down", mtu: link.mtu,
-                local: vti.local.description, remote: vti.remote.description,
-                inputKey: vti.inputKey, outputKey: vti.outputKey,
-                receivedBytes: link.statistics?.receivedBytes ?? 0, transmittedBytes: link.statistics?.transmittedBytes ?? 0)
+            let state = link.isUp ? "up" : "down"
+            let received = link.statistics?.receivedBytes ?? 0, transmitted = link.statistics?.transmittedBytes ?? 0
+            if let vti = link.vti {
+                // ip_vti0 and ip6_vti0: the kernel's catch-all devices, made when the module loads.
+                guard !(["ip_vti0", "ip6_vti0"].contains(link.name) && vti.inputKey == 0 && vti.local.isUnspecified) else { return nil }
+                return Device(
+                    name: link.name, kind: "vti", state: state, mtu: link.mtu,
+                    local: vti.local.description, remote: vti.remote.description,
+                    inputKey: vti.inputKey, outputKey: vti.outputKey,
+                    receivedBytes: received, transmittedBytes: transmitted)
+            }
+            if let xfrm = link.xfrmInterface {
+                return Device(name: link.name, kind: "xfrm", state: state, mtu: link.mtu, interfaceID: xfrm.interfaceID,
+                              receivedBytes: received, transmittedBytes: transmitted)
+            }
+            return nil
         }
         let sas = try NetlinkSocket(.xfrm).securityAssociations().map { sa in
             SA(source: sa.source.description, destination: sa.destination.description,
                spi: "0x" + String(sa.spi, radix: 16), reqid: sa.reqid, mark: sa.mark?.description,
-               bytes: sa.bytes, packets: sa.packets)
+               interfaceID: sa.interfaceID, bytes: sa.bytes, packets: sa.packets)
         }
         return KernelReport(devices: devices, securityAssociations: sas)
     }
@@ -244,14 +258,16 @@ struct KernelReport: Codable {
     func table() -> [String] {
         var lines: [String] = []
         lines.append(contentsOf: Table(
-            header: ["DEVICE", "STATE", "MTU", "LOCAL", "REMOTE", "IKEY", "OKEY", "RX BYTES", "TX BYTES"],
-            rows: devices.map { [$0.name, $0.state, "\($0.mtu)", $0.local, $0.remote, "\($0.inputKey)", "\($0.outputKey)",
-                                 "\($0.receivedBytes)", "\($0.transmittedBytes)"] },
-            empty: "no VTI devices").lines)
+            header: ["DEVICE", "KIND", "STATE", "MTU", "LOCAL", "REMOTE", "IKEY", "OKEY", "IF_ID", "RX BYTES", "TX BYTES"],
+            rows: devices.map { [$0.name, $0.kind, $0.state, "\($0.mtu)", $0.local ?? "-", $0.remote ?? "-",
+                                 $0.inputKey.map { "\($0)" } ?? "-", $0.outputKey.map { "\($0)" } ?? "-",
+                                 $0.interfaceID.map { "\($0)" } ?? "-", "\($0.receivedBytes)", "\($0.transmittedBytes)"] },
+            empty: "no tunnel devices (VTI or XFRM interface)").lines)
         lines.append("")
         lines.append(contentsOf: Table(
-            header: ["SA", "SPI", "REQID", "MARK", "BYTES", "PACKETS"],
-            rows: securityAssociations.map { ["\($0.source) -> \($0.destination)", $0.spi, "\($0.reqid)", $0.mark ?? "-",
+            header: ["SA", "SPI", "REQID", "MARK/IF_ID", "BYTES", "PACKETS"],
+            rows: securityAssociations.map { ["\($0.source) -> \($0.destination)", $0.spi, "\($0.reqid)",
+                                              $0.mark ?? $0.interfaceID.map { "if_id \($0)" } ?? "-",
                                               "\($0.bytes)", "\($0.packets)"] },
             empty: "no IPsec SAs").lines)
         return lines

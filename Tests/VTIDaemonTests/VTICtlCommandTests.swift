@@ -97,7 +97,7 @@ final class VTICtlCommandTests: XCTestCase {
                 10.0.1.11  rw    @client1  192.0.2.101  connected  HH:MM:SS  0         0
                 10.0.1.12  rw    @client2  192.0.2.102  connected  HH:MM:SS  0         0
 
-                no VTI devices
+                no tunnel devices (VTI or XFRM interface)
 
                 no IPsec SAs
 
@@ -189,7 +189,7 @@ final class VTICtlCommandTests: XCTestCase {
             XCTAssertEqual(statusDown.text, """
                 vtid: NOT RUNNING (\(down)); showing what the kernel holds
 
-                no VTI devices
+                no tunnel devices (VTI or XFRM interface)
 
                 no IPsec SAs
 

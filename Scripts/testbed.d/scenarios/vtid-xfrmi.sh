@@ -50,6 +50,10 @@ echo "$status" | sed 's/^/    /'
 grep -Eq '^rw +ipsec2 +up +1406 +if_id 2 ' <<<"$status" || fail "gw: vtictl status does not show rw on ipsec2 (up, MTU 1406, if_id 2)"
 grep -Eq '^rw2 +ipsec3 +up +1406 +if_id 3 ' <<<"$status" || fail "gw: vtictl status does not show rw2 on ipsec3 (up, MTU 1406, if_id 3)"
 ok "gw: vtictl status shows each conn on its XFRM interface with its if_id"
+# The kernel's own device table (read by vtictl, not from vtid) lists XFRM interfaces too.
+grep -Eq '^ipsec2 +xfrm +up +1406 +- +- +- +- +2 ' <<<"$status" || fail "gw: vtictl status's device table does not show ipsec2 (xfrm, up, MTU 1406, if_id 2)"
+grep -Eq ' if_id 2 ' <<<"$status" || fail "gw: vtictl status's SA table shows no SA with if_id 2"
+ok "gw: vtictl status's device and SA tables show ipsec2 with if_id 2 from the kernel"
 
 # Deleted behind everyone's back: vtid makes it again as pluto made it, with its client's route.
 ip -n gw link del ipsec2
