@@ -27,6 +27,8 @@ extension Supervisor {
             ingestSpoolOnQueue()
         }
         defer { if !dryRun { lock.unlock() } }
+        // The tunnels this pass forgot: their clients' proxy entries go with their routes.
+        var expired: [OwnedRoute] = []
         do {
             let kernel = try kernelApplier()
             let stored = try store.devices()
@@ -89,6 +91,7 @@ extension Supervisor {
             missingSince = plan.missingSince
             graceWaiting = !plan.waiting.isEmpty
             let repairs = apply(operations, reason: reason, lines: &lines)
+            expired = plan.expired
             var changes: [RecordChange] = devices.map { .device($0) } + gone.map { .removeDevice(name: $0.setup.device.name.rawValue) }
             changes += plan.learned.map { .route($0) }
             changes += plan.settledEnds.map { .forgetEnded($0) }
@@ -114,6 +117,7 @@ extension Supervisor {
         if !dryRun {
             lines += ensurePolicyRouting()
             lines += syncMSSClampsOnQueue()
+            lines += syncProxyNeighboursOnQueue(expired: expired)
             for line in lines {
                 if line.hasPrefix("failed") { logger.error("reconcile (\(reason)): \(line)") } else { logger.notice("reconcile (\(reason)): \(line)") }
             }

@@ -250,6 +250,11 @@ public final class KernelApplier {
         }
     }
 
+    /// The proxy entries of one family (`ip neigh show proxy`).
+    public func proxyNeighbours(family: AddressFamily) throws(ApplyError) -> [ProxyNeighbour] {
+        try netlink("list proxy neighbours") { () throws(NetlinkError) in try route.proxyNeighbours(family: family) }
+    }
+
     /// Answers ARP (or NDP) for `address` on `device`: a proxy entry, added if missing.
     public func ensureProxyNeighbour(device name: String, _ address: InetAddress) throws(ApplyError) {
         let entry = ProxyNeighbour(interfaceIndex: try existingLink(name).index, address: address)

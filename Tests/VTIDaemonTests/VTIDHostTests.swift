@@ -161,7 +161,7 @@ final class VTIDHostTests: XCTestCase {
             let status = runChild([product("vtictl"), "status", "--run-directory", bed.directory + "/run"])
             XCTAssertEqual(status.status, 0, status.output)
             XCTAssertTrue(status.output.hasPrefix("vtid: NOT RUNNING (vtid is not running (nothing listens on"), status.output)
-            XCTAssertTrue(status.output.contains("no VTI devices"), status.output)
+            XCTAssertTrue(status.output.contains("no tunnel devices (VTI or XFRM interface)"), status.output)
         }
     }
 
@@ -243,8 +243,20 @@ final class VTIDHostTests: XCTestCase {
             _ = try bed.startVTID()
             XCTAssertEqual(bed.runHook(roadWarrior("up-client", client: 1)).status, 0)
             XCTAssertTrue(try ip("neigh", "show", "proxy").contains("10.0.1.11 dev lan0"))
+            // Lost while the client is connected (a LAN device that goes down loses its proxy
+            // entries): the next reconcile pass puts it back.
+            try ip("neigh", "del", "proxy", "10.0.1.11", "dev", "lan0")
+            XCTAssertFalse(try ip("neigh", "show", "proxy").contains("10.0.1.11"))
+            let repaired = String(decoding: try bed.client.send("reconcile"), as: UTF8.self)
+            XCTAssertTrue(repaired.contains("proxy neighbour 10.0.1.11 on lan0 restored"), repaired)
+            XCTAssertTrue(try ip("neigh", "show", "proxy").contains("10.0.1.11 dev lan0"))
+            // Someone else's entry on the same device is never vtid's to remove.
+            try ip("neigh", "add", "proxy", "10.0.9.9", "dev", "lan0")
             XCTAssertEqual(bed.runHook(roadWarrior("down-client", client: 1)).status, 0)
             XCTAssertFalse(try ip("neigh", "show", "proxy").contains("10.0.1.11"))
+            _ = try bed.client.send("reconcile")
+            XCTAssertFalse(try ip("neigh", "show", "proxy").contains("10.0.1.11"), "a disconnected client's entry came back")
+            XCTAssertTrue(try ip("neigh", "show", "proxy").contains("10.0.9.9 dev lan0"))
         }
     }
 
