@@ -64,15 +64,17 @@ extension Supervisor {
 }
 
 extension DHCPInformTarget {
-    /// The device name of the L2TP target: every link whose name starts with `ppp`.
+    /// The device name of the L2TP target: every link pppd named (`ppp` and its unit number).
     static let pppDevices = "ppp*"
     static let l2tpConnection = "l2tp"
 
-    /// The targets with `ppp*` replaced by one target per ppp link in `names` (the host's links now).
+    /// The targets with `ppp*` replaced by one target per link in `names` (the host's links now)
+    /// named `pppN`, as pppd names them (a PPPoE uplink renamed `pppoe-wan`, say, is left out).
     static func expanded(_ targets: [DHCPInformTarget], linkNames names: [String]) -> [DHCPInformTarget] {
         targets.flatMap { target -> [DHCPInformTarget] in
             guard target.device == pppDevices else { return [target] }
-            return names.filter { $0.hasPrefix("ppp") }.sorted().map { name in
+            let ppp = names.filter { $0.hasPrefix("ppp") && $0.count > 3 && $0.dropFirst(3).allSatisfy(\.isASCII) && $0.dropFirst(3).allSatisfy(\.isNumber) }
+            return ppp.sorted { ($0.count, $0) < ($1.count, $1) }.map { name in
                 var one = target
                 one.device = name
                 return one

@@ -154,8 +154,8 @@ final class DecodingTests: XCTestCase {
 
         guard case .addressAdded(let added)? = try RouteNotification(try kernelMessage("ppp-newaddr")) else { return XCTFail("not an address notification") }
         XCTAssertEqual(added.interfaceIndex, ppp.index)
-        XCTAssertEqual(added.prefix.description, "10.0.2.1/32")
-        XCTAssertEqual(added.peer, address("10.0.2.10"), "the client's address inside the tunnel")
+        XCTAssertEqual(added.prefix.description, "10.20.0.1/32")
+        XCTAssertEqual(added.peer, address("10.20.0.10"), "the client's address inside the tunnel")
         XCTAssertEqual(added.label, "ppp0")
 
         // A VTI is not a ppp link.

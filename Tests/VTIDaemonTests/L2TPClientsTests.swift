@@ -1,4 +1,5 @@
 import ControlProtocol
+import DHCP
 @testable import Netlink
 @testable import VTIDaemon
 import VTIModel
@@ -78,5 +79,17 @@ final class L2TPClientsTests: XCTestCase {
                          InterfaceAddress(interfaceIndex: 8, prefix: InetPrefix(InetAddress("10.9.0.1")!, length: 24)!)]
         XCTAssertEqual(pppLinks([fake, ppp0], addresses: addresses),
                        [PPPLinkView(name: "ppp0", isUp: true, local: InetAddress("10.0.2.1"), peer: InetAddress("10.0.2.10"))])
+    }
+
+    /// `l2tp.dhcp_inform`'s one target stands for every link named ppp*: one socket each.
+    func testTheL2TPInformTargetCoversEachPPPLink() {
+        let parameters = InformParameters(routes: [IPv4Network(address: IPv4Address("10.3.0.0")!, length: 24)!], router: .server,
+                                          dnsServers: [], domainName: nil, searchDomains: [])
+        let vti = DHCPInformTarget(connection: "rw", device: "vti02", parameters: parameters, serverIdentifier: nil)
+        let l2tp = DHCPInformTarget(connection: "l2tp", device: "ppp*", parameters: parameters, serverIdentifier: nil)
+        let expanded = DHCPInformTarget.expanded([vti, l2tp], linkNames: ["lo", "eth0", "ppp10", "ppp1", "vti02", "ppp0", "pppoe-wan", "ppp"])
+        XCTAssertEqual(expanded.map(\.device), ["vti02", "ppp0", "ppp1", "ppp10"], "pppd's names only")
+        XCTAssertEqual(expanded.map(\.connection), ["rw", "l2tp", "l2tp", "l2tp"])
+        XCTAssertEqual(DHCPInformTarget.expanded([l2tp], linkNames: ["eth0"]), [], "no ppp link, no socket")
     }
 }

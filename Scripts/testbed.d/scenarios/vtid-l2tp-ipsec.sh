@@ -1,7 +1,7 @@
 # L2TP/IPsec, the oldest road-warrior set-up (issue 21): Windows' built-in client speaks IKEv1 in
-# transport mode to protect UDP 1701, and L2TP carries PPP inside it. The gateway runs pluto (an
-# IKEv1 transport conn for 17/1701, PSK) and xl2tpd as LNS with pppd (CHAP, an address range); the
-# client runs pluto and xl2tpd as LAC with pppd, through the kernel's L2TP and PPP (l2tp_ppp,
+# transport mode to protect UDP 1701, and L2TP carries PPP inside it. The gateway runs
+# Profiles/l2tp-ipsec: pluto (an IKEv1 transport conn for 17/1701, PSK) and xl2tpd as LNS with pppd
+# (MS-CHAPv2, an address range), and vtid answering DHCPINFORM on the ppp links; the client runs pluto and xl2tpd as LAC with pppd, through the kernel's L2TP and PPP (l2tp_ppp,
 # ppp_generic). The client gets a ppp link with an address from the range and reaches the LAN behind
 # the gateway through it; vtid on the gateway sees the ppp link, matches it to the client's SA and
 # shows it, and changes nothing of pppd's.
@@ -36,70 +36,47 @@ ip -n lan link set eth0 up
 ip -n lan route add default via 10.3.0.1
 ip netns exec gw sysctl -qw net.ipv4.ip_forward=1
 
-# IKEv1 transport mode for L2TP, as Windows asks for it: the client's UDP 1701 from any port to the
-# gateway's UDP 1701. Its updown has nothing to do (no routes: transport mode, pppd owns the link).
-l2tp_conf() {  # l2tp_conf LEFT RIGHT RIGHT_PROTOPORT
-  # Debian's pluto drops IKEv1 unless told otherwise (from 4.5-2 on; 5.x upstream too).
-  echo "config setup
+# The gateway runs Profiles/l2tp-ipsec as shipped (ipsec.conf for 4.x, xl2tpd.conf,
+# options.xl2tpd, vtid.yaml), only its file paths and vtid's directories changed for the test
+# bed. Its conn takes %defaultroute for left= and runs libreswan's stock updown (nothing to route
+# in transport mode): the gateway needs a default route (a router that is not there, 192.0.2.254).
+profile="$here/../../Profiles/l2tp-ipsec"
+ip -n gw route add default via 192.0.2.254 dev eth0
+vtid_config gw "$(cat "$profile/vtid.yaml")" >/dev/null
+secret='PSK "testbed-l2tp-ipsec-psk"'
+tb_pluto gw "$(cat "$profile/ipsec.conf")" "192.0.2.2 %any : $secret"
+vtid_start gw
+# The client offers what Windows offers with NegotiateDH2048_AES256 set: IKEv1 main mode
+# AES256-SHA1 with MODP2048 (this libreswan has no MODP1024), ESP AES256-SHA1 in transport mode for
+# its UDP 1701.
+tb_pluto road1 "config setup
     ikev1-policy=accept
-conn l2tp
-    left=$1
+conn l2tp-psk
+    left=192.0.2.11
     leftprotoport=17/1701
-    right=$2
-    rightprotoport=$3
+    right=192.0.2.2
+    rightprotoport=17/1701
     type=transport
     authby=secret
     ikev2=no
-    esp=aes_gcm256
+    ike=aes256-sha1;modp2048
+    esp=aes256-sha1
     leftupdown=/bin/true
-    rightupdown=/bin/true"
-}
-secret='PSK "testbed-l2tp-ipsec-psk"'
-# vtid answers DHCPINFORM on every ppp link (l2tp.dhcp_inform): the route to the LAN, and DNS.
-vtid_config gw "l2tp:
-  dhcp_inform:
-    routes: [10.3.0.0/24]
-    dns: [10.3.0.53]
-    domain: corp.example" >/dev/null
-tb_pluto gw "$(l2tp_conf 192.0.2.2 %any 17/%any)" "192.0.2.2 %any : $secret"
-vtid_start gw
-tb_pluto road1 "$(l2tp_conf 192.0.2.11 192.0.2.2 17/1701)" "192.0.2.11 192.0.2.2 : $secret"
-tb_add gw l2tp
-tb_add road1 l2tp
-tb_up road1 l2tp gw
+    rightupdown=/bin/true" "192.0.2.11 192.0.2.2 : $secret"
+tb_add gw l2tp-psk
+tb_add road1 l2tp-psk
+tb_up road1 l2tp-psk gw
 
-# xl2tpd: the gateway's LNS hands out 10.0.2.10-20 and is 10.0.2.1 itself; the client's LAC dials it.
-cat >"$TB_RUN/gw/xl2tpd.conf" <<CONF
-[global]
-port = 1701
-[lns default]
-ip range = 10.0.2.10-10.0.2.20
-local ip = 10.0.2.1
-require chap = yes
-refuse pap = yes
-require authentication = yes
-name = l2tp-gw
-pppoptfile = $TB_RUN/gw/options.xl2tpd
-length bit = yes
-CONF
-cat >"$TB_RUN/gw/options.xl2tpd" <<CONF
-name l2tp-gw
-require-chap
-refuse-pap
-ipcp-accept-local
-ipcp-accept-remote
-noccp
-nodefaultroute
-mtu 1400
-mru 1400
-ms-dns 10.3.0.53
-CONF
+# xl2tpd: the gateway's LNS (the profile's: 10.20.0.10-250, itself 10.20.0.1, MS-CHAPv2) and the
+# client's LAC that dials it.
+sed "s|/etc/ppp/options.xl2tpd|$TB_RUN/gw/options.xl2tpd|" "$profile/xl2tpd.conf" >"$TB_RUN/gw/xl2tpd.conf"
+cp "$profile/options.xl2tpd" "$TB_RUN/gw/options.xl2tpd"
+grep -q "pppoptfile = $TB_RUN/gw/options.xl2tpd" "$TB_RUN/gw/xl2tpd.conf" || fail "the profile's xl2tpd.conf names no pppoptfile /etc/ppp/options.xl2tpd"
 cat >"$TB_RUN/road1/xl2tpd.conf" <<CONF
 [global]
 port = 1701
 [lac gw]
 lns = 192.0.2.2
-require chap = yes
 refuse pap = yes
 require authentication = no
 name = road1
@@ -137,10 +114,10 @@ if [ "${TESTBED_RECORD:-}" = 1 ]; then
   wait_for 20 test -e "$TESTBED_OUT/fixtures/ppp-recorder.ready" >/dev/null || fail "the netlink recorder did not start: $(cat "$TB_RUN/recorder.log")"
 fi
 echo "c gw" >"$TB_RUN/road1/xl2tpd/l2tp-control"
-took=$(wait_for 30 sh -c "ip -n road1 -4 addr show dev ppp0 | grep -q 'inet 10.0.2.'") \
-  || fail "road1: no ppp link with an address from 10.0.2.10-20 within 30 s: $(ip -n road1 -br addr; tail -n 20 "$TB_RUN/road1/xl2tpd.log"; tail -n 20 "$TB_RUN/gw/xl2tpd.log")"
+took=$(wait_for 30 sh -c "ip -n road1 -4 addr show dev ppp0 | grep -q 'inet 10.20.0.'") \
+  || fail "road1: no ppp link with an address from 10.20.0.10-250 within 30 s: $(ip -n road1 -br addr; tail -n 20 "$TB_RUN/road1/xl2tpd.log"; tail -n 20 "$TB_RUN/gw/xl2tpd.log")"
 client=$(ip -n road1 -4 -o addr show dev ppp0 | awk '{ sub(/\/.*/, "", $4); print $4 }')
-ok "road1: ppp0 up with $client from the gateway's range after ${took} s (L2TP over IKEv1 transport mode, CHAP)"
+ok "road1: ppp0 up with $client from the gateway's range after ${took} s (L2TP over IKEv1 transport mode, MS-CHAPv2)"
 if [ -n "${recorder:-}" ]; then
   wait "$recorder" || fail "the netlink recorder saw no ppp link: $(cat "$TB_RUN/recorder.log")"
   ok "recorded the gateway's RTM_NEWLINK and RTM_NEWADDR of its ppp link into fixtures/"
@@ -188,8 +165,8 @@ for c in clients:
     print(c["device"], c["state"], c.get("address"), c.get("localAddress"), c.get("peerAddress"), c["associations"], c["inBytes"], c["outBytes"])
 ' <<<"$json") || fail "gw: status --json has no l2tpClients: $json"
 read -r dev state address local peer sas in_bytes out_bytes <<<"$line"
-[ "$dev $state $address $local $peer" = "$gw_ppp up $client 10.0.2.1 192.0.2.11" ] && [ "$sas" -ge 2 ] && [ "$in_bytes" -gt 0 ] && [ "$out_bytes" -gt 0 ] \
-  || fail "gw: vtictl status --json says '$line', expected $gw_ppp up $client 10.0.2.1 192.0.2.11 with 2 SAs and bytes both ways"
+[ "$dev $state $address $local $peer" = "$gw_ppp up $client 10.20.0.1 192.0.2.11" ] && [ "$sas" -ge 2 ] && [ "$in_bytes" -gt 0 ] && [ "$out_bytes" -gt 0 ] \
+  || fail "gw: vtictl status --json says '$line', expected $gw_ppp up $client 10.20.0.1 192.0.2.11 with 2 SAs and bytes both ways"
 ok "gw: vtictl status --json: L2TP client $client on $gw_ppp, public peer 192.0.2.11, $sas SAs, $in_bytes bytes in, $out_bytes out"
 leases=$(vtictl_on gw leases) || fail "gw: vtictl leases failed: $leases"
 echo "$leases" | sed 's/^/    /'
