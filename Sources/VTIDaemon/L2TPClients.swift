@@ -7,9 +7,10 @@ import VTIModel
 // a ppp link (ARPHRD_PPP) whose peer address is the client's address inside the tunnel. vtid only
 // reads these: pppd owns the link and its routes, and nothing here is ever changed or removed.
 //
-// Which public peer a ppp link belongs to is not in the link: the kernel's L2TP session knows it,
-// not rtnetlink. Without that table the match is made only when it cannot be wrong: one ppp link
-// and the transport-mode SAs of one peer. Otherwise the peer is left out and `peerNote` says why.
+// Which public peer a ppp link belongs to is not in the link: the kernel's L2TP generic netlink
+// family (module l2tp_netlink, which xl2tpd does not use) knows it; reading that is not done yet.
+// So the match is made only when it cannot be wrong: one ppp link and the transport-mode SAs of
+// one peer. Otherwise the peer is left out and `peerNote` says why.
 
 /// A ppp link with its addresses, as read from rtnetlink.
 struct PPPLinkView: Sendable, Hashable {
