@@ -237,7 +237,7 @@ let package = Package(
         .testTarget(name: "DHCPTests", dependencies: ["DHCP", "VTIModel"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "VTIDaemonTests",
-            dependencies: ["VTIDaemon", "VTIClient", "VTIConfiguration", "LocalIPC", "ControlProtocol", "VTIModel", "DHCP", "KernelTestSupport"]
+            dependencies: ["VTIDaemon", "VTIClient", "VTIConfiguration", "LocalIPC", "ControlProtocol", "VTIModel", "DHCP", "KernelTestSupport", "Netlink"]
         ),
         .testTarget(name: "VTIKernelTests", dependencies: ["VTIKernel", "VTIModel", "Netlink", "KernelTestSupport"]),
         // Boots the User-Mode Linux test bed (Scripts/testbed) and checks its scenarios.

@@ -153,14 +153,57 @@ public struct StatusReply: Codable, Sendable, Hashable {
     public var leases: [LeaseRecord]
     /// Errors vtid knows of now, one sentence each: objects it could not repair, a failed reload.
     public var problems: [String]
+    /// L2TP/IPsec clients: pppd's ppp links on this host, each with its IPsec SA (nil from a vtid
+    /// older than the field).
+    public var l2tpClients: [L2TPClientRecord]?
 
-    public init(daemon: DaemonRecord, connections: [ConnectionRecord], leases: [LeaseRecord], problems: [String] = []) {
+    public init(daemon: DaemonRecord, connections: [ConnectionRecord], leases: [LeaseRecord], problems: [String] = [],
+                l2tpClients: [L2TPClientRecord]? = nil) {
         version = ControlProtocol.version
         ok = true
         self.daemon = daemon
         self.connections = connections
         self.leases = leases
         self.problems = problems
+        self.l2tpClients = l2tpClients
+    }
+}
+
+/// One L2TP/IPsec client as the kernel shows it: the ppp link pppd made for it (vtid only reads
+/// it: pppd owns the link and its routes), the address the client got over PPP, and the IPsec
+/// transport-mode SAs of its public address that carry the L2TP tunnel.
+public struct L2TPClientRecord: Codable, Sendable, Hashable {
+    /// The ppp link, e.g. `ppp0`.
+    public var device: String
+    /// `up` or `down`.
+    public var state: String
+    /// The client's address inside the tunnel (the link's peer address); nil before IPCP is done.
+    public var address: String?
+    /// This host's end of the link.
+    public var localAddress: String?
+    /// The client's public address, from its SAs; nil when it cannot be told (see `peerNote`).
+    public var peerAddress: String?
+    /// Why `peerAddress` is missing, one sentence.
+    public var peerNote: String?
+    /// The transport-mode SAs with the public address, and their counters.
+    public var associations: Int
+    /// Unix time, seconds: the oldest of those SAs.
+    public var since: Int64?
+    public var inBytes: UInt64
+    public var outBytes: UInt64
+
+    public init(device: String, state: String, address: String?, localAddress: String?, peerAddress: String?, peerNote: String? = nil,
+                associations: Int = 0, since: Int64? = nil, inBytes: UInt64 = 0, outBytes: UInt64 = 0) {
+        self.device = device
+        self.state = state
+        self.address = address
+        self.localAddress = localAddress
+        self.peerAddress = peerAddress
+        self.peerNote = peerNote
+        self.associations = associations
+        self.since = since
+        self.inBytes = inBytes
+        self.outBytes = outBytes
     }
 }
 
@@ -197,7 +240,12 @@ public struct LeasesReply: Codable, Sendable, Hashable {
     public var version = ControlProtocol.version
     public var ok = true
     public var leases: [LeaseRecord]
-    public init(leases: [LeaseRecord]) { self.leases = leases }
+    /// The L2TP/IPsec clients (`StatusReply.l2tpClients`): pppd, not pluto's pool, gave their addresses.
+    public var l2tpClients: [L2TPClientRecord]?
+    public init(leases: [LeaseRecord], l2tpClients: [L2TPClientRecord]? = nil) {
+        self.leases = leases
+        self.l2tpClients = l2tpClients
+    }
 }
 
 public struct EventsReply: Codable, Sendable, Hashable {

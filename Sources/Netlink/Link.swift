@@ -19,6 +19,12 @@ public struct Link: Hashable, Sendable {
     /// Present for XFRM interfaces (kind "xfrm").
     public var xfrmInterface: XfrmInterfaceParameters?
     public var statistics: LinkStatistics?
+    /// `ifi_type`, the ARPHRD_* hardware type: 512 for a PPP link (pppd's, L2TP's), 768 for a VTI.
+    public var hardwareType: UInt16 = 0
+
+    /// ARPHRD_PPP: a link pppd made (L2TP/IPsec clients on the gateway).
+    public static let pppHardwareType: UInt16 = 512
+    public var isPPP: Bool { hardwareType == Self.pppHardwareType }
 }
 
 /// A VTI device's tunnel end points and keys. The keys are the XFRM marks the device matches.
@@ -274,6 +280,7 @@ extension Link {
     init(decoding payload: [UInt8]) throws(NetlinkDecodingError) {
         let header = try loadFixed(ifinfomsg.self, from: payload, what: "ifinfomsg")
         index = header.ifi_index
+        hardwareType = header.ifi_type
         isUp = header.ifi_flags & UInt32(IFF_UP.rawValue) != 0
         hasCarrier = header.ifi_flags & UInt32(IFF_LOWER_UP.rawValue) != 0
         name = ""

@@ -17,6 +17,9 @@ public struct DaemonConfiguration: Sendable, Hashable {
     public var managedConnections: Set<String>?
     public var connections: [String: ConnectionSettings] = [:]
     public var policyRoutes: [PolicyRoute] = []
+    /// `l2tp.dhcp_inform`: answer DHCPINFORM on every ppp link (L2TP/IPsec clients' links, which
+    /// belong to no route-based conn); nil: off.
+    public var l2tpDHCPInform: DHCPInformSettings?
     /// How many recent events `vtictl events` can show.
     public var eventHistory = 1000
     /// Seconds between periodic reconciles (kernel notifications trigger them in between).
@@ -89,7 +92,7 @@ public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvert
 extension DaemonConfiguration {
     static let topKeys = ["ipsec_conf", "run_directory", "state_directory", "socket_group", "routes", "rp_filter", "mtu",
                           "manage", "conns", "policy_routing", "event_history", "hook_deadline_ms",
-                          "reconcile_interval_s", "sa_grace_s"]
+                          "reconcile_interval_s", "sa_grace_s", "l2tp"]
 
     /// Parses vtid.yaml. Errors name the file and line.
     public init(yaml text: String, file: String) throws(ConfigurationError) {
@@ -174,6 +177,17 @@ extension DaemonConfiguration {
                     connection.mssClamp = setting
                 }
                 connections[name] = connection
+            }
+        }
+        if let node = top["l2tp"] {
+            let settings = try reader.mapping(node, "l2tp", keys: ["dhcp_inform"])
+            if let node = settings["dhcp_inform"] {
+                lines["l2tp.dhcp_inform"] = node.mark?.line
+                l2tpDHCPInform = try reader.dhcpInform(node, "l2tp.dhcp_inform")
+                // A ppp link has no conn whose leftsubnet could stand in for the routes.
+                if let inform = l2tpDHCPInform, inform.routes == nil {
+                    throw reader.error(node, "l2tp.dhcp_inform needs routes: (the networks behind the gateway): L2TP clients' ppp links belong to no conn with a leftsubnet to send")
+                }
             }
         }
         if let node = top["policy_routing"] {

@@ -190,7 +190,7 @@ public final class ControlServer: Sendable {
         case "status":
             supervisor.onQueueAsync { supervisor in client.reply(encoding: { try supervisor.status() }) }
         case "leases":
-            supervisor.onQueueAsync { supervisor in client.reply(encoding: { LeasesReply(leases: try supervisor.leaseRecords()) }) }
+            supervisor.onQueueAsync { supervisor in client.reply(encoding: { LeasesReply(leases: try supervisor.leaseRecords(), l2tpClients: supervisor.l2tpClientRecords()) }) }
         case "routes":
             supervisor.onQueueAsync { supervisor in client.reply(encoding: { try supervisor.routeRecords() }) }
         case "events":

@@ -49,8 +49,51 @@ extension Supervisor {
             let parameters = InformParameters(routes: routes, router: inform.router, dnsServers: inform.dnsServers,
                                               domainName: inform.domainName, searchDomains: inform.searchDomains)
             return DHCPInformTarget(connection: name, device: device, parameters: parameters, serverIdentifier: inform.serverIdentifier)
-        }.sorted { ($0.device, $0.connection) < ($1.device, $1.connection) }
+        }.sorted { ($0.device, $0.connection) < ($1.device, $1.connection) } + l2tpInformTargets
     }
+
+    /// `l2tp.dhcp_inform`: one target for every ppp link (`ppp*`, expanded by the responder's
+    /// thread to the links that exist), answering as the pseudo-conn `l2tp`.
+    var l2tpInformTargets: [DHCPInformTarget] {
+        guard let inform = configuration.l2tpDHCPInform else { return [] }
+        let parameters = InformParameters(routes: inform.routes ?? [], router: inform.router, dnsServers: inform.dnsServers,
+                                          domainName: inform.domainName, searchDomains: inform.searchDomains)
+        return [DHCPInformTarget(connection: DHCPInformTarget.l2tpConnection, device: DHCPInformTarget.pppDevices,
+                                 parameters: parameters, serverIdentifier: inform.serverIdentifier)]
+    }
+}
+
+extension DHCPInformTarget {
+    /// The device name of the L2TP target: every link pppd named (`ppp` and its unit number).
+    static let pppDevices = "ppp*"
+    static let l2tpConnection = "l2tp"
+
+    /// The targets with `ppp*` replaced by one target per link in `names` (the host's links now)
+    /// named `pppN`, as pppd names them (a PPPoE uplink renamed `pppoe-wan`, say, is left out).
+    static func expanded(_ targets: [DHCPInformTarget], linkNames names: [String]) -> [DHCPInformTarget] {
+        targets.flatMap { target -> [DHCPInformTarget] in
+            guard target.device == pppDevices else { return [target] }
+            let ppp = names.filter { $0.hasPrefix("ppp") && $0.count > 3 && $0.dropFirst(3).allSatisfy(\.isASCII) && $0.dropFirst(3).allSatisfy(\.isNumber) }
+            return ppp.sorted { ($0.count, $0) < ($1.count, $1) }.map { name in
+                var one = target
+                one.device = name
+                return one
+            }
+        }
+    }
+}
+
+/// The names of this host's links (if_nameindex: no netlink round trip each second).
+func linkNames() -> [String] {
+    guard let list = if_nameindex() else { return [] }
+    defer { if_freenameindex(list) }
+    var names: [String] = []
+    var entry = list
+    while entry.pointee.if_index != 0 {
+        if let name = entry.pointee.if_name { names.append(String(cString: name)) }
+        entry += 1
+    }
+    return names
 }
 
 extension DaemonMetrics {
@@ -158,12 +201,13 @@ private struct ResponderLoop {
 
     /// Sockets for the devices that exist now, none for the others; the addresses again.
     mutating func refresh(_ targets: [DHCPInformTarget]) {
+        let targets = targets.contains { $0.device == DHCPInformTarget.pppDevices } ? DHCPInformTarget.expanded(targets, linkNames: linkNames()) : targets
         let wanted = Dictionary(targets.map { ($0.device, $0) }, uniquingKeysWith: { first, _ in first })
         for (device, entry) in bound {
             let index = Int32(bitPattern: if_nametoindex(device))
             if wanted[device] == nil || index != entry.index {
                 bound[device] = nil
-                logger.notice("dhcp: stopped answering DHCPINFORM on \(device) (\(wanted[device] == nil ? "no conn with dhcp_inform uses it" : index == 0 ? "device gone" : "device replaced"))")
+                logger.notice("dhcp: stopped answering DHCPINFORM on \(device) (\(index == 0 ? "device gone" : wanted[device] == nil ? "no conn with dhcp_inform uses it" : "device replaced"))")
             } else if let target = wanted[device], target != entry.target {
                 bound[device]?.target = target
             }

@@ -17,6 +17,9 @@ public final class KernelWatcher: Sendable {
     private let stopped = DispatchSemaphore(value: 0)
     /// The last wait for notifications failed (its problem is shown until one works again).
     private let failing = Mutex(false)
+    /// The ppp links seen (pppd's, for L2TP/IPsec clients): logged when they come and go, never
+    /// touched, and no reason for a reconcile.
+    private let pppLinks = Mutex(Set<String>())
 
     public init(supervisor: Supervisor, logger: Logger) {
         self.supervisor = supervisor
@@ -72,6 +75,7 @@ public final class KernelWatcher: Sendable {
     /// be among them yet) or by being one of the conns' existing devices; the reconcile itself
     /// decides what is wanted.
     private func reason(_ notification: RouteNotification) -> String? {
+        notePPP(notification)
         switch notification {
         case .linkRemoved(let link) where link.isTunnelDevice || supervisor.watchedDevices.contains(link.name):
             return "device \(link.name) deleted"
@@ -81,6 +85,22 @@ public final class KernelWatcher: Sendable {
             return "route \(route.destination) removed"
         default:
             return nil
+        }
+    }
+
+    /// One log line when a ppp link appears and one when it goes (`vtictl status` shows it with its SA).
+    private func notePPP(_ notification: RouteNotification) {
+        switch notification {
+        case .linkChanged(let link) where link.isPPP:
+            if pppLinks.withLock({ $0.insert(link.name).inserted }) {
+                logger.notice("l2tp: ppp link \(link.name) appeared (pppd's; vtid only reads it)")
+            }
+        case .linkRemoved(let link) where link.isPPP:
+            if pppLinks.withLock({ $0.remove(link.name) != nil }) {
+                logger.notice("l2tp: ppp link \(link.name) removed")
+            }
+        default:
+            break
         }
     }
 

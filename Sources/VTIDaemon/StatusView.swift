@@ -56,7 +56,18 @@ extension Supervisor {
                                   ipsecConf: configuration.ipsecConf, reloadError: reloadError, eventsApplied: applied, eventsFailed: failed)
         daemon.eventsNotRecorded = notRecorded
         daemon.degraded = self.problems.isDegraded
-        return StatusReply(daemon: daemon, connections: connections, leases: records, problems: problems)
+        return StatusReply(daemon: daemon, connections: connections, leases: records, problems: problems,
+                           l2tpClients: l2tpClientRecords(associations: xfrm?.associations))
+    }
+
+    /// The L2TP/IPsec clients now: ppp links and their addresses read from the kernel (read only),
+    /// matched to transport-mode SAs (`L2TPClients.swift`); nil when the kernel could not be read.
+    func l2tpClientRecords(associations: [SecurityAssociation]? = nil) -> [L2TPClientRecord]? {
+        guard let socket = try? NetlinkSocket(.route), let links = try? socket.links(), let addresses = try? socket.addresses() else { return nil }
+        let ppp = pppLinks(links, addresses: addresses)
+        guard !ppp.isEmpty else { return [] }
+        guard let associations = associations ?? (try? kernelApplier().xfrmState().associations) else { return nil }
+        return l2tpClients(links: ppp, associations: associations, localAddresses: Set(addresses.map(\.prefix.address)))
     }
 }
 

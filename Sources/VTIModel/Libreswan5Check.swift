@@ -34,9 +34,13 @@ public struct LibreswanVersion: Sendable, Hashable, Comparable, CustomStringConv
     public var description: String { "\(major).\(minor)" }
 }
 
-public func checkForLibreswan5(_ config: IPsecConfig, version: LibreswanVersion?) -> [ConfigFinding] {
+/// `debianBuild`: the version is Debian's package, whose pluto drops IKEv1 by default from 4.5-2 on
+/// (upstream 4.x accepts it): seen in the test bed, "failed to add IKEv1 connection: global
+/// ikev1-policy does not allow IKEv1 connections" from 4.10-2+deb12u1.
+public func checkForLibreswan5(_ config: IPsecConfig, version: LibreswanVersion?, debianBuild: Bool = false) -> [ConfigFinding] {
     var findings: [ConfigFinding] = []
     let isFive = version.map { $0.major >= 5 } ?? false
+    let debianDrops = debianBuild && (version.map { $0 >= LibreswanVersion(major: 4, minor: 6) } ?? false)
     let setup = config.setup?.settings ?? [:]
     let named = version.map { "libreswan \($0)" } ?? "this libreswan"
 
@@ -57,6 +61,9 @@ public func checkForLibreswan5(_ config: IPsecConfig, version: LibreswanVersion?
         if isIKEv1 && isFive && !ikev1Accepted {
             finding(.error, settings["keyexchange"] != nil ? "keyexchange" : "ikev2",
                     "conn \(conn.name) is IKEv1: \(named) drops IKEv1 unless config setup has ikev1-policy=accept (5.0's default is drop)")
+        } else if isIKEv1 && debianDrops && !ikev1Accepted {
+            finding(.error, settings["keyexchange"] != nil ? "keyexchange" : "ikev2",
+                    "conn \(conn.name) is IKEv1: Debian's \(named) drops IKEv1 unless config setup has ikev1-policy=accept (Debian's default since 4.5-2 is drop; pluto refuses to load the conn)")
         }
 
         // The VTI keywords: deprecated in 5.x, still honoured; vti-updown and vtid keep handling them.

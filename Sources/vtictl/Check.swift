@@ -53,7 +53,7 @@ extension VTICtl {
                 let parsed = RouteBasedConn.each(in: ipsecConfig)
                 conns = parsed.conns
                 findings += parsed.errors.map { ConfigFinding(severity: .error, location: $0.location, message: $0.problem) }
-                findings += checkForLibreswan5(ipsecConfig, version: libreswanVersion)
+                findings += checkForLibreswan5(ipsecConfig, version: libreswanVersion, debianBuild: libreswan == nil && libreswanVersion != nil)
                 findings += checkXfrmInterfaceSettings(ipsecConfig, version: libreswanVersion)
             } catch {
                 findings.append(ConfigFinding(severity: .error, location: error.location, message: error.problem))
@@ -87,6 +87,7 @@ extension VTICtl.Check {
 
 extension VTICtl {
     /// `--libreswan`, else the installed package's version as dpkg records it (nil elsewhere).
+    /// (The version is then Debian's package's: `checkForLibreswan5`'s `debianBuild`.)
     static func libreswanVersion(_ libreswan: String?) throws -> LibreswanVersion? {
         if let libreswan {
             guard let version = LibreswanVersion(libreswan) else { throw ValidationError("--libreswan wants a release like 5.2, not \(libreswan)") }

@@ -27,6 +27,9 @@ extension VTICtl {
                      clock($0.lastSeen), "\($0.inBytes)", "\($0.outBytes)"]
                 },
                 empty: "no leases").lines.joined(separator: "\n"))
+            if let l2tp = reply.l2tpClients, !l2tp.isEmpty {
+                print("\n" + l2tpTable(l2tp).joined(separator: "\n"))
+            }
         }
     }
 

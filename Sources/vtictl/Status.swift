@@ -138,6 +138,10 @@ struct StatusReport: Codable {
                 },
                 empty: "no road-warrior clients").lines
             lines.append("")
+            if let l2tp = vtid.l2tpClients, !l2tp.isEmpty {
+                lines += l2tpTable(l2tp)
+                lines.append("")
+            }
         } else {
             lines.append(colour("vtid: NOT RUNNING", .red) + " (\(vtidError ?? "no answer")); showing what the kernel holds")
             lines.append("")
@@ -145,6 +149,19 @@ struct StatusReport: Codable {
         lines += kernel.table()
         return lines.joined(separator: "\n")
     }
+}
+
+/// L2TP/IPsec clients (ppp links pppd made, with their IPsec SAs): `vtictl status` and `leases`.
+func l2tpTable(_ clients: [L2TPClientRecord]) -> [String] {
+    var lines = Table(
+        header: ["L2TP CLIENT", "DEVICE", "STATE", "PEER", "SAS SINCE", "IN BYTES", "OUT BYTES"],
+        rows: clients.map { client in
+            [client.address ?? "-", client.device, client.state, client.peerAddress ?? "-", client.since.map(clock) ?? "-",
+             "\(client.inBytes)", "\(client.outBytes)"]
+        },
+        empty: "no L2TP clients").lines
+    lines += clients.compactMap { client in client.peerNote.map { "  \(client.device): \($0)" } }
+    return lines
 }
 
 enum Colour: String {

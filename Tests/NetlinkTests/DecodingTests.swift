@@ -136,6 +136,42 @@ final class DecodingTests: XCTestCase {
     }
 
     /// The payload (after the 16-byte netlink header) of a recorded iproute2 request.
+    /// The kernel's own notifications of a ppp link (pppd's, for an L2TP client), recorded in the
+    /// test bed's UML guest by Scripts/testbed.d/netlink-record-ppp (the host kernel has no PPP):
+    /// the link decodes as ARPHRD_PPP, and its address carries the client's as the peer.
+    func testDecodesTheKernelsPPPLinkAndAddressNotifications() throws {
+        let link = try kernelMessage("ppp-newlink")
+        XCTAssertEqual(link.type, 16, "RTM_NEWLINK")
+        guard case .linkChanged(let ppp)? = try RouteNotification(link) else { return XCTFail("not a link notification") }
+        XCTAssertEqual(ppp.name, "ppp0")
+        XCTAssertEqual(ppp.hardwareType, 512)
+        XCTAssertTrue(ppp.isPPP)
+        XCTAssertEqual(ppp.kind, "ppp")
+        XCTAssertTrue(ppp.isUp)
+        XCTAssertEqual(ppp.mtu, 1400)
+        XCTAssertNil(ppp.vti)
+        XCTAssertNil(ppp.xfrmInterface)
+
+        guard case .addressAdded(let added)? = try RouteNotification(try kernelMessage("ppp-newaddr")) else { return XCTFail("not an address notification") }
+        XCTAssertEqual(added.interfaceIndex, ppp.index)
+        XCTAssertEqual(added.prefix.description, "10.20.0.1/32")
+        XCTAssertEqual(added.peer, address("10.20.0.10"), "the client's address inside the tunnel")
+        XCTAssertEqual(added.label, "ppp0")
+
+        // A VTI is not a ppp link.
+        XCTAssertFalse(try Link(decoding: payload("vti-create")).isPPP)
+    }
+
+    private func kernelMessage(_ name: String) throws -> RawMessage {
+        guard let url = Bundle.module.url(forResource: name, withExtension: "hex", subdirectory: "Fixtures/kernel") else {
+            throw FixtureError(message: "missing fixture Fixtures/kernel/\(name).hex; run the vtid-l2tp-ipsec scenario with TESTBED_RECORD=1")
+        }
+        let bytes = try String(contentsOf: url, encoding: .utf8).split(separator: "\n").filter { !$0.hasPrefix("#") }
+            .flatMap { $0.split(separator: " ") }.compactMap { UInt8($0, radix: 16) }
+        XCTAssertEqual(bytes.count, Int(bytes[0]) | Int(bytes[1]) << 8 | Int(bytes[2]) << 16 | Int(bytes[3]) << 24, "\(name): nlmsg_len")
+        return RawMessage(type: UInt16(bytes[4]) | UInt16(bytes[5]) << 8, flags: UInt16(bytes[6]) | UInt16(bytes[7]) << 8, sequence: 0, portID: 0, payload: Array(bytes.dropFirst(16)))
+    }
+
     private func payload(_ fixture: String) throws -> [UInt8] {
         Array(try loadFixture(fixture).bytes.dropFirst(16))
     }

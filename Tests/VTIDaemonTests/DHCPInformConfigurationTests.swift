@@ -68,6 +68,33 @@ final class DHCPInformConfigurationTests: XCTestCase {
         }
     }
 
+    /// `l2tp.dhcp_inform`: the same settings for every ppp link (L2TP/IPsec clients), which belong
+    /// to no conn, so `routes:` is required; errors name the line.
+    func testL2TPBlock() throws {
+        let configuration = try DaemonConfiguration(yaml: """
+            l2tp:
+              dhcp_inform:
+                routes: [10.3.0.0/24]
+                dns: 10.3.0.53
+            """, file: "vtid.yaml")
+        XCTAssertEqual(configuration.l2tpDHCPInform?.routes, [network("10.3.0.0/24")])
+        XCTAssertEqual(configuration.l2tpDHCPInform?.dnsServers, [IPv4Address("10.3.0.53")!])
+        XCTAssertEqual(configuration.lines["l2tp.dhcp_inform"], 3, "where its settings start, as for conns")
+        XCTAssertNil(try DaemonConfiguration(yaml: "l2tp:\n  dhcp_inform: no\n", file: "vtid.yaml").l2tpDHCPInform)
+        XCTAssertNil(try DaemonConfiguration(yaml: "conns: {}\n", file: "vtid.yaml").l2tpDHCPInform, "off by default")
+        let cases: [(String, String)] = [
+            ("l2tp:\n  dhcp_inform: yes\n", "vtid.yaml:2: l2tp.dhcp_inform needs routes: (the networks behind the gateway)"),
+            ("l2tp:\n  dhcp_inform:\n    dns: [10.3.0.53]\n", "vtid.yaml:3: l2tp.dhcp_inform needs routes:"),
+            ("l2tp:\n  dhcp_inform:\n    routes: [10.3.0.1/24]\n", "vtid.yaml:3: l2tp.dhcp_inform.routes: 10.3.0.1/24 has host bits set"),
+            ("l2tp:\n  pool: 10.20.0.0/24\n", "vtid.yaml:2: unknown setting pool in l2tp"),
+        ]
+        for (text, expected) in cases {
+            XCTAssertThrowsError(try DaemonConfiguration(yaml: text, file: "vtid.yaml"), text) { error in
+                XCTAssertTrue("\(error)".contains(expected), "\(text.debugDescription): got \(error), expected \(expected)")
+            }
+        }
+    }
+
     /// Without `routes:`, the answers carry the conn's IPv4 leftsubnets, never 0.0.0.0/0; vtictl
     /// check says when that leaves nothing to send.
     func testRoutesDefaultToTheConnsLeftSubnets() throws {

@@ -8,15 +8,65 @@ import XCTest
 final class ProfilesTests: XCTestCase {
     let profiles = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Profiles").standardized
 
+    /// The profiles of route-based conns (l2tp-ipsec has none: its own test below).
     func profileDirectories() throws -> [URL] {
+        try allProfileDirectories().filter { $0.lastPathComponent != "l2tp-ipsec" }
+    }
+
+    func allProfileDirectories() throws -> [URL] {
         try FileManager.default.contentsOfDirectory(at: profiles, includingPropertiesForKeys: [.isDirectoryKey])
             .filter { (try? $0.resourceValues(forKeys: [.isDirectoryKey]).isDirectory) == true }
             .sorted { $0.path < $1.path }
     }
 
     func testTheDeploymentsAreAllThere() throws {
-        XCTAssertEqual(try profileDirectories().map(\.lastPathComponent),
-                       ["cloud-vpc-gateway", "many-peers", "road-warriors", "routed-public-prefix", "site-to-site"])
+        XCTAssertEqual(try allProfileDirectories().map(\.lastPathComponent),
+                       ["cloud-vpc-gateway", "l2tp-ipsec", "many-peers", "road-warriors", "routed-public-prefix", "site-to-site"])
+    }
+
+    /// L2TP/IPsec (issue 21): the 4.x conn passes `vtictl check` for this host's libreswan (Debian's,
+    /// which drops IKEv1 unless told) and upstream's 4.10, the 5.x one for 5.2; each without its
+    /// `ikev1-policy=accept` is an error naming the file and the conn's IKEv1 line. vtid.yaml answers
+    /// DHCPINFORM on ppp links with the LAN behind the gateway, and xl2tpd's files agree.
+    func testTheL2TPProfile() throws {
+        let directory = profiles.appendingPathComponent("l2tp-ipsec")
+        func file(_ name: String) throws -> String { try String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8) }
+        let yamlPath = directory.appendingPathComponent("vtid.yaml").path
+        let configuration = try DaemonConfiguration(yaml: try file("vtid.yaml"), file: yamlPath)
+        XCTAssertEqual(configuration.l2tpDHCPInform?.routes?.map(\.description), ["10.3.0.0/24"])
+        XCTAssertEqual(configuration.l2tpDHCPInform?.dnsServers.map(\.description), ["10.3.0.53"])
+
+        let scratch = NSTemporaryDirectory() + "profile-l2tp-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        func check(_ conf: String, _ extra: [String]) -> ChildResult {
+            runChild([product("vtictl"), "check", "--no-kernel", "--config", yamlPath, "--ipsec-conf", conf] + extra)
+        }
+        for (name, releases) in [("ipsec.conf", [[], ["--libreswan", "4.10"]]), ("ipsec-libreswan5.conf", [["--libreswan", "5.2"]])] {
+            let path = directory.appendingPathComponent(name).path
+            for release in releases {
+                let result = check(path, release)
+                XCTAssertEqual(result.status, 0, "\(name) \(release): \(result.output)")
+                XCTAssertEqual(result.output, "0 route-based conns checked: 0 errors, 0 warnings\n", "\(name) \(release)")
+            }
+            // Without ikev1-policy=accept: the error names the file and the line that makes it IKEv1.
+            let text = try file(name)
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("    ikev1-policy=accept") }
+            let ikev1Line = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("    ikev2=no") || $0.hasPrefix("    keyexchange=ikev1") }) + 1
+            let stripped = scratch + "/" + name
+            try lines.joined(separator: "\n").write(toFile: stripped, atomically: true, encoding: .utf8)
+            let result = check(stripped, ["--libreswan", "5.2"])
+            XCTAssertEqual(result.status, 1, result.output)
+            XCTAssertTrue(result.output.hasPrefix("\(stripped):\(ikev1Line): error: conn l2tp-psk is IKEv1: libreswan 5.2 drops IKEv1 unless config setup has ikev1-policy=accept"),
+                          result.output)
+        }
+
+        // xl2tpd's LNS hands out addresses outside the LAN it routes to, and points pppd at the options file.
+        let xl2tpd = try file("xl2tpd.conf")
+        XCTAssertTrue(xl2tpd.contains("ip range = 10.20.0.10-10.20.0.250") && xl2tpd.contains("local ip = 10.20.0.1"), xl2tpd)
+        XCTAssertTrue(xl2tpd.contains("pppoptfile = /etc/ppp/options.xl2tpd"), xl2tpd)
+        XCTAssertTrue(try file("options.xl2tpd").contains("require-mschap-v2"))
+        XCTAssertTrue(try file("ipsec.conf").contains("leftprotoport=17/1701") && (try file("ipsec.conf")).contains("type=transport"))
     }
 
     func testEachProfilePassesTheChecksCleanly() throws {

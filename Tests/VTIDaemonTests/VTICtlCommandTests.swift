@@ -110,7 +110,7 @@ final class VTICtlCommandTests: XCTestCase {
             XCTAssertEqual(statusJSON["vtidRunning"] as? Bool, true)
             XCTAssertEqual(keys(statusJSON["kernel"]), ["devices", "securityAssociations"])
             let reply = try XCTUnwrap(statusJSON["vtid"] as? [String: Any])
-            XCTAssertEqual(Set(reply.keys), ["version", "ok", "daemon", "connections", "leases", "problems"])
+            XCTAssertEqual(Set(reply.keys), ["version", "ok", "daemon", "connections", "leases", "problems", "l2tpClients"])
             XCTAssertEqual(keys(reply["daemon"]), ["version", "pid", "started", "configurationFile", "ipsecConf", "eventsApplied", "eventsFailed",
                                                    "eventsNotRecorded", "degraded"])
             let connection = try XCTUnwrap((reply["connections"] as? [Any])?.first)
@@ -135,7 +135,7 @@ final class VTICtlCommandTests: XCTestCase {
 
                 """)
             let leasesJSON = try object(vtictl(bed, "leases", "--json").text)
-            XCTAssertEqual(Set(leasesJSON.keys), ["version", "ok", "leases"])
+            XCTAssertEqual(Set(leasesJSON.keys), ["version", "ok", "leases", "l2tpClients"])
             let gone = try XCTUnwrap((leasesJSON["leases"] as? [[String: Any]])?.first)
             XCTAssertEqual(gone["connected"] as? Bool, false)
             XCTAssertEqual(gone["inBytes"] as? Int, 4200)

@@ -62,6 +62,36 @@ final class Libreswan5CheckTests: XCTestCase {
         XCTAssertEqual(try findings(ikev1, "4.10"), [], "4.x accepts IKEv1 by default")
     }
 
+    /// Debian's libreswan drops IKEv1 by default from 4.5-2 on (the test bed's 4.10-2+deb12u1
+    /// refuses to load an IKEv1 conn without ikev1-policy=accept); upstream 4.x accepts it.
+    func testDebiansLibreswan4DropsIKEv1Too() throws {
+        let l2tp = """
+            config setup
+                uniqueids=yes
+            conn l2tp-psk
+                left=%defaultroute
+                leftprotoport=17/1701
+                right=%any
+                rightprotoport=17/%any
+                type=transport
+                authby=secret
+                ikev2=no
+            """
+        func debian(_ text: String, _ version: String) throws -> [String] {
+            checkForLibreswan5(try IPsecConfig(main: .init(file: "ipsec.conf", text: text)), version: LibreswanVersion(version), debianBuild: true)
+                .map(\.description)
+        }
+        XCTAssertEqual(try debian(l2tp, "4.10-2+deb12u1"), [
+            "ipsec.conf:10: error: conn l2tp-psk is IKEv1: Debian's libreswan 4.10 drops IKEv1 unless config setup has ikev1-policy=accept (Debian's default since 4.5-2 is drop; pluto refuses to load the conn)",
+        ])
+        XCTAssertEqual(try debian(l2tp.replacingOccurrences(of: "uniqueids=yes", with: "ikev1-policy=accept"), "4.10-2+deb12u1"), [])
+        XCTAssertEqual(try debian(l2tp, "4.3-1"), [], "Debian's 4.3 still accepted IKEv1")
+        XCTAssertEqual(try findings(l2tp, "4.10"), [], "a 4.10 named with --libreswan may be upstream's, which accepts IKEv1")
+        XCTAssertEqual(try findings(l2tp, "5.2"), [
+            "ipsec.conf:10: error: conn l2tp-psk is IKEv1: libreswan 5.2 drops IKEv1 unless config setup has ikev1-policy=accept (5.0's default is drop)",
+        ])
+    }
+
     func testUpdownConfigNeeds54AndNoShellSyntax() throws {
         let exec = """
             conn a
