@@ -113,6 +113,11 @@ extension Supervisor {
         guard !taken.isEmpty else { return }
         var outcomes: [(event: PlutoEvent, reply: HookEventReply, changes: [RecordChange])] = []
         lock.lock()
+        // Events the hook applied itself before these came (pluto runs one hook after the other,
+        // and a hook writes its spool record before it exits) are recorded first: otherwise a
+        // fallback's up-client read after this batch's down-client of the same tunnel would
+        // record as up a tunnel that is gone, and the next pass would put its route back.
+        ingestSpoolOnQueue()
         for item in taken {
             let plan = planHook(event: item.event, settings: planningSettings)
             do {

@@ -122,6 +122,40 @@ final class SafetyHostTests: XCTestCase {
         }
     }
 
+    /// Case 4b: a hook falls back on up-client (vtid slow) and writes its spool record; pluto's next
+    /// hook, the same tunnel's down-client, goes through vtid before vtid has read that record. The
+    /// down must win: the tunnel is recorded as ended and no pass puts its route back (found by
+    /// Scripts/bench-bgp under load, where such routes stayed for good on an existing device).
+    func testAFallbacksUpReadAfterItsDownThroughVTIDDoesNotResurrectTheRoute() throws {
+        try inFreshNetworkNamespace(self) {
+            let bed = try VTIDBed(extraTopLevel: "hook_deadline_ms: 100\n")
+            let vtid = try bed.startVTID()
+            vtid.signal(SIGSTOP)
+            XCTAssertEqual(bed.runHook(roadWarrior("up-client", client: 1)).status, 0)
+            XCTAssertEqual(try bed.ourRoutes(), ["10.0.1.11"])
+            // The fallback's record kept out of vtid's sight until the down is on its way.
+            let spooled = try bed.spoolFiles().filter { $0.hasSuffix(".event") }
+            XCTAssertEqual(spooled.count, 1)
+            let aside = bed.directory + "/unread.event"
+            try FileManager.default.moveItem(atPath: bed.directory + "/run/spool/" + spooled[0], toPath: aside)
+            vtid.signal(SIGCONT)
+            // Back to the default deadline, so that the down goes through vtid.
+            let configuration = try String(contentsOfFile: bed.configurationPath, encoding: .utf8)
+            try configuration.replacingOccurrences(of: "hook_deadline_ms: 100\n", with: "")
+                .write(toFile: bed.configurationPath, atomically: true, encoding: .utf8)
+            _ = try bed.client.send("reload")
+            // The record is in the spool (as when its hook exited) when pluto runs the down-client.
+            try FileManager.default.moveItem(atPath: aside, toPath: bed.directory + "/run/spool/" + spooled[0])
+            let down = bed.runHook(roadWarrior("down-client", client: 1))
+            XCTAssertEqual(down.status, 0, down.output)
+            _ = try bed.client.send("reconcile")
+            XCTAssertEqual(try bed.ourRoutes(), [], "the ended tunnel's route came back: \(vtid.log)")
+            let events = try bed.client.fetch("events", as: EventsReply.self).events
+            XCTAssertEqual(events.sorted { $0.sequence < $1.sequence }.map { "\($0.verb) \($0.source)" }, ["up-client hook", "down-client vtid"],
+                           "the down went through vtid, and the fallback's up was recorded before it")
+        }
+    }
+
     /// Case 5: a peer client equal to the LAN's connected /24: the hook (alone or through vtid) does not
     /// replace it and down-client does not delete it; the event says so and the tunnel goes on.
     func testAnotherProtocolsRouteIsLeftAlone() throws {
