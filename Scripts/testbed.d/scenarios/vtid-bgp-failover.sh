@@ -37,9 +37,10 @@ bgp_exports_match gw2
 lan "$pool1" "LAN host to road1 on gw1, routed by the router's BGP route"
 
 # road1 leaves gw1 and connects to gw2: the route at the router moves.
+down=$EPOCHREALTIME
 tb_down road1 gw1
-took=$(wait_router_lacks router "$pool1" 30 "road1 left gw1")
-ok "measured: router withdrew $pool1 ${took} s after road1's tunnel to gw1 was deleted"
+wait_router_lacks router "$pool1" 30 "road1 left gw1" >/dev/null
+ok "measured: router withdrew $pool1 $(since "$down") s after road1 started deleting its tunnel to gw1 (whack --delete included)"
 expect_no_route gw1 "$pool1" "road1 left gw1"
 forget_pool_address road1 "$pool_re"
 tb_add road1 gw1
@@ -60,9 +61,9 @@ pool3=$(pool_address road2 "$pool_re")
 wait_router_route router "$pool3" 10.3.0.1 30 "road2 on gw1" >/dev/null
 lan "$pool3" "LAN host to road2 on gw1"
 before_gw1=$(routes_not_ours gw1) before_gw2=$(routes_not_ours gw2)
+pid=$(cat "$TB_RUN/gw1/pluto.pid")  # pluto removes the file as it exits
 stopped=$EPOCHREALTIME
 tb_whack gw1 --shutdown >/dev/null 2>&1 || true
-pid=$(cat "$TB_RUN/gw1/pluto.pid")
 wait_for 20 bash -c "! kill -0 $pid" >/dev/null || fail "gw1: pluto did not exit within 20 s of whack --shutdown"
 wait_for 20 bash -c "[ -z \"\$(ip -n gw1 route show $pool3)\" ]" >/dev/null || fail "gw1: road2's route $pool3 still there 20 s after pluto's shutdown"
 at_gw=$(since "$stopped")
