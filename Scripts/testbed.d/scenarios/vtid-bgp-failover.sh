@@ -6,6 +6,8 @@
 # client reconnects to gw2. gw1's vtid is killed (-9) with a client connected: by the project's rule
 # (vtid never cuts off a live tunnel) its route stays, in gw1's kernel and at the router, while vtid
 # is dead and after it is restarted, and no route of another protocol changes on either gateway.
+# Last, gw1's shared device is set down by hand: the kernel drops its routes, BGP withdraws them, and
+# vtid brings the device up with its routes again (self-healing), so BGP announces them again.
 [ -x "$UPDOWN" ] && [ "$UPDOWN" != /usr/libexec/ipsec/_updown ] || fail "this scenario tests vtid: set UPDOWN to vti-updown's path"
 secret=testbed-bgp-failover-secret
 bgp_site "$secret"
@@ -120,3 +122,19 @@ router_route_via router "$pool5" 10.3.0.1 || fail "router: lost $pool5 after gw1
 bgp_exports_match gw1
 bgp_exports_match gw2
 lan "$pool5" "LAN host to road2 after gw1's vtid restarted"
+
+# gw1's vti-rw set down by hand: the kernel drops road2's route with the device, BGP withdraws it;
+# vtid brings the device up and the route back, and the router learns it anew (a new timestamp in
+# its BIRD shows the withdrawal and the new announcement, however short the gap was).
+learned_at() { birdc_on router show route "$pool5/32" | awk '/unicast \[gw1/ { print $4; exit }'; }
+first=$(learned_at)
+[ -n "$first" ] || fail "router: BIRD has no route $pool5/32 from gw1: $(birdc_on router show route "$pool5/32" | tr '\n' ' ')"
+downed=$EPOCHREALTIME
+ip -n gw1 link set vti-rw down
+wait_for 20 bash -c "$(declare -f learned_at birdc_on router_route_via); TB_RUN=$TB_RUN pool5=$pool5; now=\$(learned_at); [ -n \"\$now\" ] && [ \"\$now\" != '$first' ] && router_route_via router $pool5 10.3.0.1" >/dev/null \
+  || fail "router: $pool5 was not withdrawn and announced again within 20 s of gw1's vti-rw going down (BIRD: $(birdc_on router show route "$pool5/32" | tr '\n' ' '))"
+ok "measured: gw1's vti-rw set down: router had $pool5 via gw1 again, announced anew (learned ${first%]} then $(learned_at | tr -d ']')), $(since "$downed") s later"
+device_up() { ip -n gw1 link show vti-rw | head -n 1 | grep -q "[<,]UP[,>]"; }
+device_up || fail "gw1: vti-rw is not up again"
+expect_route gw1 "$pool5" vti-rw
+lan "$pool5" "LAN host to road2 after gw1's device came back"
