@@ -21,6 +21,12 @@ fail() {
     ip -n "$host" -d link show type vti 2>/dev/null | grep -E '^[0-9]|vti ' | sed 's/^/    /'
     ip -n "$host" route 2>/dev/null | sed 's/^/    /'
     ip -n "$host" -s xfrm state 2>/dev/null | grep -E '^src|mark|lifetime current|bytes' | sed 's/^/    /'
+    if [ -S "$TB_RUN/$host/bird.ctl" ]; then
+      echo "--- $host: BIRD protocols and routes"
+      birdc -s "$TB_RUN/$host/bird.ctl" show protocols 2>&1 | sed 's/^/    /'
+      birdc -s "$TB_RUN/$host/bird.ctl" show route 2>&1 | head -n 20 | sed 's/^/    /'
+      tail -n 10 "$TB_RUN/$host/bird.log" 2>/dev/null | sed 's/^/    /'
+    fi
   done
   exit 1
 }
@@ -205,7 +211,7 @@ expect_device_counters_moved() {
 tb_cleanup() {
   local pids
   [ -d "$TB_RUN" ] && touch "$TB_RUN/cleaning-up"
-  pids=$(cat "$TB_RUN"/*/pluto.pid "$TB_RUN"/*/vtid.pid 2>/dev/null || true)
+  pids=$(cat "$TB_RUN"/*/pluto.pid "$TB_RUN"/*/vtid.pid "$TB_RUN"/*/bird.pid 2>/dev/null || true)
   if [ -n "$pids" ]; then
     kill $pids 2>/dev/null || true
     sleep 0.3
@@ -406,7 +412,7 @@ conn ${5:-rw}
     rightupdown=$1"
 }
 
-# rw_client_conf ADDRESS NAME UPDOWN [RIGHT RIGHTSUBNET CONN]: a road-warrior client of rw_server_conf's gateway.
+# rw_client_conf ADDRESS NAME UPDOWN [RIGHT RIGHTSUBNET CONN RIGHTID]: a road-warrior client of rw_server_conf's gateway.
 rw_client_conf() {
   echo "config setup
 conn ${6:-rw}
@@ -414,7 +420,7 @@ conn ${6:-rw}
     leftid=@$2
     leftmodecfgclient=yes
     right=${4:-192.0.2.2}
-    rightid=@east
+    rightid=${7:-@east}
     rightsubnet=${5:-0.0.0.0/0}
     rightmodecfgserver=yes
     narrowing=yes
@@ -425,17 +431,18 @@ conn ${6:-rw}
     rightupdown=$3"
 }
 
-# forget_pool_address HOST: removes the pool addresses a client kept from earlier tunnels (like the
-# stock script, the hook leaves a policy-based conn's source address in place).
+# forget_pool_address HOST [POOL_RE]: removes the pool addresses a client kept from earlier tunnels (like the
+# stock script, the hook leaves a policy-based conn's source address in place). POOL_RE: an awk
+# pattern for the pool's addresses (10.0.1.x unless given).
 forget_pool_address() {
   local address
-  for address in $(ip -n "$1" -4 -o addr show | awk '/inet 10\.0\.1\./ { print $4 "," $2 }'); do
+  for address in $(ip -n "$1" -4 -o addr show | awk "/inet ${2:-10\\.0\\.1\\.}/ { print \$4 \",\" \$2 }"); do
     ip -n "$1" addr del "${address%,*}" dev "${address#*,}"
   done
 }
 
-# pool_address HOST: the address HOST got from the gateway's pool.
-pool_address() { ip -n "$1" -4 addr show | awk '/inet 10\.0\.1\./ { sub(/\/.*/, "", $2); print $2; exit }'; }
+# pool_address HOST [POOL_RE]: the address HOST got from the gateway's pool.
+pool_address() { ip -n "$1" -4 addr show | awk "/inet ${2:-10\\.0\\.1\\.}/ { sub(/\\/.*/, \"\", \$2); print \$2; exit }"; }
 
 # v6host NAME UPLINK [LAN]: a host on the switch with IPv6 addresses only (UPLINK on eth0, LAN on
 # a dummy lan0; /64 each).
@@ -597,4 +604,156 @@ expect_sandbox() {
       || fail "vtid cannot write its own state and run directories"
     ok "vtid sees /usr and /etc read-only, /var/lib/vtid and /run/vtid writable (ProtectSystem=strict)"
   fi
+}
+
+# --- Past one gateway: a site LAN with a BGP router (issue 20; scenarios vtid-bgp-*) -----------------
+# The "internet" is tb_switch's bridge; internet hosts sit in different documentation ranges, so each
+# gets an on-link default route (everyone answers ARP on the one bridge). The site LAN is a second
+# bridge in namespace lansw, where the gateways' eth1 and the router meet; a LAN host hangs off
+# the router on its own veth (another subnet, reached only through the router).
+
+# tb_internet_host NAME ADDRESS/LEN [LAN_CIDR]: tb_host with an on-link default route on eth0.
+tb_internet_host() {
+  tb_host "$@"
+  ip -n "$1" route add default dev eth0
+}
+
+# tb_lan_switch: the site LAN's bridge (namespace lansw).
+tb_lan_switch() {
+  ip netns add lansw
+  ip -n lansw link add br0 type bridge
+  ip -n lansw link set br0 up
+}
+
+# tb_lan_port HOST ADDRESS/LEN: HOST's eth1 on the site LAN. Creates HOST if it does not exist (the
+# router has no internet side).
+tb_lan_port() {
+  local name=$1
+  if ! ip netns list | grep -qw "$name"; then
+    ip netns add "$name"
+    ip -n "$name" link set lo up
+    TB_HOSTS="$TB_HOSTS $name"
+    mkdir -p "$TB_RUN/$name"
+  fi
+  ip link add eth1 netns "$name" type veth peer name "l-$name" netns lansw
+  ip -n lansw link set "l-$name" master br0 up
+  ip -n "$name" addr add "$2" dev eth1
+  ip -n "$name" link set eth1 up
+}
+
+# tb_lan_host NAME ROUTER ROUTER_ADDRESS/LEN HOST_ADDRESS/LEN: a host behind ROUTER on a veth of its
+# own (ROUTER's eth2, NAME's eth0), default route via the router, which forwards.
+tb_lan_host() {
+  local name=$1 router=$2
+  ip netns add "$name"
+  ip -n "$name" link set lo up
+  ip link add eth0 netns "$name" type veth peer name eth2 netns "$router"
+  ip -n "$router" addr add "$3" dev eth2
+  ip -n "$router" link set eth2 up
+  ip -n "$name" addr add "$4" dev eth0
+  ip -n "$name" link set eth0 up
+  ip -n "$name" route add default via "${3%/*}"
+  ip netns exec "$router" sysctl -qw net.ipv4.ip_forward=1
+  TB_HOSTS="$TB_HOSTS $name"
+  mkdir -p "$TB_RUN/$name"
+}
+
+# bird_start HOST CONF_FILE: BIRD 2 in HOST with CONF_FILE (copied, with a log file of its own
+# added), its own control socket $TB_RUN/HOST/bird.ctl; waits until it answers.
+bird_start() {
+  local host=$1 dir="$TB_RUN/$1" said waited=0
+  command -v bird >/dev/null || fail "bird is not installed (Debian package bird2: Scripts/install-packages)"
+  { printf 'log "%s" all;\n' "$dir/bird.log"; cat "$2"; } >"$dir/bird.conf"
+  said=$(bird -p -c "$dir/bird.conf" 2>&1) || fail "$host: BIRD rejects $2: $said"
+  ip netns exec "$host" bird -c "$dir/bird.conf" -s "$dir/bird.ctl" -P "$dir/bird.pid" 2>>"$dir/bird.log" \
+    || fail "$host: bird did not start: $(tail -n 3 "$dir/bird.log")"
+  until birdc -s "$dir/bird.ctl" show status >/dev/null 2>&1; do
+    sleep 0.2; waited=$((waited + 1))
+    [ $waited -lt 50 ] || fail "$host: BIRD did not answer on $dir/bird.ctl within 10 s"
+  done
+  ok "$host: BIRD is running ($2)"
+}
+
+# birdc_on HOST COMMAND...: birdc on HOST's BIRD.
+birdc_on() { local host=$1; shift; birdc -s "$TB_RUN/$host/bird.ctl" "$@"; }
+
+# bgp_established HOST PROTOCOL: HOST's BGP session PROTOCOL is up.
+bgp_established() { birdc_on "$1" show protocols "$2" | grep -q Established; }
+
+# expect_bgp_up HOST PROTOCOL...: waits (30 s at most) for each session.
+expect_bgp_up() {
+  local host=$1 protocol took
+  shift
+  for protocol in "$@"; do
+    took=$(wait_for 30 bgp_established "$host" "$protocol") \
+      || fail "$host: BGP session $protocol not established within 30 s: $(birdc_on "$host" show protocols all "$protocol" | tr '\n' ' ')"
+    ok "$host: BGP session $protocol established (${took} s)"
+  done
+}
+
+# router_route_via HOST PREFIX NEXT_HOP: HOST's kernel routes PREFIX via NEXT_HOP, installed by BIRD.
+router_route_via() { ip -n "$1" route show "$2" | grep -q "via $3 .*proto bird"; }
+# router_lacks HOST PREFIX: HOST's kernel has no route for exactly PREFIX.
+router_lacks() { [ -z "$(ip -n "$1" route show "$2")" ]; }
+
+# wait_router_route HOST PREFIX NEXT_HOP SECONDS WHAT: waits for the route; prints the seconds it took.
+wait_router_route() {
+  wait_for "$4" router_route_via "$1" "$2" "$3" \
+    || fail "$1: no route $2 via $3 from BGP within $4 s ($5): $(ip -n "$1" route show "$2" | tr '\n' ';') BIRD: $(birdc_on "$1" show route "$2" all | tr '\n' ' ')"
+}
+
+# wait_router_lacks HOST PREFIX SECONDS WHAT: waits until the route is withdrawn; prints the seconds.
+wait_router_lacks() {
+  wait_for "$3" router_lacks "$1" "$2" \
+    || fail "$1: route $2 still there $3 s later ($4): $(ip -n "$1" route show "$2" | tr '\n' ';')"
+}
+
+# routes_not_ours HOST [PROTOCOL]: every IPv4 route of HOST in every table that is not of PROTOCOL
+# (157), sorted: what vtid must never touch.
+routes_not_ours() { ip -n "$1" -4 route show table all | grep -v "proto ${2:-157}" | sort; }
+
+# bgp_site SECRET: the Profiles/bgp-gateways deployment, as its files say: gw1 (198.51.100.1,
+# 10.3.0.1) and gw2 (198.51.100.2, 10.3.0.2) with pluto, vtid and BIRD; the LAN router (10.3.0.254)
+# with BIRD and BGP to both; a LAN host (10.3.4.10) behind the router. The profile's files are used
+# as they are but for three lines of ipsec.conf: the hook's path (with the test bed's hook.conf) and
+# PSK instead of certificates for the road warriors (the test bed has no CA). The gateways reach the
+# LAN host's subnet through the router by a static route, as a site's LAN routing would. Sets
+# BGP_PROFILE. Conns are loaded, not started. PSKs: @gwN with @road1..3 and @branch.example.com.
+bgp_site() {
+  local secret=$1 n updown
+  BGP_PROFILE=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/Profiles/bgp-gateways
+  [ -f "$BGP_PROFILE/gw1/ipsec.conf" ] || fail "no profile at $BGP_PROFILE"
+  tb_switch
+  tb_lan_switch
+  for n in 1 2; do
+    tb_internet_host gw$n 198.51.100.$n/24
+    tb_lan_port gw$n 10.3.0.$n/24
+    ip -n gw$n route add 10.3.0.0/16 via 10.3.0.254
+  done
+  tb_lan_port router 10.3.0.254/24
+  tb_lan_host lanhost router 10.3.4.1/24 10.3.4.10/24
+  for n in 1 2; do
+    updown=$(vtid_config gw$n "$(cat "$BGP_PROFILE/gw$n/vtid.yaml")")
+    tb_pluto gw$n "$(sed -e "s#^    leftupdown=.*#    leftupdown=$updown#; s#^    rightupdown=.*#    rightupdown=$updown#" \
+                         -e 's#^    leftcert=.*#    authby=secret#; s#^    rightid=%fromcert#    rightid=%any#' "$BGP_PROFILE/gw$n/ipsec.conf")" \
+      "@gw$n.example.com @road1 : PSK \"$secret\"
+@gw$n.example.com @road2 : PSK \"$secret\"
+@gw$n.example.com @road3 : PSK \"$secret\"
+@gw$n.example.com @branch.example.com : PSK \"$secret\""
+    vtid_start gw$n
+    bird_start gw$n "$BGP_PROFILE/gw$n/bird.conf"
+    tb_add gw$n rw
+    tb_add gw$n branch
+  done
+  bird_start router "$BGP_PROFILE/router/bird.conf"
+  expect_bgp_up router gw1 gw2
+}
+
+# bgp_exports_match HOST: HOST's BIRD announces to the router exactly HOST's routes of protocol 157.
+bgp_exports_match() {
+  local exported kernel
+  exported=$(birdc_on "$1" show route export lan_router | awk '$1 ~ /^[0-9]/ { print $1 }' | sort | tr '\n' ' ')
+  kernel=$(ip -n "$1" route show proto 157 | awk '{ print ($1 ~ /\//) ? $1 : $1 "/32" }' | sort | tr '\n' ' ')
+  [ "$exported" = "$kernel" ] || fail "$1: BIRD announces '$exported' but the kernel's routes of protocol 157 are '$kernel'"
+  ok "$1: BIRD announces exactly the routes of protocol 157: ${exported:-none}"
 }

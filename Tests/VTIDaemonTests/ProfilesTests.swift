@@ -8,20 +8,28 @@ import XCTest
 final class ProfilesTests: XCTestCase {
     let profiles = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Profiles").standardized
 
-    /// The profiles of route-based conns (l2tp-ipsec has none: its own test below).
-    func profileDirectories() throws -> [URL] {
-        try allProfileDirectories().filter { $0.lastPathComponent != "l2tp-ipsec" }
-    }
-
-    func allProfileDirectories() throws -> [URL] {
-        try FileManager.default.contentsOfDirectory(at: profiles, includingPropertiesForKeys: [.isDirectoryKey])
+    func subdirectories(_ directory: URL) throws -> [URL] {
+        try FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: [.isDirectoryKey])
             .filter { (try? $0.resourceValues(forKeys: [.isDirectoryKey]).isDirectory) == true }
             .sorted { $0.path < $1.path }
     }
 
+    /// Each gateway's directory of route-based conns (one with an ipsec.conf): a profile's own, or
+    /// for a profile of several gateways (bgp-gateways) each of its subdirectories that has one.
+    /// l2tp-ipsec has no route-based conn: its own test below.
+    func profileDirectories() throws -> [URL] {
+        try subdirectories(profiles).filter { $0.lastPathComponent != "l2tp-ipsec" }.flatMap { directory -> [URL] in
+            if FileManager.default.fileExists(atPath: directory.appendingPathComponent("ipsec.conf").path) { return [directory] }
+            return try subdirectories(directory).filter { FileManager.default.fileExists(atPath: $0.appendingPathComponent("ipsec.conf").path) }
+        }
+    }
+
     func testTheDeploymentsAreAllThere() throws {
-        XCTAssertEqual(try allProfileDirectories().map(\.lastPathComponent),
-                       ["cloud-vpc-gateway", "l2tp-ipsec", "many-peers", "road-warriors", "routed-public-prefix", "site-to-site"])
+        XCTAssertEqual(try subdirectories(profiles).map(\.lastPathComponent),
+                       ["bgp-gateways", "cloud-vpc-gateway", "l2tp-ipsec", "many-peers", "road-warriors", "routed-public-prefix", "site-to-site"])
+        XCTAssertEqual(try profileDirectories().map { $0.path.replacingOccurrences(of: profiles.path + "/", with: "") },
+                       ["bgp-gateways/gw1", "bgp-gateways/gw2", "cloud-vpc-gateway", "many-peers", "road-warriors", "routed-public-prefix",
+                        "site-to-site"])
     }
 
     /// L2TP/IPsec (issue 21): the 4.x conn passes `vtictl check` for this host's libreswan (Debian's,
@@ -67,6 +75,41 @@ final class ProfilesTests: XCTestCase {
         XCTAssertTrue(xl2tpd.contains("pppoptfile = /etc/ppp/options.xl2tpd"), xl2tpd)
         XCTAssertTrue(try file("options.xl2tpd").contains("require-mschap-v2"))
         XCTAssertTrue(try file("ipsec.conf").contains("leftprotoport=17/1701") && (try file("ipsec.conf")).contains("type=transport"))
+    }
+
+    /// Two gateways behind a BGP router (issue 20): BIRD takes exactly vtid's routes (its kernel
+    /// protocol's filter names the protocol number vtid.yaml gives), the two pools do not overlap
+    /// (each pluto leases from its own), both gateways carry the same site-to-site conn, and every
+    /// bird.conf is one BIRD 2 accepts (`bird -p`, Debian bird2, which Scripts/install-packages installs).
+    func testTheBGPGatewaysProfileHangsTogether() throws {
+        let directory = profiles.appendingPathComponent("bgp-gateways")
+        var pools: [[ClosedRange<IPAddress>]] = []
+        var branches: [String] = []
+        for gateway in ["gw1", "gw2"] {
+            let gatewayDirectory = directory.appendingPathComponent(gateway)
+            let conns = try RouteBasedConn.all(in: try loadIPsecConfig(gatewayDirectory.appendingPathComponent("ipsec.conf").path))
+            let yamlPath = gatewayDirectory.appendingPathComponent("vtid.yaml").path
+            let configuration = try DaemonConfiguration(yaml: try String(contentsOfFile: yamlPath, encoding: .utf8), file: yamlPath)
+            let bird = try String(contentsOf: gatewayDirectory.appendingPathComponent("bird.conf"), encoding: .utf8)
+            XCTAssertTrue(bird.contains("import where krt_source = \(configuration.hook.routeProtocol.rawValue);"),
+                          "\(gateway): bird.conf does not filter on vtid's route protocol \(configuration.hook.routeProtocol.rawValue)")
+            XCTAssertTrue(bird.contains("export none;"), "\(gateway): BIRD must write nothing into the gateway's kernel")
+            let rw = try XCTUnwrap(conns.first { $0.name == "rw" }, gateway)
+            pools.append(rw.addressPools)
+            let branch = try XCTUnwrap(conns.first { $0.name == "branch" }, gateway)
+            branches.append("\(branch.leftSubnets) \(branch.rightSubnets) \(branch.interfaceName)")
+        }
+        XCTAssertEqual(pools.map(\.count), [1, 1])
+        for first in pools[0] { for second in pools[1] { XCTAssertFalse(first.overlaps(second), "the gateways' pools overlap: \(first), \(second)") } }
+        XCTAssertEqual(branches[0], branches[1])
+        let bird = "/usr/sbin/bird"
+        guard FileManager.default.isExecutableFile(atPath: bird) else {
+            return XCTFail("\(bird) is missing: install Debian's bird2 (Scripts/install-packages) to check the profile's bird.conf files")
+        }
+        for file in ["gw1/bird.conf", "gw2/bird.conf", "router/bird.conf"] {
+            let result = runChild([bird, "-p", "-c", directory.appendingPathComponent(file).path])
+            XCTAssertEqual(result.status, 0, "\(file): \(result.output)")
+        }
     }
 
     func testEachProfilePassesTheChecksCleanly() throws {
