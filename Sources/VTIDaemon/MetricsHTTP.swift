@@ -1,4 +1,5 @@
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import NIOPosix
@@ -31,7 +32,6 @@ public struct MetricsHTTPService: Service {
         }
         // One thread: a handful of scrapers a minute need no more, and vtid's own threads keep the CPU.
         let loops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { try? loops.syncShutdownGracefully() }
         var quiet = logger
         quiet.logLevel = .warning
         let application = Application(
@@ -51,6 +51,7 @@ public struct MetricsHTTPService: Service {
             supervisor.reportProblem("metrics-listen", "cannot serve metrics on \(address) (metrics_listen): \(error)")
             try? await gracefulShutdown()
         }
+        try? await loops.shutdownGracefully()
     }
 }
 

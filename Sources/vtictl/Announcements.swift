@@ -21,6 +21,8 @@ struct RouteAnnouncements: Codable {
         var why: String?
     }
     var routeProtocol: UInt8
+    /// Whether vtid answered with its records; if not, `routes` are the kernel's alone.
+    var vtidAnswered: Bool
     var routes: [Entry]
     /// How to see what BIRD itself exports.
     var birdCheck: String
@@ -57,7 +59,7 @@ struct RouteAnnouncements: Codable {
                       recorded: false, announced: true, why: nil)
             }
         }
-        return RouteAnnouncements(routeProtocol: routeProtocol, routes: entries, birdCheck: birdCheck(routeProtocol))
+        return RouteAnnouncements(routeProtocol: routeProtocol, vtidAnswered: recorded != nil, routes: entries, birdCheck: birdCheck(routeProtocol))
     }
 
     /// What the kernel says about a recorded route it does not hold with vtid's protocol.
@@ -76,7 +78,7 @@ struct RouteAnnouncements: Codable {
         var lines = Table(
             header: ["ROUTE", "DEVICE", "TABLE", "CONN", "CLIENT", "ANNOUNCED"],
             rows: routes.map { entry in
-                let announced = entry.announced ? (entry.recorded ? "yes" : "yes (not recorded by vtid)") : colour("NO", .red) + ": " + (entry.why ?? "not in the kernel")
+                let announced = entry.announced ? (entry.recorded || !vtidAnswered ? "yes" : "yes (not recorded by vtid)") : colour("NO", .red) + ": " + (entry.why ?? "not in the kernel")
                 return [entry.destination, entry.device, tableName(entry.table), entry.connection ?? "-", entry.peerClient ?? "-", announced]
             },
             empty: "no routes with protocol \(routeProtocol) in the kernel: nothing to announce").lines

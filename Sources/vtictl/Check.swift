@@ -73,7 +73,9 @@ extension VTICtl {
                     findings += errors.map { ConfigFinding(severity: .error, location: $0.location, message: "the other gateway's \($0.problem)") }
                     findings += checkPoolsAcrossGateways(localPools, peer: pools)
                 } catch {
-                    findings.append(ConfigFinding(severity: .error, location: error.location, message: "the other gateway's file: \(error.problem)"))
+                    // Line 0: the file itself cannot be read, and the message names it.
+                    findings.append(ConfigFinding(severity: .error, location: error.location.line > 0 ? error.location : nil,
+                                                  message: "the other gateway's file: \(error.problem)"))
                 }
             }
             if !noKernel {

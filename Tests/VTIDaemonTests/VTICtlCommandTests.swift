@@ -74,6 +74,43 @@ final class VTICtlCommandTests: XCTestCase {
         }
     }
 
+    /// `status` marks each route vtid keeps as announced while the kernel holds it with vtid's
+    /// protocol (what BIRD's kernel protocol learns and exports), and as not announced, with why,
+    /// when it does not; table and JSON agree.
+    func testStatusSaysWhichRoutesAreAnnounced() throws {
+        try inFreshNetworkNamespace(self) {
+            let bed = try VTIDBed()
+            _ = try bed.startVTID()
+            XCTAssertEqual(bed.runHook(roadWarrior("up-client", client: 1)).status, 0)
+            func routes() throws -> [[String: Any]] {
+                let json = try object(vtictl(bed, "status", "--json").text)
+                let announcements = try XCTUnwrap(json["announcements"] as? [String: Any], "\(json.keys)")
+                XCTAssertEqual(Set(announcements.keys), ["routeProtocol", "vtidAnswered", "routes", "birdCheck"])
+                XCTAssertEqual(announcements["routeProtocol"] as? Int, 157)
+                return try XCTUnwrap(announcements["routes"] as? [[String: Any]])
+            }
+            var table = vtictl(bed, "status").text
+            XCTAssertTrue(table.contains("""
+                ROUTE         DEVICE  TABLE  CONN  CLIENT        ANNOUNCED
+                10.0.1.11/32  rwdev   main   rw    10.0.1.11/32  yes
+                birdc show route export PROTOCOL (PROTOCOL: the BGP session's name in bird.conf) lists what BIRD announces; it learns the kernel's routes with protocol 157
+                """), table)
+            var entries = try routes()
+            XCTAssertEqual(entries.count, 1)
+            XCTAssertEqual(Set(entries[0].keys), ["destination", "device", "table", "connection", "peerClient", "recorded", "announced"])
+            XCTAssertEqual(entries[0]["announced"] as? Bool, true)
+
+            // The device goes: the kernel drops the route, vtid keeps its record (it removes
+            // nothing without knowing the tunnel is gone), and the route is not announced.
+            try ip("link", "del", "rwdev")
+            table = vtictl(bed, "status").text
+            XCTAssertTrue(table.contains("10.0.1.11/32  rwdev   main   rw    10.0.1.11/32  NO: its device rwdev does not exist"), table)
+            entries = try routes()
+            XCTAssertEqual(entries.first?["announced"] as? Bool, false)
+            XCTAssertEqual(entries.first?["why"] as? String, "its device rwdev does not exist")
+        }
+    }
+
     func testEverySubcommandAgainstARunningVTIDAndWithoutIt() throws {
         try inFreshNetworkNamespace(self) {
             let bed = try VTIDBed()

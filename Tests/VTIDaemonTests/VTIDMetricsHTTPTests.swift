@@ -18,9 +18,10 @@ final class VTIDMetricsHTTPTests: XCTestCase {
             XCTAssertEqual(scrape.status, 200, scrape.head)
             XCTAssertTrue(scrape.head.lowercased().contains("content-type: text/plain; version=0.0.4"), scrape.head)
             let body = scrape.body
-            for line in [#"vtid_events_total{verb="up-client",result="applied"} 2"#, "vtid_clients_connected 2",
-                         #"ipsec_up{tunnel="rw"} 1"#, #"ipsec_status{tunnel="rw"} 2"#, #"ipsec_in_bytes{tunnel="rw"} 0"#,
-                         #"ipsec_out_packets{tunnel="rw"} 0"#, #"vtid_tunnel_clients_connected{tunnel="rw"} 2"#] {
+            // Gauges print as floats (swift-prometheus), counters as integers.
+            for line in [#"vtid_events_total{verb="up-client",result="applied"} 2"#, "vtid_clients_connected 2.0",
+                         #"ipsec_up{tunnel="rw"} 1.0"#, #"ipsec_status{tunnel="rw"} 2.0"#, #"ipsec_in_bytes{tunnel="rw"} 0.0"#,
+                         #"ipsec_out_packets{tunnel="rw"} 0.0"#, #"vtid_tunnel_clients_connected{tunnel="rw"} 2.0"#] {
                 XCTAssertTrue(body.split(separator: "\n").contains(Substring(line)), "\(line) missing from:\n\(body)")
             }
             // The same text as `vtictl metrics` (the control socket), but for the apply histogram's
@@ -43,6 +44,7 @@ final class VTIDMetricsHTTPTests: XCTestCase {
             var vtid = try bed.startVTID()
             XCTAssertEqual(try listeningTCPSockets(), [], "without metrics_listen vtid listens on no TCP port")
             XCTAssertEqual(vtid.stop(), 0)
+            try ip("link", "del", "rwdev")  // the next bed makes its own
 
             let port = try freeTCPPort(AF_INET6)
             let ipv6 = try VTIDBed(extraTopLevel: "metrics_listen: \"[::1]:\(port)\"\n")
