@@ -48,7 +48,9 @@ public struct MetricsHTTPService: Service {
             try await application.run()
         } catch {
             // Metrics are not worth stopping the supervisor for: say so in status and keep going.
-            supervisor.reportProblem("metrics-listen", "cannot serve metrics on \(address) (metrics_listen): \(error)")
+            // EAFNOSUPPORT (97) here is a sandbox without IP sockets (an older vtid.service).
+            let hint = "\(error)".contains("errno: 97") ? "; vtid.service's RestrictAddressFamilies= must allow AF_INET and AF_INET6" : ""
+            supervisor.reportProblem("metrics-listen", "cannot serve metrics on \(address) (metrics_listen): \(error)\(hint)")
             try? await gracefulShutdown()
         }
         try? await loops.shutdownGracefully()

@@ -55,6 +55,32 @@ final class VTIDMetricsHTTPTests: XCTestCase {
         }
     }
 
+    /// An address vtid cannot listen on (the port is taken) costs the metrics, not the supervisor:
+    /// vtid starts, applies events and shows the problem; a reload that changes the address is
+    /// refused (it binds only at start).
+    func testAPortInUseIsAProblemNotAStop() throws {
+        try inFreshNetworkNamespace(self) {
+            let port = try freeTCPPort(AF_INET)
+            let taken = try listenTCP(AF_INET, port)
+            defer { close(taken) }
+            let bed = try VTIDBed(extraTopLevel: "metrics_listen: 127.0.0.1:\(port)\n")
+            let vtid = try bed.startVTID()
+            XCTAssertEqual(bed.runHook(roadWarrior("up-client", client: 1)).status, 0)
+            XCTAssertEqual(try bed.ourRoutes(), ["10.0.1.11"])
+            XCTAssertTrue(eventually(within: 10) {
+                (try? bed.client.fetch("status", as: StatusReply.self).problems.contains { $0.hasPrefix("cannot serve metrics on 127.0.0.1:\(port) (metrics_listen): ") }) == true
+            }, "\((try? bed.client.fetch("status", as: StatusReply.self).problems) ?? [])\n\(vtid.log)")
+            XCTAssertEqual(try bed.client.fetch("status", as: StatusReply.self).daemon.degraded, true)
+
+            let yaml = try String(contentsOfFile: bed.configurationPath, encoding: .utf8)
+            try yaml.replacingOccurrences(of: "metrics_listen: 127.0.0.1:\(port)", with: "metrics_listen: 127.0.0.1:\(port &+ 1)")
+                .write(toFile: bed.configurationPath, atomically: true, encoding: .utf8)
+            let reload = runChild([product("vtictl"), "reload", "--run-directory", bed.directory + "/run"])
+            XCTAssertEqual(reload.status, 1)
+            XCTAssertTrue(reload.output.contains("vtid.yaml:5: metrics_listen takes effect only at restart"), reload.output)
+        }
+    }
+
     /// Scrapers that connect and never finish their request hold connections (more than the 32
     /// vtid takes at once), not vtid: hook events and the control socket go on as before.
     func testStalledScrapersDoNotHoldUpEvents() throws {
@@ -114,6 +140,23 @@ private func freeTCPPort(_ family: Int32) throws -> UInt16 {
             ? pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
             : pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin6_port) }
     }
+}
+
+/// A socket listening on loopback at `port`, as another program holding the port would.
+private func listenTCP(_ family: Int32, _ port: UInt16) throws -> Int32 {
+    let socket = Glibc.socket(family, Int32(SOCK_STREAM.rawValue), 0)
+    guard socket >= 0 else { throw CommandError(message: "socket: errno \(errno)") }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+    let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    guard bound == 0, listen(socket, 1) == 0 else {
+        let error = errno
+        close(socket)
+        throw CommandError(message: "listen on port \(port): errno \(error)")
+    }
+    return socket
 }
 
 /// A connected TCP socket to a literal address, with 10 s send and receive timeouts.
