@@ -33,6 +33,17 @@ final class VTIDMetricsHTTPTests: XCTestCase {
             let other = try httpGet(AF_INET, "127.0.0.1", port, "/")
             XCTAssertEqual(other.status, 404)
             XCTAssertEqual(try httpGet(AF_INET, "127.0.0.1", port, "/metrics/../status").status, 404)
+            XCTAssertEqual(try httpGet(AF_INET, "127.0.0.1", port, "/metrics", method: "POST").status, 405)
+            XCTAssertEqual(try httpGet(AF_INET, "127.0.0.1", port, "/metrics?name[]=vtid_degraded").status, 200, "a query is ignored")
+            // Two requests on one connection (HTTP/1.1 keep-alive), both answered.
+            let socket = try connectTCP(AF_INET, "127.0.0.1", port)
+            defer { close(socket) }
+            let twice = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\nGET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            XCTAssertEqual(twice.withCString { send(socket, $0, strlen($0), 0) }, twice.utf8.count)
+            var answer: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while case let count = recv(socket, &buffer, buffer.count, 0), count > 0 { answer += buffer[..<count] }
+            XCTAssertEqual(String(decoding: answer, as: UTF8.self).components(separatedBy: "HTTP/1.1 200 OK").count, 3, "two answers")
             XCTAssertTrue(vtid.log.contains("serving metrics on http://127.0.0.1:\(port)/metrics"), vtid.log)
             XCTAssertEqual(vtid.stop(), 0, "a scrape server stops with vtid:\n\(vtid.log)")
         }
@@ -190,10 +201,10 @@ private func connectTCP(_ family: Int32, _ host: String, _ port: UInt16) throws 
 
 /// One HTTP/1.1 GET with `Connection: close`, read to the end: status, head and body (the body
 /// as long as Content-Length says, which the test insists on).
-private func httpGet(_ family: Int32, _ host: String, _ port: UInt16, _ path: String) throws -> (status: Int, head: String, body: String) {
+private func httpGet(_ family: Int32, _ host: String, _ port: UInt16, _ path: String, method: String = "GET") throws -> (status: Int, head: String, body: String) {
     let socket = try connectTCP(family, host, port)
     defer { close(socket) }
-    let request = "GET \(path) HTTP/1.1\r\nHost: \(family == AF_INET6 ? "[\(host)]" : host):\(port)\r\nConnection: close\r\n\r\n"
+    let request = "\(method) \(path) HTTP/1.1\r\nHost: \(family == AF_INET6 ? "[\(host)]" : host):\(port)\r\nConnection: close\r\n\r\n"
     guard request.withCString({ send(socket, $0, strlen($0), 0) }) == request.utf8.count else { throw CommandError(message: "send: errno \(errno)") }
     var bytes: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65536)
