@@ -151,6 +151,8 @@ final class TestbedScenarioTests: XCTestCase {
             "ok - vtid-road-warriors: gw: vti02 MTU 1406 (shared device: worst common suite with NAT-T)",
             "ok - vtid-road-warriors: gw: vtictl status shows road1 at 10.0.1.10 with non-zero byte counters",
             "ok - vtid-road-warriors: gw: vtictl status shows road2 at 10.0.1.11 with non-zero byte counters",
+            "ok - vtid-road-warriors: gw: vtictl status shows both clients' routes announced (in the kernel with protocol 157)",
+            "ok - vtid-road-warriors: gw: metrics ipsec_status{tunnel=\"rw\"} 0 (SAs installed), ipsec_in_bytes and ipsec_out_packets non-zero",
             "reaches 10.3.0.1 (road3, connected while vtid was down (the hook's fallback))",
             "ok - vtid-road-warriors: gw: vtid knows road3 from the hook's spool",
             "ok - vtid-road-warriors: gw: a restart keeps the lease table",
