@@ -41,6 +41,9 @@ func fuzzIPsecConf(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let (conns, _) = RouteBasedConn.each(in: config)
     _ = checkRouteBasedConns(conns)
     _ = checkForLibreswan5(config, version: LibreswanVersion(major: 5, minor: 4))
+    // Two gateways' pools (`vtictl check --peer-ipsec-conf`): this file against itself.
+    let pools = config.addressPools().pools
+    _ = checkPoolsAcrossGateways(pools, peer: pools)
     return 0
 }
 

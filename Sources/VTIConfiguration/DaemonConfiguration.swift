@@ -26,6 +26,8 @@ public struct DaemonConfiguration: Sendable, Hashable {
     public var reconcileIntervalSeconds = 30
     /// Seconds a tunnel may be without SAs before its routes go.
     public var saGraceSeconds = 10
+    /// Where vtid serves `GET /metrics` over HTTP (`metrics_listen`); nil: nowhere, no IP socket.
+    public var metricsListen: ListenAddress?
     /// Where things were set, for `vtictl check`: `manage.CONN`, `conns.CONN`,
     /// `policy_routing.INDEX` and top-level keys, to line numbers.
     public var lines: [String: Int] = [:]
@@ -76,6 +78,37 @@ public struct DaemonConfiguration: Sendable, Hashable {
     public func manages(_ connection: String) -> Bool { managedConnections?.contains(connection) ?? true }
 }
 
+/// An IP address and TCP port to listen on: `127.0.0.1:9719`, `[::1]:9719` (IPv6 in brackets,
+/// as in a URL); port 1-65535. Literal addresses only: vtid resolves no names.
+public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
+    public var address: IPAddress
+    public var port: UInt16
+
+    public init(address: IPAddress, port: UInt16) {
+        self.address = address
+        self.port = port
+    }
+
+    public init?(_ text: String) {
+        let host: Substring
+        let portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            portText = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+        }
+        guard let address = IPAddress(host), (address.family == .ipv6) == text.hasPrefix("["),
+              portText.allSatisfy(\.isASCII), let port = UInt16(portText), port > 0 else { return nil }
+        self.init(address: address, port: port)
+    }
+
+    public var description: String { address.family == .ipv6 ? "[\(address)]:\(port)" : "\(address):\(port)" }
+}
+
 /// A configuration file that cannot be used: file, line and what is wrong.
 public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
     public var file: String
@@ -92,7 +125,7 @@ public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvert
 extension DaemonConfiguration {
     static let topKeys = ["ipsec_conf", "run_directory", "state_directory", "socket_group", "routes", "rp_filter", "mtu",
                           "manage", "conns", "policy_routing", "event_history", "hook_deadline_ms",
-                          "reconcile_interval_s", "sa_grace_s", "l2tp"]
+                          "reconcile_interval_s", "sa_grace_s", "l2tp", "metrics_listen"]
 
     /// Parses vtid.yaml. Errors name the file and line.
     public init(yaml text: String, file: String) throws(ConfigurationError) {
@@ -117,6 +150,13 @@ extension DaemonConfiguration {
         if let node = top["sa_grace_s"] { saGraceSeconds = try reader.integer(node, "sa_grace_s", in: 0...3600) }
         if let node = top["event_history"] { eventHistory = try reader.integer(node, "event_history", in: 10...1_000_000) }
         if let node = top["hook_deadline_ms"] { hook.vtidDeadlineMilliseconds = Int32(try reader.integer(node, "hook_deadline_ms", in: HookSettings.deadlineRange)) }
+        if let node = top["metrics_listen"] {
+            let text = try reader.scalar(node, "metrics_listen")
+            guard let address = ListenAddress(text) else {
+                throw reader.error(node, "metrics_listen must be an IP address and port, such as 127.0.0.1:9719 or [::1]:9719, not \(text)")
+            }
+            metricsListen = address
+        }
         if let node = top["rp_filter"] {
             switch try reader.scalar(node, "rp_filter") {
             case "loose", "2": hook.reversePathFilter = .loose

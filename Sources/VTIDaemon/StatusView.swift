@@ -23,10 +23,21 @@ extension Supervisor {
     /// The Prometheus text, with the gauges computed now: clients from the lease table, tunnels
     /// from the kernel's SAs, degraded from the open problems (a scrape never sees a stale value).
     public func metricsText() -> String {
-        let connected = (try? store.all().filter(\.connected).count)
+        let leases = try? store.all().filter(\.connected)
         let xfrm = try? kernelApplier().xfrmState()
-        metrics.refresh(clientsConnected: connected, tunnelsUp: xfrm.map { Set($0.associations.map(\.reqid)).count },
+        metrics.refresh(clientsConnected: leases?.count, tunnelsUp: xfrm.map { Set($0.associations.map(\.reqid)).count },
                         degraded: problems.isDegraded, unwrittenChanges: records.unwritten.count)
+        // Per conn, what `vtictl status` shows in its traffic columns.
+        let locals = Set(((try? kernelApplier().localAddresses()) ?? []).map { "\($0)" })
+        metrics.refreshTunnels(xfrm.map { xfrm in
+            ipsec.values.sorted { $0.name < $1.name }.map { conn in
+                let traffic = traffic(of: conn, in: xfrm, localAddresses: locals)
+                return DaemonMetrics.TunnelSample(
+                    connection: conn.name, up: traffic.associations > 0, associations: traffic.associations,
+                    inBytes: traffic.inBytes, outBytes: traffic.outBytes, inPackets: traffic.inPackets, outPackets: traffic.outPackets,
+                    clientsConnected: leases?.filter { $0.connection == conn.name }.count ?? 0)
+            }
+        })
         return metrics.exposition()
     }
 

@@ -132,6 +132,10 @@ public actor Supervisor {
             guard fresh.runDirectory == configuration.runDirectory, fresh.stateDirectory == configuration.stateDirectory else {
                 throw ConfigurationError(file: configurationFile, line: nil, problem: "run_directory and state_directory take effect only at restart")
             }
+            // The metrics listener is bound once, at start (it may need a port only root binds).
+            guard fresh.metricsListen == configuration.metricsListen else {
+                throw ConfigurationError(file: configurationFile, line: fresh.lines["metrics_listen"], problem: "metrics_listen takes effect only at restart")
+            }
             let conns = try Self.loadConns(fresh)
             let owned = (try? store.devices().records) ?? []
             let kept = owned.filter { conns[$0.connection] != nil && fresh.manages($0.connection) }

@@ -341,29 +341,7 @@ public struct RouteBasedConn: Sendable, Hashable {
         leftSubnets = try subnets("leftsubnet")
         rightSubnets = try subnets("rightsubnet")
         if let pool = value("rightaddresspool") {
-            let parts = pool.value.split(separator: ",")
-            for part in parts {
-                var text = part.trimmingSpaces
-                // libreswan 5.4's prefix leases, `2001:db8::/56/64`: the pool is the /56, each
-                // client leases a /64 (routed as that prefix, PLUTO_PEER_CLIENT says which).
-                let slashes = text.split(separator: "/", omittingEmptySubsequences: false)
-                if slashes.count == 3, let lease = Int(slashes[2]), let pool = Int(slashes[1]), (pool...128).contains(lease) {
-                    text = String(slashes[0]) + "/" + slashes[1]
-                }
-                if let prefix = IPPrefix(text) {
-                    addressPools.append(prefix.network.address...prefix.lastAddress)
-                    continue
-                }
-                let ends = text.split(separator: "-", maxSplits: 1)
-                guard ends.count == 2, let first = IPAddress(ends[0]), let last = IPAddress(ends[1]), first.family == last.family, first <= last else {
-                    let which = parts.count > 1 ? ": \(quoted(text))" : ""
-                    throw IPsecConfigError(location: pool.location, problem: "rightaddresspool=\(quoted(pool.value))\(which) is neither FIRST-LAST nor a PREFIX/LENGTH")
-                }
-                addressPools.append(first...last)
-            }
-            guard Set(addressPools.map(\.lowerBound.family)).count == addressPools.count else {
-                throw IPsecConfigError(location: pool.location, problem: "rightaddresspool=\(quoted(pool.value)) has two pools of one family (libreswan takes one IPv4 and one IPv6)")
-            }
+            addressPools = try parseAddressPools(pool, key: "rightaddresspool")
         }
         leftUpdown = value("leftupdown")?.value
         rightUpdown = value("rightupdown")?.value
@@ -380,4 +358,34 @@ public struct RouteBasedConn: Sendable, Hashable {
             leftVTI = prefix
         }
     }
+}
+
+/// `rightaddresspool=`'s (or `leftaddresspool=`'s) ranges: `FIRST-LAST` or a prefix (`2001:db8:1::/120`; libreswan 5.4's
+/// prefix leases, `2001:db8::/56/64`, are the /56), one IPv4 and one IPv6 at most, comma-separated.
+public func parseAddressPools(_ pool: ConfigSetting, key: String) throws(IPsecConfigError) -> [ClosedRange<IPAddress>] {
+    var addressPools: [ClosedRange<IPAddress>] = []
+    let parts = pool.value.split(separator: ",")
+    for part in parts {
+        var text = part.trimmingSpaces
+        // libreswan 5.4's prefix leases, `2001:db8::/56/64`: the pool is the /56, each
+        // client leases a /64 (routed as that prefix, PLUTO_PEER_CLIENT says which).
+        let slashes = text.split(separator: "/", omittingEmptySubsequences: false)
+        if slashes.count == 3, let lease = Int(slashes[2]), let pool = Int(slashes[1]), (pool...128).contains(lease) {
+            text = String(slashes[0]) + "/" + slashes[1]
+        }
+        if let prefix = IPPrefix(text) {
+            addressPools.append(prefix.network.address...prefix.lastAddress)
+            continue
+        }
+        let ends = text.split(separator: "-", maxSplits: 1)
+        guard ends.count == 2, let first = IPAddress(ends[0]), let last = IPAddress(ends[1]), first.family == last.family, first <= last else {
+            let which = parts.count > 1 ? ": \(quoted(text))" : ""
+            throw IPsecConfigError(location: pool.location, problem: "\(key)=\(quoted(pool.value))\(which) is neither FIRST-LAST nor a PREFIX/LENGTH")
+        }
+        addressPools.append(first...last)
+    }
+    guard Set(addressPools.map(\.lowerBound.family)).count == addressPools.count else {
+        throw IPsecConfigError(location: pool.location, problem: "\(key)=\(quoted(pool.value)) has two pools of one family (libreswan takes one IPv4 and one IPv6)")
+    }
+    return addressPools
 }

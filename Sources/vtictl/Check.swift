@@ -17,6 +17,10 @@ extension VTICtl {
         @Option(name: .customLong("ipsec-conf"), help: "libreswan's main configuration file (default: vtid.yaml's ipsec_conf, else /etc/ipsec.conf).")
         var ipsecConf: String?
 
+        @Option(name: .customLong("peer-ipsec-conf"),
+                help: "Another gateway's ipsec.conf (repeatable): report address pools that overlap this gateway's, naming both files and lines.")
+        var peerIPsecConf: [String] = []
+
         @Flag(help: "Skip the checks against this host: kernel support, devices, ip rules, sysctl files, the hook's path (for a configuration meant for another host).")
         var noKernel = false
 
@@ -48,8 +52,10 @@ extension VTICtl {
             if let ipsecConf { daemon.ipsecConf = ipsecConf }
             var conns: [RouteBasedConn] = []
             let libreswanVersion = try libreswanVersion()
+            var localPools: [ConnAddressPool] = []
             do {
                 let ipsecConfig = try loadIPsecConfig(daemon.ipsecConf)
+                localPools = ipsecConfig.addressPools().pools
                 let parsed = RouteBasedConn.each(in: ipsecConfig)
                 conns = parsed.conns
                 findings += parsed.errors.map { ConfigFinding(severity: .error, location: $0.location, message: $0.problem) }
@@ -61,6 +67,17 @@ extension VTICtl {
             let answeringARP = Set(daemon.connections.filter { $0.value.proxyARP != nil && daemon.manages($0.key) }.keys)
             findings += checkRouteBasedConns(conns, managed: daemon.managedConnections, proxyARP: answeringARP, hookPath: Self.installedHookPath())
             findings += daemon.findings(against: conns, file: config)
+            for peer in peerIPsecConf {
+                do {
+                    let (pools, errors) = try loadIPsecConfig(peer).addressPools()
+                    findings += errors.map { ConfigFinding(severity: .error, location: $0.location, message: "the other gateway's \($0.problem)") }
+                    findings += checkPoolsAcrossGateways(localPools, peer: pools)
+                } catch {
+                    // Line 0: the file itself cannot be read, and the message names it.
+                    findings.append(ConfigFinding(severity: .error, location: error.location.line > 0 ? error.location : nil,
+                                                  message: "the other gateway's file: \(error.problem)"))
+                }
+            }
             if !noKernel {
                 findings += KernelSupport.ofRunningKernel().findings(for: conns)
                 findings += checkHost(conns, settings: daemon.hook, facts: HostFacts.read(updowns: Set(conns.flatMap { $0.updownSides.compactMap(\.program) })))

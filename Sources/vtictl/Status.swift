@@ -2,6 +2,8 @@ import ArgumentParser
 import ControlProtocol
 import Foundation
 import Netlink
+import VTIConfiguration
+import VTIModel
 
 extension VTICtl {
     /// `vtictl status`: vtid's view (conns, clients, errors) next to the kernel's (devices, SAs).
@@ -13,8 +15,22 @@ extension VTICtl {
         @Argument(help: "Show only this conn.")
         var connection: String?
 
+        @Option(help: "vtid's configuration, for its route protocol when vtid does not answer.")
+        var config = "/etc/vtictl/vtid.yaml"
+
         @OptionGroup var daemon: DaemonOptions
         @OptionGroup var output: OutputOptions
+
+        /// Which routes a routing daemon can announce: vtid's records (when it answers) against
+        /// the kernel's routes with vtid's protocol. nil when the kernel cannot be read.
+        func announcements() -> RouteAnnouncements? {
+            let recorded = try? daemon.client.fetch("routes", as: RoutesReply.self)
+            var routeProtocol = recorded?.routeProtocol ?? HookSettings.defaultRouteProtocol.rawValue
+            if recorded == nil, let configuration = try? loadDaemonConfiguration(config, requireFile: false) {
+                routeProtocol = configuration.hook.routeProtocol.rawValue
+            }
+            return try? RouteAnnouncements.read(recorded: recorded?.routes, routeProtocol: routeProtocol, connection: connection)
+        }
 
         func run() throws {
             let kernel: KernelReport
@@ -31,7 +47,8 @@ extension VTICtl {
                let answer = StatusReport.withDevices(raw, kernel: kernel) {
                 // vtid's answer as it came (with the SA counters it filled in), only its conns
                 // decoded to add their devices: thousands of clients need no decoding and encoding again.
-                print("{\"kernel\":\(try encodeJSON(kernel, pretty: false)),\"vtid\":\(String(decoding: answer, as: UTF8.self)),\"vtidRunning\":true}")
+                let routes = try announcements().map { "\"announcements\":" + (try encodeJSON($0, pretty: false)) + "," } ?? ""
+                print("{\(routes)\"kernel\":\(try encodeJSON(kernel, pretty: false)),\"vtid\":\(String(decoding: answer, as: UTF8.self)),\"vtidRunning\":true}")
                 return
             }
             do {
@@ -45,6 +62,7 @@ extension VTICtl {
                 FileHandle.standardError.write(Data("vtictl: \(kernelError); showing vtid's view only\n".utf8))
             }
             if let connection { report.keep(connection: connection) }
+            report.announcements = announcements()
             if var connections = report.vtid?.connections {
                 StatusReport.fillDevices(&connections, kernel: report.kernel)
                 report.vtid?.connections = connections
@@ -60,6 +78,8 @@ struct StatusReport: Codable {
     var vtidError: String?
     var vtid: StatusReply?
     var kernel: KernelReport
+    /// Which routes BIRD or FRR can announce; nil when the kernel's routes cannot be read.
+    var announcements: RouteAnnouncements?
 
     mutating func keep(connection: String) {
         vtid?.connections.removeAll { $0.name != connection }
@@ -144,6 +164,10 @@ struct StatusReport: Codable {
             }
         } else {
             lines.append(colour("vtid: NOT RUNNING", .red) + " (\(vtidError ?? "no answer")); showing what the kernel holds")
+            lines.append("")
+        }
+        if let announcements {
+            lines += announcements.table()
             lines.append("")
         }
         lines += kernel.table()

@@ -88,12 +88,17 @@ server.start()
 logger.info("vtid \(vtidVersion) serving on \(server.path)")
 // Type=notify: systemd starts ipsec.service (After=vtid.service) only once vtid answers.
 notifySystemd("READY=1")
-let group = ServiceGroup(configuration: .init(
-    services: [.init(service: ControlService(server: server)), .init(service: KernelWatchService(watcher: watcher)),
-               .init(service: ReconcileService(supervisor: supervisor)), .init(service: ReloadService(supervisor: supervisor, hangups: hangups)),
-               .init(service: DHCPResponderService(responder: dhcp)),
-               .init(service: StopSignalService(signals: stops), successTerminationBehavior: .gracefullyShutdownGroup)],
-    logger: logger))
+var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+    .init(service: ControlService(server: server)), .init(service: KernelWatchService(watcher: watcher)),
+    .init(service: ReconcileService(supervisor: supervisor)), .init(service: ReloadService(supervisor: supervisor, hangups: hangups)),
+    .init(service: DHCPResponderService(responder: dhcp)),
+    .init(service: StopSignalService(signals: stops), successTerminationBehavior: .gracefullyShutdownGroup),
+]
+// GET /metrics over HTTP only with metrics_listen: without it vtid opens no IP socket for it.
+if let address = supervisor.startConfiguration.metricsListen {
+    services.append(.init(service: MetricsHTTPService(supervisor: supervisor, address: address, logger: logger)))
+}
+let group = ServiceGroup(configuration: .init(services: services, logger: logger))
 do {
     try await group.run()
 } catch {

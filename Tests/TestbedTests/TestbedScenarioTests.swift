@@ -151,6 +151,8 @@ final class TestbedScenarioTests: XCTestCase {
             "ok - vtid-road-warriors: gw: vti02 MTU 1406 (shared device: worst common suite with NAT-T)",
             "ok - vtid-road-warriors: gw: vtictl status shows road1 at 10.0.1.10 with non-zero byte counters",
             "ok - vtid-road-warriors: gw: vtictl status shows road2 at 10.0.1.11 with non-zero byte counters",
+            "ok - vtid-road-warriors: gw: vtictl status shows both clients' routes announced (in the kernel with protocol 157)",
+            "ok - vtid-road-warriors: gw: metrics ipsec_status{tunnel=\"rw\"} 0 (SAs installed), ipsec_in_bytes and ipsec_out_packets non-zero",
             "reaches 10.3.0.1 (road3, connected while vtid was down (the hook's fallback))",
             "ok - vtid-road-warriors: gw: vtid knows road3 from the hook's spool",
             "ok - vtid-road-warriors: gw: a restart keeps the lease table",
@@ -193,7 +195,8 @@ final class TestbedScenarioTests: XCTestCase {
 
     /// vtid under systemd/vtid.service exactly as the repository has it: systemd is the UML guest's
     /// PID 1, the unit's sandbox applies (bounding set, no_new_privs, seccomp, read-only system),
-    /// and vtid must start, answer vtictl, apply a hook event, chown its socket, reload and stop.
+    /// and vtid must start, answer vtictl, serve /metrics on loopback (metrics_listen), apply a hook
+    /// event, chown its socket, reload and stop.
     func testVTIDUnderItsSandboxedUnit() throws {
         try requireTestbed()
         let hook = URL(fileURLWithPath: productsDirectory()).appendingPathComponent("vti-updown").path
@@ -206,6 +209,7 @@ final class TestbedScenarioTests: XCTestCase {
             "ok - vtid-unit: vtid sees /usr and /etc read-only, /var/lib/vtid and /run/vtid writable (ProtectSystem=strict)",
             "ok - vtid-unit: vtid handed its socket to socket_group 4242 (CAP_CHOWN)",
             "ok - vtid-unit: vtictl status answers: vtid: running (pid ",
+            "ok - vtid-unit: vtid serves GET /metrics on 127.0.0.1:9719 under its sandbox (AF_INET, IPAddressAllow=localhost), after ",
             "ok - vtid-unit: vtid applied the hook's up-client under its sandbox",
             "ok - vtid-unit: vti02 (keys 12), route 10.0.1.10 proto 157 and vti02's sysctls in place",
             "ok - vtid-unit: the lease is recorded in the state directory",

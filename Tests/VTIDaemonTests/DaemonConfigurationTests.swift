@@ -66,6 +66,14 @@ final class DaemonConfigurationTests: XCTestCase {
             ("routes: [unclosed\n", "vtid.yaml:2: not valid YAML"),
             ("unknown_key: 1\n", "vtid.yaml:1: unknown setting unknown_key in the top level"),
             ("manage: [rw]\nconns:\n  other:\n    proxy_arp: eth1\n", "conns.other has settings but manage: does not list it"),
+            ("# metrics\nmetrics_listen: localhost:9719\n", "vtid.yaml:2: metrics_listen must be an IP address and port, such as 127.0.0.1:9719 or [::1]:9719, not localhost:9719"),
+            ("metrics_listen: 127.0.0.1\n", "vtid.yaml:1: metrics_listen must be an IP address and port"),
+            ("metrics_listen: 127.0.0.1:0\n", "vtid.yaml:1: metrics_listen must be an IP address and port"),
+            ("metrics_listen: 127.0.0.1:65536\n", "vtid.yaml:1: metrics_listen must be an IP address and port"),
+            ("metrics_listen: \"::1:9719\"\n", "vtid.yaml:1: metrics_listen must be an IP address and port"),
+            ("metrics_listen: \"[127.0.0.1]:9719\"\n", "vtid.yaml:1: metrics_listen must be an IP address and port"),
+            ("metrics_listen: \"[::1]9719\"\n", "vtid.yaml:1: metrics_listen must be an IP address and port"),
+            ("metrics_listen: [127.0.0.1:9719]\n", "vtid.yaml:1: metrics_listen must be a single value"),
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try DaemonConfiguration(yaml: text, file: "vtid.yaml"), text) { error in
@@ -76,5 +84,15 @@ final class DaemonConfigurationTests: XCTestCase {
 
     func testEmptyFileMeansDefaults() throws {
         XCTAssertEqual(try DaemonConfiguration(yaml: "# nothing\n", file: "vtid.yaml"), DaemonConfiguration())
+        XCTAssertNil(DaemonConfiguration().metricsListen, "no metrics server unless asked for")
+    }
+
+    func testMetricsListenTakesIPv4AndIPv6Literals() throws {
+        let v4 = try DaemonConfiguration(yaml: "metrics_listen: 127.0.0.1:9719\n", file: "vtid.yaml")
+        XCTAssertEqual(v4.metricsListen, ListenAddress(address: IPAddress("127.0.0.1")!, port: 9719))
+        XCTAssertEqual(v4.lines["metrics_listen"], 1)
+        let v6 = try DaemonConfiguration(yaml: "metrics_listen: \"[2001:db8::1]:80\"\n", file: "vtid.yaml")
+        XCTAssertEqual(v6.metricsListen?.description, "[2001:db8::1]:80")
+        XCTAssertEqual(try DaemonConfiguration(yaml: "metrics_listen: 0.0.0.0:9719\n", file: "vtid.yaml").metricsListen?.description, "0.0.0.0:9719")
     }
 }

@@ -28,6 +28,26 @@ final class VTICtlCheckTests: XCTestCase {
 
     private var siteConn: String { "conn site\n    left=192.0.2.1\n    right=198.51.100.1\n    mark=0x80010/0xffffffff\n    vti-interface=vti01\n    leftupdown=\(hook)\n    rightupdown=\(hook)\n" }
 
+    /// Two gateways' files: a pool that overlaps the other gateway's is an error at this file's
+    /// line naming the other's file and line; an unreadable other file is an error too.
+    func testPoolsOverlappingAnotherGatewaysAreErrorsNamingBothFiles() throws {
+        let rw = { (pool: String) in "conn rw\n    left=192.0.2.2\n    right=%any\n    rightaddresspool=\(pool)\n    mark=12/0xffffffff\n    vti-interface=vti02\n    vti-shared=yes\n    leftupdown=\(self.hook)\n" }
+        try "# the other gateway\nconn rw\n    rightaddresspool=10.0.1.100-10.0.1.199\n".write(toFile: "\(directory)/west.conf", atomically: true, encoding: .utf8)
+        let overlap = try check(ipsec: rw("10.0.1.10-10.0.1.150"), ["--no-kernel", "--peer-ipsec-conf", "\(directory)/west.conf"])
+        XCTAssertEqual(overlap.status, 1)
+        XCTAssertEqual(overlap.lines, [
+            "ipsec.conf:4: error: conn rw's address pool 10.0.1.10-10.0.1.150 overlaps conn rw's 10.0.1.100-10.0.1.199 on the other gateway (west.conf:3): "
+                + "both would lease the same addresses, and both announce their routes; give each gateway its own pool",
+            "1 route-based conn checked: 1 error, 0 warnings",
+        ])
+        let apart = try check(ipsec: rw("10.0.1.10-10.0.1.99"), ["--no-kernel", "--peer-ipsec-conf", "\(directory)/west.conf"])
+        XCTAssertEqual(apart.lines, ["1 route-based conn checked: 0 errors, 0 warnings"])
+        XCTAssertEqual(apart.status, 0)
+        let missing = try check(ipsec: rw("10.0.1.10-10.0.1.99"), ["--no-kernel", "--peer-ipsec-conf", "\(directory)/nowhere.conf"])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertEqual(missing.lines.first, "error: the other gateway's file: cannot read nowhere.conf (no such file)")
+    }
+
     /// An include that names a file which is not there leaves its conns out of pluto and vtid
     /// alike: an error at the include's line. A wildcard that matches nothing is libreswan's
     /// default (`include /etc/ipsec.d/*.conf`) and no finding.

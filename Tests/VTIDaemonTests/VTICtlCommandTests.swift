@@ -74,6 +74,43 @@ final class VTICtlCommandTests: XCTestCase {
         }
     }
 
+    /// `status` marks each route vtid keeps as announced while the kernel holds it with vtid's
+    /// protocol (what BIRD's kernel protocol learns and exports), and as not announced, with why,
+    /// when it does not; table and JSON agree.
+    func testStatusSaysWhichRoutesAreAnnounced() throws {
+        try inFreshNetworkNamespace(self) {
+            let bed = try VTIDBed()
+            _ = try bed.startVTID()
+            XCTAssertEqual(bed.runHook(roadWarrior("up-client", client: 1)).status, 0)
+            func routes() throws -> [[String: Any]] {
+                let json = try object(vtictl(bed, "status", "--json").text)
+                let announcements = try XCTUnwrap(json["announcements"] as? [String: Any], "\(json.keys)")
+                XCTAssertEqual(Set(announcements.keys), ["routeProtocol", "vtidAnswered", "routes", "birdCheck"])
+                XCTAssertEqual(announcements["routeProtocol"] as? Int, 157)
+                return try XCTUnwrap(announcements["routes"] as? [[String: Any]])
+            }
+            var table = vtictl(bed, "status").text
+            XCTAssertTrue(table.contains("""
+                ROUTE         DEVICE  TABLE  CONN  CLIENT        ANNOUNCED
+                10.0.1.11/32  rwdev   main   rw    10.0.1.11/32  yes
+                birdc show route export PROTOCOL (PROTOCOL: the BGP session's name in bird.conf) lists what BIRD announces; it learns the kernel's routes with protocol 157
+                """), table)
+            var entries = try routes()
+            XCTAssertEqual(entries.count, 1)
+            XCTAssertEqual(Set(entries[0].keys), ["destination", "device", "table", "connection", "peerClient", "recorded", "announced"])
+            XCTAssertEqual(entries[0]["announced"] as? Bool, true)
+
+            // The device goes: the kernel drops the route, vtid keeps its record (it removes
+            // nothing without knowing the tunnel is gone), and the route is not announced.
+            try ip("link", "del", "rwdev")
+            table = vtictl(bed, "status").text
+            XCTAssertTrue(table.contains("10.0.1.11/32  rwdev   main   rw    10.0.1.11/32  NO: its device rwdev does not exist"), table)
+            entries = try routes()
+            XCTAssertEqual(entries.first?["announced"] as? Bool, false)
+            XCTAssertEqual(entries.first?["why"] as? String, "its device rwdev does not exist")
+        }
+    }
+
     func testEverySubcommandAgainstARunningVTIDAndWithoutIt() throws {
         try inFreshNetworkNamespace(self) {
             let bed = try VTIDBed()
@@ -97,16 +134,30 @@ final class VTICtlCommandTests: XCTestCase {
                 10.0.1.11  rw    @client1  192.0.2.101  connected  HH:MM:SS  0         0
                 10.0.1.12  rw    @client2  192.0.2.102  connected  HH:MM:SS  0         0
 
+                ROUTE          DEVICE  TABLE  CONN  CLIENT        ANNOUNCED
+                10.0.1.11/32   rwdev   main   rw    10.0.1.11/32  yes
+                10.0.1.12/32   rwdev   main   rw    10.0.1.12/32  yes
+                198.18.0.0/24  other0  main   -     -             yes (not recorded by vtid)
+                birdc show route export PROTOCOL (PROTOCOL: the BGP session's name in bird.conf) lists what BIRD announces; it learns the kernel's routes with protocol 157
+
                 no tunnel devices (VTI or XFRM interface)
 
                 no IPsec SAs
 
                 """)
-            XCTAssertEqual(vtictl(bed, "status", "rw").text, status.text, "the one conn is all there is")
+            let unrecorded = "198.18.0.0/24  other0  main   -     -             yes (not recorded by vtid)\n"
+            XCTAssertEqual(vtictl(bed, "status", "rw").text,
+                           status.text.replacingOccurrences(of: unrecorded, with: "").replacingOccurrences(of: "ROUTE          ", with: "ROUTE         ")
+                               .replacingOccurrences(of: "10.0.1.11/32   ", with: "10.0.1.11/32  ").replacingOccurrences(of: "10.0.1.12/32   ", with: "10.0.1.12/32  "),
+                           "the one conn is all there is; a route vtid has no record of belongs to no conn")
             XCTAssertTrue(vtictl(bed, "status", "other").text.contains("no route-based conns"), "an unknown conn filters everything out")
 
             let statusJSON = try object(vtictl(bed, "status", "--json").text)
-            XCTAssertEqual(Set(statusJSON.keys), ["kernel", "vtid", "vtidRunning"])
+            XCTAssertEqual(Set(statusJSON.keys), ["kernel", "vtid", "vtidRunning", "announcements"])
+            let announced = try XCTUnwrap(statusJSON["announcements"] as? [String: Any])
+            XCTAssertEqual(Set(announced.keys), ["routeProtocol", "vtidAnswered", "routes", "birdCheck"])
+            XCTAssertEqual((announced["routes"] as? [[String: Any]])?.map { $0["announced"] as? Bool }, [true, true, true])
+            XCTAssertEqual((announced["routes"] as? [[String: Any]])?.map { $0["recorded"] as? Bool }, [true, true, false])
             XCTAssertEqual(statusJSON["vtidRunning"] as? Bool, true)
             XCTAssertEqual(keys(statusJSON["kernel"]), ["devices", "securityAssociations"])
             let reply = try XCTUnwrap(statusJSON["vtid"] as? [String: Any])
@@ -188,6 +239,11 @@ final class VTICtlCommandTests: XCTestCase {
             XCTAssertEqual(statusDown.status, 0)
             XCTAssertEqual(statusDown.text, """
                 vtid: NOT RUNNING (\(down)); showing what the kernel holds
+
+                ROUTE          DEVICE  TABLE  CONN  CLIENT  ANNOUNCED
+                10.0.1.12/32   rwdev   main   -     -       yes
+                198.18.0.0/24  other0  main   -     -       yes
+                birdc show route export PROTOCOL (PROTOCOL: the BGP session's name in bird.conf) lists what BIRD announces; it learns the kernel's routes with protocol 157
 
                 no tunnel devices (VTI or XFRM interface)
 

@@ -74,6 +74,19 @@ traffic=$(vtictl_json gw status | grep -o '"traffic":{[^}]*}') || fail "gw: vtic
 grep -q '"peers":\["192.0.2.11","192.0.2.12"\]' <<<"$traffic" || fail "gw: conn rw's peers are not the two clients: $traffic"
 grep -Eq '"inBytes":[1-9][0-9]*,"outBytes":[1-9]' <<<"$traffic" || fail "gw: conn rw's SAs carried no bytes: $traffic"
 ok "gw: vtictl status shows conn rw with both clients as peers and non-zero SA counters"
+# What a BGP daemon would announce: both clients' routes in the kernel with vtid's protocol.
+for n in 1 2; do
+  address=$(eval echo "\$pool$n")
+  awk -v r="$address/32" '$1 == r && $2 == "vti02" && $NF == "yes" { found = 1 } END { exit !found }' <<<"$status" \
+    || fail "gw: vtictl status does not show $address/32 on vti02 as announced"
+done
+ok "gw: vtictl status shows both clients' routes announced (in the kernel with protocol 157)"
+# The same SAs as ipsec_exporter's families, labelled with the conn.
+metrics=$(vtictl_on gw metrics)
+grep -q '^ipsec_status{tunnel="rw"} 0.0$' <<<"$metrics" && grep -Eq '^ipsec_in_bytes\{tunnel="rw"\} [1-9]' <<<"$metrics" \
+  && grep -Eq '^ipsec_out_packets\{tunnel="rw"\} [1-9]' <<<"$metrics" \
+  || fail "gw: no ipsec_* metrics for conn rw with traffic: $(grep '^ipsec_' <<<"$metrics")"
+ok "gw: metrics ipsec_status{tunnel=\"rw\"} 0 (SAs installed), ipsec_in_bytes and ipsec_out_packets non-zero"
 
 # vtid stops (as systemd stops it): tunnels stay, and a new client still gets its route.
 vtid_stop gw

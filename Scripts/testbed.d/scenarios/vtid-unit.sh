@@ -24,8 +24,10 @@ rw_server_conf "$hook" >/etc/ipsec.conf
 mkdir -p /etc/vtictl
 # socket_group: the chown that needs CAP_CHOWN. sa_grace_s: the recorded event's SAs are not in
 # the kernel (no pluto here), and vtid would rightly remove the route 10 s after it.
-{ cat "$repo/Profiles/vtid.yaml.example"; printf 'socket_group: 4242\nsa_grace_s: 3600\n'; } >/etc/vtictl/vtid.yaml
+# metrics_listen: an IP socket and loopback traffic under RestrictAddressFamilies/IPAddressDeny.
+{ cat "$repo/Profiles/vtid.yaml.example"; printf 'socket_group: 4242\nsa_grace_s: 3600\nmetrics_listen: "127.0.0.1:9719"\n'; } >/etc/vtictl/vtid.yaml
 
+ip link set lo up
 systemctl daemon-reload
 started=$EPOCHREALTIME
 systemctl start vtid.service || fail "systemctl start vtid failed: $(journalctl -u vtid --no-pager -n 20 2>&1)"
@@ -39,6 +41,10 @@ ok "vtid handed its socket to socket_group 4242 (CAP_CHOWN)"
 status=$("$VTICTL" status 2>&1) || fail "vtictl status failed: $status"
 grep -q "^vtid: running (pid $pid" <<<"$status" || fail "vtictl status does not show the unit's vtid: $status"
 ok "vtictl status answers: $(head -n 1 <<<"$status")"
+scrape() { exec 3<>/dev/tcp/127.0.0.1/9719 && printf 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3 && timeout 5 cat <&3; exec 3<&-; }
+waited=$(wait_for 5 bash -c "$(declare -f scrape); scrape | grep -q '^vtid_degraded 0'") \
+  || fail "no metrics over HTTP under the unit's sandbox: $(scrape 2>&1 | head -n 5); $(journalctl -u vtid --no-pager -n 5 2>&1)"
+ok "vtid serves GET /metrics on 127.0.0.1:9719 under its sandbox (AF_INET, IPAddressAllow=localhost), after $waited s"
 
 # A hook event, as pluto would run the hook (the recorded up-client of road1); vtid applies it.
 mapfile -t variables <"$TB_FIXTURES/rw-server-01-up-client.env"
