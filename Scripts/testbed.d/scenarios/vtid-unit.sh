@@ -24,8 +24,9 @@ rw_server_conf "$hook" >/etc/ipsec.conf
 mkdir -p /etc/vtictl
 # socket_group: the chown that needs CAP_CHOWN. sa_grace_s: the recorded event's SAs are not in
 # the kernel (no pluto here), and vtid would rightly remove the route 10 s after it.
-# metrics_listen: an IP socket and loopback traffic under RestrictAddressFamilies/IPAddressDeny.
-{ cat "$repo/Profiles/vtid.yaml.example"; printf 'socket_group: 4242\nsa_grace_s: 3600\nmetrics_listen: "127.0.0.1:9719"\n'; } >/etc/vtictl/vtid.yaml
+# metrics_listen: an IP socket and loopback traffic under RestrictAddressFamilies. dhcp_inform:
+# UDP port 67 bound on vti02 (CAP_NET_BIND_SERVICE, SO_BINDTODEVICE) once the event made it.
+{ cat "$repo/Profiles/vtid.yaml.example"; printf 'socket_group: 4242\nsa_grace_s: 3600\nmetrics_listen: "127.0.0.1:9719"\nconns:\n  rw:\n    dhcp_inform: yes\n'; } >/etc/vtictl/vtid.yaml
 
 ip link set lo up
 systemctl daemon-reload
@@ -44,7 +45,7 @@ ok "vtictl status answers: $(head -n 1 <<<"$status")"
 scrape() { exec 3<>/dev/tcp/127.0.0.1/9719 && printf 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3 && timeout 5 cat <&3; exec 3<&-; }
 waited=$(wait_for 5 bash -c "$(declare -f scrape); scrape | grep -q '^vtid_degraded 0'") \
   || fail "no metrics over HTTP under the unit's sandbox: $(scrape 2>&1 | head -n 5); $(journalctl -u vtid --no-pager -n 5 2>&1)"
-ok "vtid serves GET /metrics on 127.0.0.1:9719 under its sandbox (AF_INET, IPAddressAllow=localhost), after $waited s"
+ok "vtid serves GET /metrics on 127.0.0.1:9719 under its sandbox (AF_INET), after $waited s"
 
 # A hook event, as pluto would run the hook (the recorded up-client of road1); vtid applies it.
 mapfile -t variables <"$TB_FIXTURES/rw-server-01-up-client.env"
@@ -66,6 +67,11 @@ done
 ok "vti02 (keys 12), route 10.0.1.10 proto 157 and vti02's sysctls in place"
 leases=$("$VTICTL" leases) && grep -q "10.0.1.10.*connected" <<<"$leases" || fail "no lease recorded in /var/lib/vtid: $leases"
 ok "the lease is recorded in the state directory"
+# (/proc/net/udp, not ss: the UML kernel has no udp_diag.) Port 67 is 0043 there.
+waited=$(wait_for 10 sh -c "awk '\$2 ~ /:0043\$/ { found = 1 } END { exit !found }' /proc/net/udp && journalctl -u vtid --no-pager | grep -q 'answering DHCPINFORM on vti02'") \
+  || fail "vtid has no DHCP socket on vti02 under its sandbox: $("$VTICTL" status 2>&1 | grep -i dhcp); $(journalctl -u vtid --no-pager 2>&1 | grep -i dhcp | tail -n 3)"
+"$VTICTL" status 2>&1 | grep -qi 'cannot answer DHCPINFORM' && fail "vtictl status shows a DHCP problem: $("$VTICTL" status 2>&1 | grep -i dhcp)"
+ok "vtid answers DHCPINFORM on vti02 under its sandbox: UDP port 67 bound to the device after $waited s"
 
 systemctl reload vtid.service || fail "systemctl reload vtid failed"
 expect_unit_active vtid.service "after a reload (SIGHUP)"
