@@ -1,4 +1,5 @@
 import ControlProtocol
+import Glibc
 import Netlink
 import VTIModel
 
@@ -7,10 +8,72 @@ import VTIModel
 // a ppp link (ARPHRD_PPP) whose peer address is the client's address inside the tunnel. vtid only
 // reads these: pppd owns the link and its routes, and nothing here is ever changed or removed.
 //
-// Which public peer a ppp link belongs to is not in the link: the kernel's L2TP generic netlink
-// family (module l2tp_netlink, which xl2tpd does not use) knows it; reading that is not done yet.
-// So the match is made only when it cannot be wrong: one ppp link and the transport-mode SAs of
-// one peer. Otherwise the peer is left out and `peerNote` says why.
+// Which public peer a ppp link belongs to is not in the link. xl2tpd starts one pppd per session
+// with `ipparam <the peer's public address>` (control.c, start_pppd: inet_ntoa of the tunnel's
+// peer), and pppd writes its pid to /run/<ifname>.pid. So ppp0 -> /run/ppp0.pid -> pid ->
+// /proc/<pid>/cmdline -> the word after `ipparam`; that address's transport-mode SAs are the
+// link's. Both files are another program's text: parsed strictly, anything odd leaves the link
+// without a peer and `peerNote` says why. The kernel's L2TP generic netlink family does not help:
+// its sessions carry no ifname for PPPoL2TP, so they cannot be tied to a ppp unit.
+// Reading another process's /proc needs it visible: vtid's unit has ProtectProc=invisible, which
+// hides root's pppd from vtid's capability-reduced root; Profiles/l2tp-ipsec's drop-in lifts it.
+// When the pppd cannot be read, the old rule still holds: one ppp link and one peer's SAs match.
+
+/// What pppd says about the L2TP peer of one ppp link.
+enum PPPPeerSource: Sendable, Hashable {
+    /// The public address xl2tpd gave pppd as `ipparam`.
+    case peer(InetAddress)
+    /// Not known, one sentence why.
+    case unknown(String)
+}
+
+/// The pid in a pppd pid file's text: its first line, decimal digits only, a plausible pid.
+func pppdPID(pidFile text: String) -> Int32? {
+    let line = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+    guard (1...7).contains(line.utf8.count), line.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+          let pid = Int32(line), pid > 1, pid <= 4_194_304 else { return nil }
+    return pid
+}
+
+/// The `ipparam` of a pppd command line (`/proc/PID/cmdline`: NUL-separated words) as an address.
+/// The program must be pppd; the value must be an address in its canonical text (as xl2tpd writes
+/// it), nothing else.
+func l2tpPeer(cmdline bytes: [UInt8]) -> PPPPeerSource {
+    let words = bytes.split(separator: 0, omittingEmptySubsequences: false).map { Array($0) }
+    guard let program = words.first, program.split(separator: UInt8(ascii: "/")).last.map(Array.init) == Array("pppd".utf8) else {
+        return .unknown("the process in the pid file is not pppd")
+    }
+    let ipparam = Array("ipparam".utf8)
+    let positions = words.indices.filter { words[$0] == ipparam }
+    guard let at = positions.first else { return .unknown("pppd has no ipparam: not started by xl2tpd?") }
+    guard positions.count == 1, at + 1 < words.count else { return .unknown("pppd's ipparam is not one value") }
+    let value = words[at + 1]
+    // At most an IPv6 address's length, printable ASCII: anything else is not xl2tpd's.
+    guard (2...45).contains(value.count), value.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else {
+        return .unknown("pppd's ipparam is not an address")
+    }
+    let text = String(decoding: value, as: UTF8.self)
+    guard let address = InetAddress(text), "\(address)" == text, !address.isUnspecified else {
+        return .unknown("pppd's ipparam is not an address")
+    }
+    return .peer(address)
+}
+
+/// Each ppp link's peer from its pppd: `pidFiles` maps a link name to its pid file's text (absent:
+/// none), `cmdlines` a pid to its command line (absent: not readable).
+func pppPeers(links: [String], pidFiles: [String: String], cmdlines: [Int32: [UInt8]]) -> [String: PPPPeerSource] {
+    var peers: [String: PPPPeerSource] = [:]
+    for link in links {
+        guard let text = pidFiles[link] else { peers[link] = .unknown("no pppd pid file /run/\(link).pid"); continue }
+        guard let pid = pppdPID(pidFile: text) else { peers[link] = .unknown("/run/\(link).pid holds no pid"); continue }
+        guard let cmdline = cmdlines[pid], !cmdline.isEmpty else {
+            peers[link] = .unknown("pppd \(pid)'s command line is not readable (gone, or hidden: ProtectProc=)")
+            continue
+        }
+        peers[link] = l2tpPeer(cmdline: cmdline)
+    }
+    return peers
+}
 
 /// A ppp link with its addresses, as read from rtnetlink.
 struct PPPLinkView: Sendable, Hashable {
@@ -37,30 +100,91 @@ func isL2TPCandidate(_ sa: SecurityAssociation) -> Bool {
 }
 
 /// The L2TP clients: one record per ppp link, matched to the transport-mode SAs of its public peer
-/// when that is unambiguous (see the file's header). `localAddresses`: this host's addresses, to tell
-/// inbound SAs (destination ours) from outbound ones.
-func l2tpClients(links: [PPPLinkView], associations: [SecurityAssociation], localAddresses: Set<InetAddress>) -> [L2TPClientRecord] {
+/// as its pppd names it (`peers`, from `pppPeers`), or, when that is not known, when one link and
+/// one peer make it unambiguous (see the file's header). `localAddresses`: this host's addresses,
+/// to tell inbound SAs (destination ours) from outbound ones.
+func l2tpClients(links: [PPPLinkView], associations: [SecurityAssociation], localAddresses: Set<InetAddress>,
+                 peers: [String: PPPPeerSource] = [:]) -> [L2TPClientRecord] {
     let transport = associations.filter(isL2TPCandidate)
     var byPeer: [InetAddress: [SecurityAssociation]] = [:]
     for sa in transport {
         let peer = localAddresses.contains(sa.destination) ? sa.source : sa.destination
         byPeer[peer, default: []].append(sa)
     }
+    // Clients behind one NAT share a public address: its SAs cannot be split between their links.
+    var linksOfPeer: [InetAddress: Int] = [:]
+    for case .peer(let address)? in links.map({ peers[$0.name] }) { linksOfPeer[address, default: 0] += 1 }
     return links.map { link in
         var record = L2TPClientRecord(device: link.name, state: link.isUp ? "up" : "down", address: link.peer.map { "\($0)" },
                                       localAddress: link.local.map { "\($0)" }, peerAddress: nil)
-        if byPeer.isEmpty {
-            record.peerNote = "no IPsec transport-mode SA: the L2TP session is not protected by IPsec"
-        } else if links.count == 1 && byPeer.count == 1, let (peer, sas) = byPeer.first {
+        func pair(_ peer: InetAddress, _ sas: [SecurityAssociation]) {
             record.peerAddress = "\(peer)"
             record.associations = sas.count
             for sa in sas {
                 if sa.addTime > 0 { record.since = min(record.since ?? Int64.max, Int64(sa.addTime)) }
                 if localAddresses.contains(sa.destination) { record.inBytes += sa.bytes } else { record.outBytes += sa.bytes }
             }
-        } else {
-            record.peerNote = "\(links.count) ppp links and transport-mode SAs with \(byPeer.count) peers: which is whose is not known"
+        }
+        func matchIfUnambiguous(because why: String?) {
+            if byPeer.isEmpty {
+                record.peerNote = "no IPsec transport-mode SA: the L2TP session is not protected by IPsec"
+            } else if links.count == 1 && byPeer.count == 1, let (peer, sas) = byPeer.first {
+                pair(peer, sas)
+            } else {
+                record.peerNote = (why.map { "\($0); " } ?? "")
+                    + "\(links.count) ppp links and transport-mode SAs with \(byPeer.count) peers: which is whose is not known"
+            }
+        }
+        switch peers[link.name] {
+        case .peer(let peer)?:
+            if let sas = byPeer[peer], linksOfPeer[peer] == 1 {
+                pair(peer, sas)
+            } else if let sas = byPeer[peer] {
+                record.peerAddress = "\(peer)"
+                record.peerNote = "\(linksOfPeer[peer] ?? 0) ppp links come from \(peer) (one NAT?): its \(sas.count) SAs are not split between them"
+            } else {
+                record.peerNote = "pppd says the peer is \(peer), which has no IPsec transport-mode SA: the L2TP session is not protected by IPsec"
+            }
+        case .unknown(let why)?:
+            matchIfUnambiguous(because: why)
+        case nil:
+            matchIfUnambiguous(because: nil)
         }
         return record
     }
+}
+
+/// Reads each ppp link's pppd pid file (pppd's `/var/run/<ifname>.pid`) and that pid's command
+/// line, for `pppPeers`; what cannot be read is left out. Names that are not plain interface
+/// names are not turned into paths.
+func readPPPDFiles(links: [String], directory: String = "/var/run") -> (pidFiles: [String: String], cmdlines: [Int32: [UInt8]]) {
+    var pidFiles: [String: String] = [:], cmdlines: [Int32: [UInt8]] = [:]
+    for link in links where isPlainInterfaceName(link) {
+        guard let bytes = readSmallFile("\(directory)/\(link).pid", limit: 64) else { continue }
+        let text = String(decoding: bytes, as: UTF8.self)
+        pidFiles[link] = text
+        if let pid = pppdPID(pidFile: text), let cmdline = readSmallFile("/proc/\(pid)/cmdline", limit: 16384) { cmdlines[pid] = cmdline }
+    }
+    return (pidFiles, cmdlines)
+}
+
+private func isPlainInterfaceName(_ name: String) -> Bool {
+    (1...15).contains(name.utf8.count) && name.utf8.first != UInt8(ascii: ".")
+        && name.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7a) || $0 == 0x2d || $0 == 0x5f || $0 == 0x2e }
+}
+
+/// At most `limit` bytes of a file (proc files report size 0: read to the end); nil if unreadable.
+private func readSmallFile(_ path: String, limit: Int) -> [UInt8]? {
+    let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+    guard fd >= 0 else { return nil }
+    defer { Glibc.close(fd) }
+    var result: [UInt8] = [], chunk = [UInt8](repeating: 0, count: 4096)
+    while result.count < limit {
+        let count = Glibc.read(fd, &chunk, min(chunk.count, limit - result.count))
+        if count < 0 && errno == EINTR { continue }
+        guard count >= 0 else { return nil }
+        if count == 0 { break }
+        result += chunk.prefix(count)
+    }
+    return result
 }

@@ -61,13 +61,16 @@ extension Supervisor {
     }
 
     /// The L2TP/IPsec clients now: ppp links and their addresses read from the kernel (read only),
-    /// matched to transport-mode SAs (`L2TPClients.swift`); nil when the kernel could not be read.
+    /// matched to transport-mode SAs by what each link's pppd says (`L2TPClients.swift`); nil when
+    /// the kernel could not be read.
     func l2tpClientRecords(associations: [SecurityAssociation]? = nil) -> [L2TPClientRecord]? {
         guard let socket = try? NetlinkSocket(.route), let links = try? socket.links(), let addresses = try? socket.addresses() else { return nil }
         let ppp = pppLinks(links, addresses: addresses)
         guard !ppp.isEmpty else { return [] }
         guard let associations = associations ?? (try? kernelApplier().xfrmState().associations) else { return nil }
-        return l2tpClients(links: ppp, associations: associations, localAddresses: Set(addresses.map(\.prefix.address)))
+        let files = readPPPDFiles(links: ppp.map(\.name))
+        return l2tpClients(links: ppp, associations: associations, localAddresses: Set(addresses.map(\.prefix.address)),
+                           peers: pppPeers(links: ppp.map(\.name), pidFiles: files.pidFiles, cmdlines: files.cmdlines))
     }
 }
 

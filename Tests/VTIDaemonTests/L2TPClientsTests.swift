@@ -3,6 +3,7 @@ import DHCP
 @testable import Netlink
 @testable import VTIDaemon
 import VTIModel
+import Foundation
 import XCTest
 
 /// Which L2TP client a ppp link is (pure): the link's peer address is the client's address inside
@@ -61,6 +62,125 @@ final class L2TPClientsTests: XCTestCase {
         XCTAssertEqual(clients.map(\.peerAddress), [nil, nil])
         XCTAssertEqual(clients.map(\.inBytes), [0, 0])
         XCTAssertEqual(clients.first?.peerNote, "2 ppp links and transport-mode SAs with 2 peers: which is whose is not known")
+    }
+
+    // pppd's command line as xl2tpd 1.3.18 starts it on the LNS (read from /proc in the test bed).
+    private func cmdline(_ words: [String]) -> [UInt8] { words.flatMap { Array($0.utf8) + [0] } }
+    private func lnsPPPD(peer: String) -> [UInt8] {
+        cmdline(["/usr/sbin/pppd", "plugin", "pppol2tp.so", "pppol2tp", "7", "pppol2tp_lns_mode", "pppol2tp_tunnel_id", "29051",
+                 "pppol2tp_session_id", "4418", "passive", "nodetach", ":10.20.0.1", "refuse-pap", "auth", "require-chap",
+                 "name", "l2tp-gw", "ipparam", peer, "file", "/etc/ppp/options.xl2tpd"])
+    }
+
+    func testSeveralClientsArePairedByWhatTheirPPPDSays() {
+        let peers = pppPeers(links: ["ppp0", "ppp1"], pidFiles: ["ppp0": "2301\n", "ppp1": "2417\n"],
+                             cmdlines: [2301: lnsPPPD(peer: "192.0.2.12"), 2417: lnsPPPD(peer: "192.0.2.11")])
+        XCTAssertEqual(peers, ["ppp0": .peer(InetAddress("192.0.2.12")!), "ppp1": .peer(InetAddress("192.0.2.11")!)])
+        let clients = l2tpClients(
+            links: [ppp("ppp0", client: "10.0.2.10"), ppp("ppp1", client: "10.0.2.11")],
+            associations: [sa(from: "192.0.2.11", to: "192.0.2.2", spi: 1, bytes: 100, added: 1_700_000_001),
+                           sa(from: "192.0.2.2", to: "192.0.2.11", spi: 2, bytes: 200, added: 1_700_000_002),
+                           sa(from: "192.0.2.12", to: "192.0.2.2", spi: 3, bytes: 300, added: 1_700_000_003),
+                           sa(from: "192.0.2.2", to: "192.0.2.12", spi: 4, bytes: 400, added: 1_700_000_004)],
+            localAddresses: [gateway], peers: peers)
+        XCTAssertEqual(clients, [
+            L2TPClientRecord(device: "ppp0", state: "up", address: "10.0.2.10", localAddress: "10.0.2.1", peerAddress: "192.0.2.12",
+                             associations: 2, since: 1_700_000_003, inBytes: 300, outBytes: 400),
+            L2TPClientRecord(device: "ppp1", state: "up", address: "10.0.2.11", localAddress: "10.0.2.1", peerAddress: "192.0.2.11",
+                             associations: 2, since: 1_700_000_001, inBytes: 100, outBytes: 200),
+        ])
+    }
+
+    func testOneUnreadablePPPDLeavesOnlyItsLinkWithoutPeer() {
+        let peers = pppPeers(links: ["ppp0", "ppp1"], pidFiles: ["ppp0": "2301\n", "ppp1": "2417\n"], cmdlines: [2301: lnsPPPD(peer: "192.0.2.12")])
+        let clients = l2tpClients(
+            links: [ppp("ppp0", client: "10.0.2.10"), ppp("ppp1", client: "10.0.2.11")],
+            associations: [sa(from: "192.0.2.11", to: "192.0.2.2", spi: 1, bytes: 100), sa(from: "192.0.2.12", to: "192.0.2.2", spi: 3, bytes: 300)],
+            localAddresses: [gateway], peers: peers)
+        XCTAssertEqual(clients.map(\.peerAddress), ["192.0.2.12", nil])
+        XCTAssertEqual(clients.map(\.inBytes), [300, 0])
+        XCTAssertEqual(clients.last?.peerNote, "pppd 2417's command line is not readable (gone, or hidden: ProtectProc=); "
+                       + "2 ppp links and transport-mode SAs with 2 peers: which is whose is not known")
+    }
+
+    func testWithoutPPPDTheSingleClientRuleStillHolds() {
+        // vtid's unit with ProtectProc=invisible: no pppd visible, one link and one peer still match.
+        let peers = pppPeers(links: ["ppp0"], pidFiles: ["ppp0": "2301\n"], cmdlines: [:])
+        let clients = l2tpClients(links: [ppp("ppp0", client: "10.0.2.10")],
+                                  associations: [sa(from: "192.0.2.11", to: "192.0.2.2", spi: 1, bytes: 100)],
+                                  localAddresses: [gateway], peers: peers)
+        XCTAssertEqual(clients.map(\.peerAddress), ["192.0.2.11"])
+        XCTAssertEqual(clients.map(\.peerNote), [nil])
+    }
+
+    func testClientsBehindOneNATGetTheirPeerButNoSplitOfItsBytes() {
+        let peers: [String: PPPPeerSource] = ["ppp0": .peer(InetAddress("198.51.100.7")!), "ppp1": .peer(InetAddress("198.51.100.7")!)]
+        let clients = l2tpClients(
+            links: [ppp("ppp0", client: "10.0.2.10"), ppp("ppp1", client: "10.0.2.11")],
+            associations: [sa(from: "198.51.100.7", to: "192.0.2.2", spi: 1, bytes: 100), sa(from: "198.51.100.7", to: "192.0.2.2", spi: 2, bytes: 300)],
+            localAddresses: [gateway], peers: peers)
+        XCTAssertEqual(clients.map(\.peerAddress), ["198.51.100.7", "198.51.100.7"])
+        XCTAssertEqual(clients.map(\.associations), [0, 0])
+        XCTAssertEqual(clients.map(\.inBytes), [0, 0])
+        XCTAssertEqual(clients.first?.peerNote, "2 ppp links come from 198.51.100.7 (one NAT?): its 2 SAs are not split between them")
+    }
+
+    func testAPeerWithoutSAsIsNotPaired() {
+        let clients = l2tpClients(links: [ppp("ppp0", client: "10.0.2.10")],
+                                  associations: [sa(from: "192.0.2.11", to: "192.0.2.2", spi: 1, bytes: 100)],
+                                  localAddresses: [gateway], peers: ["ppp0": .peer(InetAddress("192.0.2.99")!)])
+        XCTAssertEqual(clients.map(\.peerAddress), [nil])
+        XCTAssertEqual(clients.first?.peerNote,
+                       "pppd says the peer is 192.0.2.99, which has no IPsec transport-mode SA: the L2TP session is not protected by IPsec")
+    }
+
+    func testPidFilesAreReadStrictly() {
+        XCTAssertEqual(pppdPID(pidFile: "2301\n"), 2301)
+        XCTAssertEqual(pppdPID(pidFile: "2301\nppp0\n"), 2301, "a link pid file: the pid, then the interface")
+        XCTAssertEqual(pppdPID(pidFile: "2301"), 2301)
+        for odd in ["", "\n", " 2301\n", "+2301\n", "-1\n", "1\n", "0\n", "99999999\n", "4194305\n", "23a1\n", "２３０１\n"] {
+            XCTAssertNil(pppdPID(pidFile: odd), odd)
+        }
+        let peers = pppPeers(links: ["ppp0", "ppp1"], pidFiles: ["ppp1": "x\n"], cmdlines: [:])
+        XCTAssertEqual(peers["ppp0"], .unknown("no pppd pid file /var/run/ppp0.pid"))
+        XCTAssertEqual(peers["ppp1"], .unknown("/var/run/ppp1.pid holds no pid"))
+    }
+
+    func testIpparamIsTakenOnlyWhenItIsAnAddressFromPPPD() {
+        XCTAssertEqual(l2tpPeer(cmdline: lnsPPPD(peer: "192.0.2.11")), .peer(InetAddress("192.0.2.11")!))
+        XCTAssertEqual(l2tpPeer(cmdline: lnsPPPD(peer: "2001:db8::11")), .peer(InetAddress("2001:db8::11")!))
+        XCTAssertEqual(l2tpPeer(cmdline: cmdline(["pppd", "ipparam", "192.0.2.11"])), .peer(InetAddress("192.0.2.11")!))
+        let notAddress = PPPPeerSource.unknown("pppd's ipparam is not an address")
+        for odd in ["192.0.2.011", "192.0.2.11 ", "192.0.2.11;reboot", "0.0.0.0", "::", "2001:DB8::11", "2001:db8:0::11", "peer-7",
+                    "", "192.0.2.11\u{7f}", String(repeating: "1", count: 46), "192.0.2.1\u{e9}"] {
+            XCTAssertEqual(l2tpPeer(cmdline: lnsPPPD(peer: odd)), notAddress, odd)
+        }
+        XCTAssertEqual(l2tpPeer(cmdline: cmdline(["/usr/bin/sleep", "ipparam", "192.0.2.11"])), .unknown("the process in the pid file is not pppd"))
+        XCTAssertEqual(l2tpPeer(cmdline: cmdline(["/usr/sbin/pppd-evil", "ipparam", "192.0.2.11"])), .unknown("the process in the pid file is not pppd"))
+        XCTAssertEqual(l2tpPeer(cmdline: []), .unknown("the process in the pid file is not pppd"))
+        XCTAssertEqual(l2tpPeer(cmdline: cmdline(["/usr/sbin/pppd", "file", "/etc/ppp/options"])), .unknown("pppd has no ipparam: not started by xl2tpd?"))
+        XCTAssertEqual(l2tpPeer(cmdline: cmdline(["pppd", "ipparam", "192.0.2.11", "ipparam", "192.0.2.12"])), .unknown("pppd's ipparam is not one value"))
+        XCTAssertEqual(l2tpPeer(cmdline: Array("pppd\0ipparam".utf8)), .unknown("pppd's ipparam is not one value"))
+        // Arbitrary bytes never crash it.
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let bytes = (0..<Int.random(in: 0...80, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            _ = l2tpPeer(cmdline: Array("pppd\0ipparam\0".utf8) + bytes)
+            _ = pppdPID(pidFile: String(decoding: bytes, as: UTF8.self))
+        }
+    }
+
+    func testTheReaderReadsPidFilesAndCommandLines() throws {
+        // This test's own process stands in for pppd: its pid in a pid file, its /proc cmdline read back.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("l2tp-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "\(getpid())\n".write(toFile: directory + "/ppp0.pid", atomically: true, encoding: .utf8)
+        let files = readPPPDFiles(links: ["ppp0", "ppp1", "../etc/passwd"], directory: directory)
+        XCTAssertEqual(files.pidFiles, ["ppp0": "\(getpid())\n"])
+        let cmdline = try XCTUnwrap(files.cmdlines[getpid()])
+        XCTAssertEqual(cmdline.split(separator: 0).first.map { String(decoding: $0, as: UTF8.self) }, CommandLine.arguments.first)
+        XCTAssertEqual(pppPeers(links: ["ppp0"], pidFiles: files.pidFiles, cmdlines: files.cmdlines), ["ppp0": .unknown("the process in the pid file is not pppd")])
     }
 
     func testALinkWithoutIPsecSaysSo() {
