@@ -60,12 +60,17 @@ func l2tpPeer(cmdline bytes: [UInt8]) -> PPPPeerSource {
 }
 
 /// Each ppp link's peer from its pppd: `pidFiles` maps a link name to its pid file's text (absent:
-/// none), `cmdlines` a pid to its command line (absent: not readable).
-func pppPeers(links: [String], pidFiles: [String: String], cmdlines: [Int32: [UInt8]]) -> [String: PPPPeerSource] {
+/// none), `cmdlines` a pid to its command line (absent: not readable); `foreign`: pids known to
+/// run in another network namespace (a pppd there writes the same /var/run names for its own links).
+func pppPeers(links: [String], pidFiles: [String: String], cmdlines: [Int32: [UInt8]], foreign: Set<Int32> = []) -> [String: PPPPeerSource] {
     var peers: [String: PPPPeerSource] = [:]
     for link in links {
         guard let text = pidFiles[link] else { peers[link] = .unknown("no pppd pid file /run/\(link).pid"); continue }
         guard let pid = pppdPID(pidFile: text) else { peers[link] = .unknown("/run/\(link).pid holds no pid"); continue }
+        guard !foreign.contains(pid) else {
+            peers[link] = .unknown("pppd \(pid) of /var/run/\(link).pid runs in another network namespace")
+            continue
+        }
         guard let cmdline = cmdlines[pid], !cmdline.isEmpty else {
             peers[link] = .unknown("pppd \(pid)'s command line is not readable (gone, or hidden: ProtectProc=)")
             continue
@@ -156,16 +161,28 @@ func l2tpClients(links: [PPPLinkView], associations: [SecurityAssociation], loca
 
 /// Reads each ppp link's pppd pid file (pppd's `/var/run/<ifname>.pid`) and that pid's command
 /// line, for `pppPeers`; what cannot be read is left out. Names that are not plain interface
-/// names are not turned into paths.
-func readPPPDFiles(links: [String], directory: String = "/var/run") -> (pidFiles: [String: String], cmdlines: [Int32: [UInt8]]) {
-    var pidFiles: [String: String] = [:], cmdlines: [Int32: [UInt8]] = [:]
+/// names are not turned into paths. A pppd is `foreign` when its /proc/PID/net/dev is another
+/// entry than vtid's own: each network namespace has its own proc entries (own inode numbers),
+/// and unlike /proc/PID/ns/net this needs no ptrace access.
+func readPPPDFiles(links: [String], directory: String = "/var/run")
+    -> (pidFiles: [String: String], cmdlines: [Int32: [UInt8]], foreign: Set<Int32>) {
+    var pidFiles: [String: String] = [:], cmdlines: [Int32: [UInt8]] = [:], foreign: Set<Int32> = []
+    let ownNet = inode("/proc/self/net/dev")
     for link in links where isPlainInterfaceName(link) {
         guard let bytes = readSmallFile("\(directory)/\(link).pid", limit: 64) else { continue }
         let text = String(decoding: bytes, as: UTF8.self)
         pidFiles[link] = text
-        if let pid = pppdPID(pidFile: text), let cmdline = readSmallFile("/proc/\(pid)/cmdline", limit: 16384) { cmdlines[pid] = cmdline }
+        guard let pid = pppdPID(pidFile: text) else { continue }
+        if let cmdline = readSmallFile("/proc/\(pid)/cmdline", limit: 16384) { cmdlines[pid] = cmdline }
+        if let own = ownNet, let theirs = inode("/proc/\(pid)/net/dev"), theirs != own { foreign.insert(pid) }
     }
-    return (pidFiles, cmdlines)
+    return (pidFiles, cmdlines, foreign)
+}
+
+private func inode(_ path: String) -> UInt64? {
+    var status = stat()
+    guard stat(path, &status) == 0 else { return nil }
+    return UInt64(status.st_ino)
 }
 
 private func isPlainInterfaceName(_ name: String) -> Bool {

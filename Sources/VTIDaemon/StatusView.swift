@@ -70,7 +70,7 @@ extension Supervisor {
         guard let associations = associations ?? (try? kernelApplier().xfrmState().associations) else { return nil }
         let files = readPPPDFiles(links: ppp.map(\.name))
         return l2tpClients(links: ppp, associations: associations, localAddresses: Set(addresses.map(\.prefix.address)),
-                           peers: pppPeers(links: ppp.map(\.name), pidFiles: files.pidFiles, cmdlines: files.cmdlines))
+                           peers: pppPeers(links: ppp.map(\.name), pidFiles: files.pidFiles, cmdlines: files.cmdlines, foreign: files.foreign))
     }
 }
 

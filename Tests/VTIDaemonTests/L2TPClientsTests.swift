@@ -103,6 +103,11 @@ final class L2TPClientsTests: XCTestCase {
                        + "2 ppp links and transport-mode SAs with 2 peers: which is whose is not known")
     }
 
+    func testAPPPDOfAnotherNetworkNamespaceIsNotBelieved() {
+        let peers = pppPeers(links: ["ppp0"], pidFiles: ["ppp0": "2301\n"], cmdlines: [2301: lnsPPPD(peer: "192.0.2.12")], foreign: [2301])
+        XCTAssertEqual(peers, ["ppp0": .unknown("pppd 2301 of /var/run/ppp0.pid runs in another network namespace")])
+    }
+
     func testWithoutPPPDTheSingleClientRuleStillHolds() {
         // vtid's unit with ProtectProc=invisible: no pppd visible, one link and one peer still match.
         let peers = pppPeers(links: ["ppp0"], pidFiles: ["ppp0": "2301\n"], cmdlines: [:])
@@ -180,7 +185,38 @@ final class L2TPClientsTests: XCTestCase {
         XCTAssertEqual(files.pidFiles, ["ppp0": "\(getpid())\n"])
         let cmdline = try XCTUnwrap(files.cmdlines[getpid()])
         XCTAssertEqual(cmdline.split(separator: 0).first.map { String(decoding: $0, as: UTF8.self) }, CommandLine.arguments.first)
+        XCTAssertEqual(files.foreign, [], "this process is in the test's own network namespace")
         XCTAssertEqual(pppPeers(links: ["ppp0"], pidFiles: files.pidFiles, cmdlines: files.cmdlines), ["ppp0": .unknown("the process in the pid file is not pppd")])
+    }
+
+    func testAProcessOfAnotherNetworkNamespaceIsForeign() throws {
+        // A process in a network namespace of its own (unshare -n, root) stands in for another
+        // machine's pppd whose pid file landed in this /var/run.
+        guard geteuid() == 0 else { return XCTFail("this test makes a network namespace: run it as root (Scripts/test)") }
+        let other = Process()
+        other.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        other.arguments = ["-n", "/bin/sleep", "30"]
+        try other.run()
+        defer { other.terminate(); other.waitUntilExit() }
+        let pid = other.processIdentifier
+        let deadline = Date().addingTimeInterval(10)
+        var status = stat(), own = stat()
+        // unshare has made the namespace once it has exec'd sleep.
+        while Date() < deadline,
+              (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?.hasPrefix("/bin/sleep") != true {
+            usleep(10_000)
+        }
+        XCTAssertEqual(stat("/proc/\(pid)/net/dev", &status), 0)
+        XCTAssertEqual(stat("/proc/self/net/dev", &own), 0)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("l2tp-ns-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "\(pid)\n".write(toFile: directory + "/ppp0.pid", atomically: true, encoding: .utf8)
+        try "\(getpid())\n".write(toFile: directory + "/ppp1.pid", atomically: true, encoding: .utf8)
+        let files = readPPPDFiles(links: ["ppp0", "ppp1"], directory: directory)
+        XCTAssertEqual(files.foreign, [pid], "unshare -n's sleep is foreign, this process is not")
+        XCTAssertEqual(pppPeers(links: ["ppp0"], pidFiles: files.pidFiles, cmdlines: files.cmdlines, foreign: files.foreign),
+                       ["ppp0": .unknown("pppd \(pid) of /var/run/ppp0.pid runs in another network namespace")])
     }
 
     func testALinkWithoutIPsecSaysSo() {

@@ -93,12 +93,12 @@ c2=$(dial road2); l2=$(wait_for 10 sh -c "ip -n gw -4 -o addr show | grep -q 'pe
 [ -n "$l2" ] || fail "gw: no ppp link with peer $c2"
 [ "$l1" != "$l2" ] && [ "$c1" != "$c2" ] || fail "gw: the two clients share a link or an address: $l1 $c1, $l2 $c2"
 ok "both clients connected at once: road1 (192.0.2.11) is $c1 on gw's $l1, road2 (192.0.2.12) is $c2 on gw's $l2"
-[ ! -e /run/ppp0.pid ] || [ "$(ip netns exec gw sh -c "cat /proc/\$(head -n 1 /run/ppp0.pid)/cmdline" | tr '\0' ' ' | awk '{ print $1 }')" = /usr/sbin/pppd ] \
-  || fail "/run/ppp0.pid is not the gateway's pppd"
 # What vtid reads: each gateway link's pppd pid file, and that pppd's command line with ipparam.
 for link in "$l1" "$l2"; do
   pid=$(head -n 1 "/run/$link.pid") || fail "gw: pppd wrote no /run/$link.pid"
   echo "    /run/$link.pid: $pid; /proc/$pid/cmdline: $(tr '\0' ' ' <"/proc/$pid/cmdline")"
+  # The clients' pppd write their own /run: this one must be the gateway's.
+  [ "$(readlink "/proc/$pid/ns/net")" = "$(ip netns exec gw readlink /proc/self/ns/net)" ] || fail "gw: /run/$link.pid names a pppd of another namespace"
 done
 for link in "$l1" "$l2"; do grep -q "l2tp: ppp link $link appeared" "$TB_RUN/gw/vtid.log" || fail "gw: vtid did not notice $link"; done
 ok "gw: vtid noticed $l1 and $l2"
