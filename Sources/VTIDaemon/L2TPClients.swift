@@ -65,8 +65,8 @@ func l2tpPeer(cmdline bytes: [UInt8]) -> PPPPeerSource {
 func pppPeers(links: [String], pidFiles: [String: String], cmdlines: [Int32: [UInt8]], foreign: Set<Int32> = []) -> [String: PPPPeerSource] {
     var peers: [String: PPPPeerSource] = [:]
     for link in links {
-        guard let text = pidFiles[link] else { peers[link] = .unknown("no pppd pid file /run/\(link).pid"); continue }
-        guard let pid = pppdPID(pidFile: text) else { peers[link] = .unknown("/run/\(link).pid holds no pid"); continue }
+        guard let text = pidFiles[link] else { peers[link] = .unknown("no pppd pid file /var/run/\(link).pid"); continue }
+        guard let pid = pppdPID(pidFile: text) else { peers[link] = .unknown("/var/run/\(link).pid holds no pid"); continue }
         guard !foreign.contains(pid) else {
             peers[link] = .unknown("pppd \(pid) of /var/run/\(link).pid runs in another network namespace")
             continue
