@@ -8,20 +8,22 @@ import VTIModel
 // a ppp link (ARPHRD_PPP) whose peer address is the client's address inside the tunnel. vtid only
 // reads these: pppd owns the link and its routes, and nothing here is ever changed or removed.
 //
-// Which public peer a ppp link belongs to is not in the link. xl2tpd starts one pppd per session
-// with `ipparam <the peer's public address>` (control.c, start_pppd: inet_ntoa of the tunnel's
-// peer), and pppd writes its pid to /run/<ifname>.pid. So ppp0 -> /run/ppp0.pid -> pid ->
-// /proc/<pid>/cmdline -> the word after `ipparam`; that address's transport-mode SAs are the
-// link's. Both files are another program's text: parsed strictly, anything odd leaves the link
-// without a peer and `peerNote` says why. The kernel's L2TP generic netlink family does not help:
-// its sessions carry no ifname for PPPoL2TP, so they cannot be tied to a ppp unit.
+// Which public peer a ppp link belongs to is not in the link, nor in the kernel's L2TP sessions
+// (PPPoL2TP sessions carry no interface name). But xl2tpd in kernel mode starts one pppd per session
+// with `plugin pppol2tp.so ... pppol2tp_tunnel_id <its tunnel id>`, pppd writes its pid to
+// /var/run/<ifname>.pid, and the kernel's L2TP generic netlink family lists each tunnel with its
+// id and the address of the peer its UDP socket is connected to. So ppp0 -> /var/run/ppp0.pid ->
+// pid -> /proc/<pid>/cmdline -> tunnel id -> the kernel's tunnel -> its peer; that address's
+// transport-mode SAs are the link's. (xl2tpd 1.3.18 passes no `ipparam`.) The two files are
+// another program's text: parsed strictly, anything odd leaves the link without a peer and
+// `peerNote` says why; the address itself comes from the kernel.
 // Reading another process's /proc needs it visible: vtid's unit has ProtectProc=invisible, which
 // hides root's pppd from vtid's capability-reduced root; Profiles/l2tp-ipsec's drop-in lifts it.
 // When the pppd cannot be read, the old rule still holds: one ppp link and one peer's SAs match.
 
-/// What pppd says about the L2TP peer of one ppp link.
+/// What a ppp link's pppd and the kernel say about its L2TP peer.
 enum PPPPeerSource: Sendable, Hashable {
-    /// The public address xl2tpd gave pppd as `ipparam`.
+    /// The public address of the L2TP tunnel the link's session runs in.
     case peer(InetAddress)
     /// Not known, one sentence why.
     case unknown(String)
@@ -35,34 +37,40 @@ func pppdPID(pidFile text: String) -> Int32? {
     return pid
 }
 
-/// The `ipparam` of a pppd command line (`/proc/PID/cmdline`: NUL-separated words) as an address.
-/// The program must be pppd; the value must be an address in its canonical text (as xl2tpd writes
-/// it), nothing else.
-func l2tpPeer(cmdline bytes: [UInt8]) -> PPPPeerSource {
+/// The L2TP tunnel id in a pppd command line (`/proc/PID/cmdline`: NUL-separated words), as
+/// xl2tpd's kernel mode passes it: the program must be pppd, `pppol2tp_tunnel_id` must appear once
+/// with a tunnel id (1-65535, plain digits) after it.
+func l2tpTunnelID(cmdline bytes: [UInt8]) -> Result<UInt32, PairingProblem> {
     let words = bytes.split(separator: 0, omittingEmptySubsequences: false).map { Array($0) }
     guard let program = words.first, program.split(separator: UInt8(ascii: "/")).last.map(Array.init) == Array("pppd".utf8) else {
-        return .unknown("the process in the pid file is not pppd")
+        return .failure(PairingProblem("the process in the pid file is not pppd"))
     }
-    let ipparam = Array("ipparam".utf8)
-    let positions = words.indices.filter { words[$0] == ipparam }
-    guard let at = positions.first else { return .unknown("pppd has no ipparam: not started by xl2tpd?") }
-    guard positions.count == 1, at + 1 < words.count else { return .unknown("pppd's ipparam is not one value") }
+    let option = Array("pppol2tp_tunnel_id".utf8)
+    let positions = words.indices.filter { words[$0] == option }
+    guard let at = positions.first else {
+        return .failure(PairingProblem("pppd has no pppol2tp_tunnel_id: not xl2tpd's kernel mode"))
+    }
+    guard positions.count == 1, at + 1 < words.count else { return .failure(PairingProblem("pppd's pppol2tp_tunnel_id is not one value")) }
     let value = words[at + 1]
-    // At most an IPv6 address's length, printable ASCII: anything else is not xl2tpd's.
-    guard (2...45).contains(value.count), value.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else {
-        return .unknown("pppd's ipparam is not an address")
+    guard (1...5).contains(value.count), value.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), value.first != 0x30,
+          let id = UInt32(String(decoding: value, as: UTF8.self)), id <= 65535 else {
+        return .failure(PairingProblem("pppd's pppol2tp_tunnel_id is not a tunnel id"))
     }
-    let text = String(decoding: value, as: UTF8.self)
-    guard let address = InetAddress(text), "\(address)" == text, !address.isUnspecified else {
-        return .unknown("pppd's ipparam is not an address")
-    }
-    return .peer(address)
+    return .success(id)
 }
 
-/// Each ppp link's peer from its pppd: `pidFiles` maps a link name to its pid file's text (absent:
-/// none), `cmdlines` a pid to its command line (absent: not readable); `foreign`: pids known to
-/// run in another network namespace (a pppd there writes the same /var/run names for its own links).
-func pppPeers(links: [String], pidFiles: [String: String], cmdlines: [Int32: [UInt8]], foreign: Set<Int32> = []) -> [String: PPPPeerSource] {
+/// Why a ppp link's peer is not known, one sentence.
+struct PairingProblem: Error, Equatable {
+    var why: String
+    init(_ why: String) { self.why = why }
+}
+
+/// Each ppp link's peer: `pidFiles` maps a link name to its pid file's text (absent: none),
+/// `cmdlines` a pid to its command line (absent: not readable), `foreign` holds pids known to run
+/// in another network namespace (a pppd there writes the same /var/run names for its own links),
+/// `tunnels` the kernel's L2TP tunnels or why they could not be read.
+func pppPeers(links: [String], pidFiles: [String: String], cmdlines: [Int32: [UInt8]], foreign: Set<Int32> = [],
+              tunnels: Result<[L2TPTunnel], PairingProblem>) -> [String: PPPPeerSource] {
     var peers: [String: PPPPeerSource] = [:]
     for link in links {
         guard let text = pidFiles[link] else { peers[link] = .unknown("no pppd pid file /var/run/\(link).pid"); continue }
@@ -75,7 +83,22 @@ func pppPeers(links: [String], pidFiles: [String: String], cmdlines: [Int32: [UI
             peers[link] = .unknown("pppd \(pid)'s command line is not readable (gone, or hidden: ProtectProc=)")
             continue
         }
-        peers[link] = l2tpPeer(cmdline: cmdline)
+        switch l2tpTunnelID(cmdline: cmdline) {
+        case .failure(let problem):
+            peers[link] = .unknown(problem.why)
+        case .success(let id):
+            let known: [L2TPTunnel]
+            switch tunnels {
+            case .success(let all): known = all
+            case .failure(let problem): peers[link] = .unknown(problem.why); continue
+            }
+            let matching = known.filter { $0.id == id }
+            guard matching.count == 1, let peer = matching[0].peer, !peer.isUnspecified else {
+                peers[link] = .unknown(matching.isEmpty ? "the kernel has no L2TP tunnel \(id) (pppd's)" : "the kernel's L2TP tunnel \(id) names no single peer")
+                continue
+            }
+            peers[link] = .peer(peer)
+        }
     }
     return peers
 }
@@ -105,7 +128,7 @@ func isL2TPCandidate(_ sa: SecurityAssociation) -> Bool {
 }
 
 /// The L2TP clients: one record per ppp link, matched to the transport-mode SAs of its public peer
-/// as its pppd names it (`peers`, from `pppPeers`), or, when that is not known, when one link and
+/// as its pppd's L2TP tunnel names it (`peers`, from `pppPeers`), or, when that is not known, when one link and
 /// one peer make it unambiguous (see the file's header). `localAddresses`: this host's addresses,
 /// to tell inbound SAs (destination ours) from outbound ones.
 func l2tpClients(links: [PPPLinkView], associations: [SecurityAssociation], localAddresses: Set<InetAddress>,
@@ -148,7 +171,7 @@ func l2tpClients(links: [PPPLinkView], associations: [SecurityAssociation], loca
                 record.peerAddress = "\(peer)"
                 record.peerNote = "\(linksOfPeer[peer] ?? 0) ppp links come from \(peer) (one NAT?): its \(sas.count) SAs are not split between them"
             } else {
-                record.peerNote = "pppd says the peer is \(peer), which has no IPsec transport-mode SA: the L2TP session is not protected by IPsec"
+                record.peerNote = "the L2TP tunnel's peer \(peer) has no IPsec transport-mode SA: the L2TP session is not protected by IPsec"
             }
         case .unknown(let why)?:
             matchIfUnambiguous(because: why)

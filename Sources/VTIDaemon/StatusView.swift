@@ -69,8 +69,17 @@ extension Supervisor {
         guard !ppp.isEmpty else { return [] }
         guard let associations = associations ?? (try? kernelApplier().xfrmState().associations) else { return nil }
         let files = readPPPDFiles(links: ppp.map(\.name))
+        let tunnels: Result<[L2TPTunnel], PairingProblem>
+        do {
+            let generic = try NetlinkSocket(.generic)
+            tunnels = try generic.l2tpTunnels().map(Result.success)
+                ?? .failure(PairingProblem("the kernel has no L2TP netlink family (module l2tp_netlink)"))
+        } catch {
+            tunnels = .failure(PairingProblem("the kernel's L2TP tunnels could not be read: \(error)"))
+        }
         return l2tpClients(links: ppp, associations: associations, localAddresses: Set(addresses.map(\.prefix.address)),
-                           peers: pppPeers(links: ppp.map(\.name), pidFiles: files.pidFiles, cmdlines: files.cmdlines, foreign: files.foreign))
+                           peers: pppPeers(links: ppp.map(\.name), pidFiles: files.pidFiles, cmdlines: files.cmdlines,
+                                           foreign: files.foreign, tunnels: tunnels))
     }
 }
 

@@ -1,15 +1,18 @@
 # L2TP/IPsec with two clients at once (issue 21): the gateway runs Profiles/l2tp-ipsec (pluto's
 # IKEv1 transport conn for UDP 1701, xl2tpd as LNS, one pppd per session) and vtid; road1 and road2,
 # each with its own public address, run pluto and xl2tpd/pppd as LAC. vtid tells the two ppp links
-# apart by what each link's pppd was given by xl2tpd (`ipparam <the peer's public address>`, found
-# through pppd's /var/run/pppN.pid and /proc/PID/cmdline) and shows each link with its own peer and
-# its own SAs' bytes; when road1 hangs up only its row goes.
+# apart by the L2TP tunnel each link's pppd was started for (`pppol2tp_tunnel_id N`, found through
+# pppd's /var/run/pppN.pid and /proc/PID/cmdline) and that tunnel's peer in the kernel's L2TP
+# generic netlink family, and shows each link with its own peer and its own SAs' bytes; when road1
+# hangs up only its row goes.
 [ -x "$UPDOWN" ] && [ "$UPDOWN" != /usr/libexec/ipsec/_updown ] || fail "this scenario tests vtid: set UPDOWN to vti-updown's path"
 for tool in /usr/sbin/xl2tpd /usr/sbin/pppd /usr/bin/unshare; do
   [ -x "$tool" ] || fail "$tool is missing: apt-get install xl2tpd ppp util-linux (Scripts/install-packages)"
 done
-modprobe -d /tmp/mods -a l2tp_ppp l2tp_core ppp_generic pppox 2>&1 | sed 's/^/    /'
-for module in l2tp_ppp ppp_generic; do
+# l2tp_netlink: the kernel's L2TP tunnels for vtid (a Debian kernel loads it on vtid's first
+# question; the guest's modules live in /tmp/mods, where the kernel's modprobe does not look).
+modprobe -d /tmp/mods -a l2tp_ppp l2tp_core l2tp_netlink ppp_generic pppox 2>&1 | sed 's/^/    /'
+for module in l2tp_ppp l2tp_netlink ppp_generic; do
   [ -d "/sys/module/$module" ] || fail "the kernel module $module did not load (user-mode-linux's /usr/lib/uml/modules)"
 done
 [ -c /dev/ppp ] || mknod /dev/ppp c 108 0
@@ -97,6 +100,8 @@ ok "both clients connected at once: road1 (192.0.2.11) is $c1 on gw's $l1, road2
 for link in "$l1" "$l2"; do
   pid=$(head -n 1 "/run/$link.pid") || fail "gw: pppd wrote no /run/$link.pid"
   echo "    /run/$link.pid: $pid; /proc/$pid/cmdline: $(tr '\0' ' ' <"/proc/$pid/cmdline")"
+  tunnel=$(tr '\0' '\n' <"/proc/$pid/cmdline" | awk 'found { print; exit } $0 == "pppol2tp_tunnel_id" { found = 1 }')
+  echo "    ip l2tp show tunnel tunnel_id $tunnel: $(ip -n gw l2tp show tunnel tunnel_id "$tunnel" 2>&1 | tr -s ' \n' ' ')"
   # The clients' pppd write their own /run: this one must be the gateway's.
   [ "$(readlink "/proc/$pid/ns/net")" = "$(ip netns exec gw readlink /proc/self/ns/net)" ] || fail "gw: /run/$link.pid names a pppd of another namespace"
 done
