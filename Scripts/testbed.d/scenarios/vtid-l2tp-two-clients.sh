@@ -69,7 +69,7 @@ conn l2tp-psk
     leftupdown=/bin/true
     rightupdown=/bin/true" "$address 192.0.2.2 : $secret"
   tb_add "$name" l2tp-psk
-  tb_up "$name" l2tp-psk gw
+  tb_up "$name" l2tp-psk gw 120  # qemu under TCG on a loaded machine is slow
   printf '%s\n' '[global]' 'port = 1701' '[lac gw]' 'lns = 192.0.2.2' 'refuse pap = yes' 'require authentication = no' \
     "name = $name" "pppoptfile = $dir/options.xl2tpd" 'length bit = yes' >"$dir/xl2tpd.conf"
   printf '%s\n' "name $name" noauth refuse-pap ipcp-accept-local ipcp-accept-remote \
@@ -88,8 +88,8 @@ client road2 192.0.2.12
 # dial NAME: the client's ppp0 up; prints its address.
 dial() {
   echo "c gw" >"$TB_RUN/$1/xl2tpd/l2tp-control"
-  wait_for 30 sh -c "ip -n $1 -4 addr show dev ppp0 2>/dev/null | grep -q 'inet 10.20.0.'" >/dev/null \
-    || fail "$1: no ppp link with an address from 10.20.0.10-250 within 30 s: $(ip -n "$1" -br addr; tail -n 20 "$TB_RUN/$1/xl2tpd.log"; tail -n 20 "$TB_RUN/gw/xl2tpd.log")"
+  wait_for 90 sh -c "ip -n $1 -4 addr show dev ppp0 2>/dev/null | grep -q 'inet 10.20.0.'" >/dev/null \
+    || fail "$1: no ppp link with an address from 10.20.0.10-250 within 90 s: $(ip -n "$1" -br addr; tail -n 20 "$TB_RUN/$1/xl2tpd.log"; tail -n 20 "$TB_RUN/gw/xl2tpd.log")"
   ip -n "$1" -4 -o addr show dev ppp0 | awk '{ sub(/\/.*/, "", $4); print $4 }'
 }
 # gw_link ADDRESS: the gateway's ppp link whose peer is ADDRESS.
