@@ -105,7 +105,8 @@ for link in "$l1" "$l2"; do
   pid=$(head -n 1 "/run/$link.pid") || fail "gw: pppd wrote no /run/$link.pid"
   echo "    /run/$link.pid: $pid; /proc/$pid/cmdline: $(tr '\0' ' ' <"/proc/$pid/cmdline")"
   tunnel=$(tr '\0' '\n' <"/proc/$pid/cmdline" | awk 'found { print; exit } $0 == "pppol2tp_tunnel_id" { found = 1 }')
-  echo "    ip l2tp show tunnel tunnel_id $tunnel: $(ip -n gw l2tp show tunnel tunnel_id "$tunnel" 2>&1 | tr -s ' \n' ' ')"
+  # iproute2's own reading of the same kernel family, for comparison (its tunnel_id filter lists all).
+  echo "    ip l2tp show tunnel: $(ip -n gw l2tp show tunnel | awk -v t="$tunnel," '$1 == "Tunnel" { show = ($2 == t) } show' | tr -s ' \n' ' ')"
   # The clients' pppd write their own /run: this one must be the gateway's.
   [ "$(readlink "/proc/$pid/ns/net")" = "$(ip netns exec gw readlink /proc/self/ns/net)" ] || fail "gw: /run/$link.pid names a pppd of another namespace"
 done
