@@ -68,6 +68,8 @@ conn l2tp-psk
     esp=aes256-sha1
     leftupdown=/bin/true
     rightupdown=/bin/true" "$address 192.0.2.2 : $secret"
+  # Under TCG pluto may still be finding its interfaces when whack asks: an initiate then fails at once.
+  wait_for 60 grep -q 'loading secrets' "$dir/pluto.log" >/dev/null || fail "$name: pluto did not finish starting: $(tail -n 5 "$dir/pluto.log")"
   tb_add "$name" l2tp-psk
   tb_up "$name" l2tp-psk gw 120  # qemu under TCG on a loaded machine is slow
   printf '%s\n' '[global]' 'port = 1701' '[lac gw]' 'lns = 192.0.2.2' 'refuse pap = yes' 'require authentication = no' \
