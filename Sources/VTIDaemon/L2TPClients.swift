@@ -154,13 +154,13 @@ func l2tpClients(links: [PPPLinkView], associations: [SecurityAssociation], loca
             }
         }
         func matchIfUnambiguous(because why: String?) {
+            let because = why.map { "\($0); " } ?? ""
             if byPeer.isEmpty {
-                record.peerNote = "no IPsec transport-mode SA: the L2TP session is not protected by IPsec"
+                record.peerNote = because + "no IPsec transport-mode SA: the L2TP session is not protected by IPsec"
             } else if links.count == 1 && byPeer.count == 1, let (peer, sas) = byPeer.first {
                 pair(peer, sas)
             } else {
-                record.peerNote = (why.map { "\($0); " } ?? "")
-                    + "\(links.count) ppp links and transport-mode SAs with \(byPeer.count) peers: which is whose is not known"
+                record.peerNote = because + "\(links.count) ppp links and transport-mode SAs with \(byPeer.count) peers: which is whose is not known"
             }
         }
         switch peers[link.name] {

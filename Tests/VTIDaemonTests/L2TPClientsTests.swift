@@ -137,6 +137,13 @@ final class L2TPClientsTests: XCTestCase {
         XCTAssertEqual(clients.first?.peerNote, "2 ppp links come from 198.51.100.7 (one NAT?): its 2 SAs are not split between them")
     }
 
+    func testWithoutSAsTheNoteSaysWhyThePeerIsUnknownToo() {
+        let clients = l2tpClients(links: [ppp("ppp0", client: "10.0.2.10")], associations: [], localAddresses: [gateway],
+                                  peers: ["ppp0": .unknown("pppd has no pppol2tp_tunnel_id: not xl2tpd's kernel mode")])
+        XCTAssertEqual(clients.first?.peerNote,
+                       "pppd has no pppol2tp_tunnel_id: not xl2tpd's kernel mode; no IPsec transport-mode SA: the L2TP session is not protected by IPsec")
+    }
+
     func testAPeerWithoutSAsIsNotPaired() {
         let clients = l2tpClients(links: [ppp("ppp0", client: "10.0.2.10")],
                                   associations: [sa(from: "192.0.2.11", to: "192.0.2.2", spi: 1, bytes: 100)],

@@ -11,8 +11,8 @@ TB_HOSTS=""
   || fail "this scenario starts the build's vtid: set UPDOWN to the build's vti-updown (vtid and vtictl next to it)"
 [ -x /usr/sbin/pppd ] || fail "/usr/sbin/pppd is missing: apt-get install ppp"
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
-modprobe -d /tmp/mods -a ppp_generic 2>&1 | sed 's/^/    /'
-[ -d /sys/module/ppp_generic ] || fail "the kernel module ppp_generic did not load"
+modprobe -d /tmp/mods -a ppp_generic ppp_async 2>&1 | sed 's/^/    /'
+for module in ppp_generic ppp_async; do [ -d "/sys/module/$module" ] || fail "the kernel module $module did not load"; done
 [ -c /dev/ppp ] || mknod /dev/ppp c 108 0
 tb_writable_system
 install -m 0644 "$repo/systemd/vtid.service" /etc/systemd/system/vtid.service
