@@ -17,9 +17,11 @@ import VTIModel
 // transport-mode SAs are the link's. (xl2tpd 1.3.18 passes no `ipparam`.) The two files are
 // another program's text: parsed strictly, anything odd leaves the link without a peer and
 // `peerNote` says why; the address itself comes from the kernel.
-// Reading another process's /proc needs it visible: vtid's unit has ProtectProc=invisible, which
-// hides root's pppd from vtid's capability-reduced root; Profiles/l2tp-ipsec's drop-in lifts it.
-// When the pppd cannot be read, the old rule still holds: one ppp link and one peer's SAs match.
+// vtid's unit mounts its /proc with hidepid=invisible (ProtectProc=), which still shows it root's
+// pppd: hidepid's gid= group, 0 by default, sees every process; cmdline needs no ptrace access
+// (scenario vtid-unit-pppd). /proc/PID/ns/net would: so the network namespace is told by
+// /proc/PID/net/dev's inode. When a pppd cannot be read, the old rule still holds: one ppp link
+// and one peer's SAs match.
 
 /// What a ppp link's pppd and the kernel say about its L2TP peer.
 enum PPPPeerSource: Sendable, Hashable {
@@ -80,7 +82,7 @@ func pppPeers(links: [String], pidFiles: [String: String], cmdlines: [Int32: [UI
             continue
         }
         guard let cmdline = cmdlines[pid], !cmdline.isEmpty else {
-            peers[link] = .unknown("pppd \(pid)'s command line is not readable (gone, or hidden: ProtectProc=)")
+            peers[link] = .unknown("pppd \(pid)'s command line is not readable (gone, or hidden by /proc's hidepid)")
             continue
         }
         switch l2tpTunnelID(cmdline: cmdline) {

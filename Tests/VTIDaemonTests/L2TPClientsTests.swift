@@ -105,7 +105,7 @@ final class L2TPClientsTests: XCTestCase {
             localAddresses: [gateway], peers: peers)
         XCTAssertEqual(clients.map(\.peerAddress), ["192.0.2.12", nil])
         XCTAssertEqual(clients.map(\.inBytes), [300, 0])
-        XCTAssertEqual(clients.last?.peerNote, "pppd 2417's command line is not readable (gone, or hidden: ProtectProc=); "
+        XCTAssertEqual(clients.last?.peerNote, "pppd 2417's command line is not readable (gone, or hidden by /proc's hidepid); "
                        + "2 ppp links and transport-mode SAs with 2 peers: which is whose is not known")
     }
 
@@ -116,7 +116,7 @@ final class L2TPClientsTests: XCTestCase {
     }
 
     func testWithoutPPPDTheSingleClientRuleStillHolds() {
-        // vtid's unit with ProtectProc=invisible: no pppd visible, one link and one peer still match.
+        // A pppd vtid cannot read (gone, or hidden): one link and one peer still match.
         let peers = pppPeers(links: ["ppp0"], pidFiles: ["ppp0": "2301\n"], cmdlines: [:], tunnels: kernelTunnels)
         let clients = l2tpClients(links: [ppp("ppp0", client: "10.0.2.10")],
                                   associations: [sa(from: "192.0.2.11", to: "192.0.2.2", spi: 1, bytes: 100)],

@@ -28,16 +28,6 @@ final class ProfilesTests: XCTestCase {
     /// which drops IKEv1 unless told) and upstream's 4.10, the 5.x one for 5.2; each without its
     /// `ikev1-policy=accept` is an error naming the file and the conn's IKEv1 line. vtid.yaml answers
     /// DHCPINFORM on ppp links with the LAN behind the gateway, and xl2tpd's files agree.
-    /// The L2TP profile's drop-in undoes exactly the unit's ProtectProc=invisible, which hides
-    /// pppd (and so each ppp link's public peer) from vtid; nothing else of the sandbox.
-    func testTheL2TPDropInLetsVTIDSeePPPD() throws {
-        let dropIn = try String(contentsOf: profiles.appendingPathComponent("l2tp-ipsec/vtid-l2tp.conf"), encoding: .utf8)
-        let settings = dropIn.split(separator: "\n").filter { !$0.hasPrefix("#") && !$0.isEmpty }
-        XCTAssertEqual(settings, ["[Service]", "ProtectProc=default"])
-        let unit = try String(contentsOf: profiles.appendingPathComponent("../systemd/vtid.service").standardized, encoding: .utf8)
-        XCTAssertTrue(unit.split(separator: "\n").contains("ProtectProc=invisible"), "the unit no longer hides processes: drop the drop-in")
-    }
-
     func testTheL2TPProfile() throws {
         let directory = profiles.appendingPathComponent("l2tp-ipsec")
         func file(_ name: String) throws -> String { try String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8) }
