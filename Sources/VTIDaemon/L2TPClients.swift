@@ -18,7 +18,7 @@ import VTIModel
 // another program's text: parsed strictly, anything odd leaves the link without a peer and
 // `peerNote` says why; the address itself comes from the kernel.
 // vtid's unit mounts its /proc with hidepid=invisible (ProtectProc=), which still shows it root's
-// pppd: hidepid's gid= group, 0 by default, sees every process; cmdline needs no ptrace access
+// pppd (likely as hidepid's gid= group, 0 by default, sees every process; cmdline needs no ptrace)
 // (scenario vtid-unit-pppd). /proc/PID/ns/net would: so the network namespace is told by
 // /proc/PID/net/dev's inode. When a pppd cannot be read, the old rule still holds: one ppp link
 // and one peer's SAs match.

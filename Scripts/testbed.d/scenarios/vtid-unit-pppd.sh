@@ -1,8 +1,8 @@
 # vtid under its own systemd unit (systemd/vtid.service as the repository has it) reads the pppd
 # processes it needs to pair L2TP clients with their public peers (issue 21): /var/run/pppN.pid
 # and /proc/PID/cmdline. The unit's ProtectProc=invisible mounts vtid's /proc with
-# hidepid=invisible, yet vtid, root with only CAP_NET_ADMIN and CAP_CHOWN, still sees root's pppd:
-# hidepid lets the group of its gid= option (0 by default) see every process, and cmdline needs no
+# hidepid=invisible, yet vtid, root with only CAP_NET_ADMIN and CAP_CHOWN, still sees root's pppd,
+# likely as hidepid lets the group of its gid= option (0 by default) see every process; cmdline needs no
 # ptrace access. The ppp links are two pppd joined by a pty (no L2TP: user-mode-linux has no
 # l2tp_netlink), so vtid's note for them says it read their command lines and found no tunnel id.
 # Run: Scripts/testbed scenario --systemd vtid-unit-pppd (UPDOWN: the build's hook).
