@@ -23,5 +23,6 @@ public enum NetlinkFuzzing {
         _ = try? ProxyNeighbour(decoding: raw.payload)
         _ = try? SecurityAssociation(decodingInfoAt: 0, of: raw.payload)
         _ = try? SecurityPolicy(decodingInfoAt: 0, of: raw.payload)
+        _ = try? L2TPTunnel(decoding: raw.payload)
     }
 }

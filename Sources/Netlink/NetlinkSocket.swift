@@ -10,8 +10,16 @@ public final class NetlinkSocket {
         case route
         /// The corresponding C constant is `NETLINK_XFRM`: IPsec SAs and policies.
         case xfrm
+        /// The corresponding C constant is `NETLINK_GENERIC`: families such as the kernel's L2TP.
+        case generic
 
-        var number: Int32 { self == .route ? NETLINK_ROUTE : NETLINK_XFRM }
+        var number: Int32 {
+            switch self {
+            case .route: NETLINK_ROUTE
+            case .xfrm: NETLINK_XFRM
+            case .generic: NETLINK_GENERIC
+            }
+        }
     }
 
     let bus: Bus

@@ -72,13 +72,25 @@ extension Supervisor {
     }
 
     /// The L2TP/IPsec clients now: ppp links and their addresses read from the kernel (read only),
-    /// matched to transport-mode SAs (`L2TPClients.swift`); nil when the kernel could not be read.
+    /// matched to transport-mode SAs by what each link's pppd says (`L2TPClients.swift`); nil when
+    /// the kernel could not be read.
     func l2tpClientRecords(associations: [SecurityAssociation]? = nil) -> [L2TPClientRecord]? {
         guard let socket = try? NetlinkSocket(.route), let links = try? socket.links(), let addresses = try? socket.addresses() else { return nil }
         let ppp = pppLinks(links, addresses: addresses)
         guard !ppp.isEmpty else { return [] }
         guard let associations = associations ?? (try? kernelApplier().xfrmState().associations) else { return nil }
-        return l2tpClients(links: ppp, associations: associations, localAddresses: Set(addresses.map(\.prefix.address)))
+        let files = readPPPDFiles(links: ppp.map(\.name))
+        let tunnels: Result<[L2TPTunnel], PairingProblem>
+        do {
+            let generic = try NetlinkSocket(.generic)
+            tunnels = try generic.l2tpTunnels().map(Result.success)
+                ?? .failure(PairingProblem("the kernel has no L2TP netlink family (module l2tp_netlink)"))
+        } catch {
+            tunnels = .failure(PairingProblem("the kernel's L2TP tunnels could not be read: \(error)"))
+        }
+        return l2tpClients(links: ppp, associations: associations, localAddresses: Set(addresses.map(\.prefix.address)),
+                           peers: pppPeers(links: ppp.map(\.name), pidFiles: files.pidFiles, cmdlines: files.cmdlines,
+                                           foreign: files.foreign, tunnels: tunnels))
     }
 }
 
