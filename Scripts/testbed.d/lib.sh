@@ -629,7 +629,7 @@ tb_lan_switch() {
 # router has no internet side).
 tb_lan_port() {
   local name=$1
-  if ! ip netns list | grep -qw "$name"; then
+  if ! grep -qw "$name" <<<"$(ip netns list)"; then
     ip netns add "$name"
     ip -n "$name" link set lo up
     TB_HOSTS="$TB_HOSTS $name"
@@ -678,7 +678,7 @@ bird_start() {
 birdc_on() { local host=$1; shift; birdc -s "$TB_RUN/$host/bird.ctl" "$@"; }
 
 # bgp_established HOST PROTOCOL: HOST's BGP session PROTOCOL is up.
-bgp_established() { birdc_on "$1" show protocols "$2" | grep -q Established; }
+bgp_established() { grep -q Established <<<"$(birdc_on "$1" show protocols "$2")"; }
 
 # expect_bgp_up HOST PROTOCOL...: waits (30 s at most) for each session.
 expect_bgp_up() {
@@ -692,7 +692,7 @@ expect_bgp_up() {
 }
 
 # router_route_via HOST PREFIX NEXT_HOP: HOST's kernel routes PREFIX via NEXT_HOP, installed by BIRD.
-router_route_via() { ip -n "$1" route show "$2" | grep -q "via $3 .*proto bird"; }
+router_route_via() { grep -q "via $3 .*proto bird" <<<"$(ip -n "$1" route show "$2")"; }
 # router_lacks HOST PREFIX: HOST's kernel has no route for exactly PREFIX.
 router_lacks() { [ -z "$(ip -n "$1" route show "$2")" ]; }
 

@@ -134,7 +134,7 @@ ip -n gw1 link set vti-rw down
 wait_for 20 bash -c "$(declare -f learned_at birdc_on router_route_via); TB_RUN=$TB_RUN pool5=$pool5; now=\$(learned_at); [ -n \"\$now\" ] && [ \"\$now\" != '$first' ] && router_route_via router $pool5 10.3.0.1" >/dev/null \
   || fail "router: $pool5 was not withdrawn and announced again within 20 s of gw1's vti-rw going down (BIRD: $(birdc_on router show route "$pool5/32" | tr '\n' ' '))"
 ok "measured: gw1's vti-rw set down: router had $pool5 via gw1 again, announced anew (learned ${first%]} then $(learned_at | tr -d ']')), $(since "$downed") s later"
-device_up() { ip -n gw1 link show vti-rw | head -n 1 | grep -q "[<,]UP[,>]"; }
+device_up() { grep -q "[<,]UP[,>]" <<<"$(ip -n gw1 link show vti-rw | head -n 1)"; }
 device_up || fail "gw1: vti-rw is not up again"
 expect_route gw1 "$pool5" vti-rw
 lan "$pool5" "LAN host to road2 after gw1's device came back"

@@ -51,7 +51,7 @@ took=$(wait_router_route router 10.2.0.0/24 10.3.0.1 30 "both gateways announce 
 ok "router: 10.2.0.0/24 via gw1 (${took} s)"
 paths=$(birdc_on router show route 10.2.0.0/24 | grep -c 'unicast \[gw' || true)
 [ "$paths" = 2 ] || fail "router: BIRD has $paths routes for 10.2.0.0/24, expected one from each gateway: $(birdc_on router show route 10.2.0.0/24 all | tr '\n' ' ')"
-birdc_on router show route 10.2.0.0/24 | grep '\*' | grep -q 'gw1' || fail "router: the best route for 10.2.0.0/24 is not gw1's: $(birdc_on router show route 10.2.0.0/24 | tr '\n' ' ')"
+grep -q 'gw1' <<<"$(grep '\*' <<<"$(birdc_on router show route 10.2.0.0/24)")" || fail "router: the best route for 10.2.0.0/24 is not gw1's: $(birdc_on router show route 10.2.0.0/24 | tr '\n' ' ')"
 ok "router: BIRD has both gateways' 10.2.0.0/24 and prefers gw1's (local preference)"
 bgp_exports_match gw1
 bgp_exports_match gw2

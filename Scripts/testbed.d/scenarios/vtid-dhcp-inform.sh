@@ -53,7 +53,7 @@ grep -q '"routes_249": \[\["10.3.0.0/24", "10.3.0.1"\]\]' <<<"$ack" || fail "roa
 grep -q '"dns": \["10.3.0.53"\]' <<<"$ack" && grep -q '"domain": "corp.example"' <<<"$ack" || fail "road1: DNS settings missing: $ack"
 grep -q '"lease_time": false' <<<"$ack" || fail "road1: the answer to an INFORM carries a lease time: $ack"
 ok "road1: DHCPACK through the tunnel from 10.3.0.1: options 121 and 249 say 10.3.0.0/24 via 10.3.0.1, DNS 10.3.0.53, domain corp.example"
-ip -n road1 route | grep -q "^10.3.0.0/24 via 10.3.0.1 dev eth0 .*src $pool" || fail "road1: the route from option 121 is not installed: $(ip -n road1 route)"
+grep -q "^10.3.0.0/24 via 10.3.0.1 dev eth0 .*src $pool" <<<"$(ip -n road1 route)" || fail "road1: the route from option 121 is not installed: $(ip -n road1 route)"
 expect_ping road1 "$pool" 10.3.0.5 "the LAN host, through the route the DHCPACK gave"
 expect_metric gw 'vtid_dhcp_inform_total{outcome="answered"}' 1 "one INFORM, one answer"
 grep -q "dhcp: answered DHCPINFORM from $pool on vti02 (conn rw) as 10.3.0.1: 1 routes" "$TB_RUN/gw/vtid.log" \

@@ -33,7 +33,7 @@ version=$(ipsec --version | sed -n 's/.*Libreswan \([0-9]*\.[0-9]*\).*/\1/p')
 client_back() {
   local lease
   lease=$(tb_whack road$1 --trafficstatus 2>/dev/null | sed -n 's/.*lease=\([0-9.]*\)\/32.*/\1/p' | head -n 1)
-  [ -n "$lease" ] && ip -n gw route show "$lease" | grep -q "dev $2 " && ip netns exec road$1 ping -c 1 -W 1 -I "$lease" 10.3.0.1 >/dev/null 2>&1
+  [ -n "$lease" ] && grep -q "dev $2 " <<<"$(ip -n gw route show "$lease")" && ip netns exec road$1 ping -c 1 -W 1 -I "$lease" 10.3.0.1 >/dev/null 2>&1
 }
 
 # switch GOAL DEVICE: the printed steps after the patch (vtictl reload, ipsec auto --replace rw),
@@ -80,7 +80,7 @@ expect_route_protocol gw "$(tb_whack road1 --trafficstatus | sed -n 's/.*lease=\
 wait_for 15 sh -c "! ip -n gw link show vti02" >/dev/null || fail "gw: vti02 is still there 15 s after its tunnels moved: $(tail -n 3 "$TB_RUN/gw/vtid.log")"
 ok "gw: vtid deleted vti02 once no SA with its keys was up"
 expect_mtu gw ipsec2 1406 "shared device: worst common suite with NAT-T"
-ip -n gw route show 10.8.0.0/24 | grep -q 'proto static' || fail "gw: the static route 10.8.0.0/24 was touched"
+grep -q 'proto static' <<<"$(ip -n gw route show 10.8.0.0/24)" || fail "gw: the static route 10.8.0.0/24 was touched"
 ok "gw: the static route 10.8.0.0/24 is untouched"
 
 # The rollback: the same diff reversed, the same steps.
@@ -91,5 +91,5 @@ switch "XFRM interface back to VTI" vti02
 expect_vti gw vti02 192.0.2.2 0.0.0.0 12
 wait_for 15 sh -c "! ip -n gw link show ipsec2" >/dev/null || fail "gw: ipsec2 is still there 15 s after the rollback: $(tail -n 3 "$TB_RUN/gw/vtid.log")"
 ok "gw: ipsec2 is gone after the rollback"
-ip -n gw route show 10.8.0.0/24 | grep -q 'proto static' || fail "gw: the static route 10.8.0.0/24 was touched"
+grep -q 'proto static' <<<"$(ip -n gw route show 10.8.0.0/24)" || fail "gw: the static route 10.8.0.0/24 was touched"
 ok "gw: the static route 10.8.0.0/24 is untouched after the rollback"

@@ -52,7 +52,7 @@ ok "gw: the route to $pool1 was back $took s after being deleted"
 ip -n gw route add 10.99.0.0/24 dev vti02 proto static
 vtictl_on gw reconcile >/dev/null || fail "gw: vtictl reconcile failed"
 sleep 6  # past a periodic reconcile
-ip -n gw route show 10.99.0.0/24 | grep -q "dev vti02 proto static" || fail "gw: a static route on vti02 was removed by vtid"
+grep -q "dev vti02 proto static" <<<"$(ip -n gw route show 10.99.0.0/24)" || fail "gw: a static route on vti02 was removed by vtid"
 ok "gw: a route of another protocol on vti02 is left alone"
 
 # road1's SAs deleted behind pluto's back: after the grace period its route goes; road2 stays.

@@ -70,7 +70,7 @@ ok "the lease is recorded in the state directory"
 # (/proc/net/udp, not ss: the UML kernel has no udp_diag.) Port 67 is 0043 there.
 waited=$(wait_for 10 sh -c "awk '\$2 ~ /:0043\$/ { found = 1 } END { exit !found }' /proc/net/udp && journalctl -u vtid --no-pager | grep -q 'answering DHCPINFORM on vti02'") \
   || fail "vtid has no DHCP socket on vti02 under its sandbox: $("$VTICTL" status 2>&1 | grep -i dhcp); $(journalctl -u vtid --no-pager 2>&1 | grep -i dhcp | tail -n 3)"
-"$VTICTL" status 2>&1 | grep -qi 'cannot answer DHCPINFORM' && fail "vtictl status shows a DHCP problem: $("$VTICTL" status 2>&1 | grep -i dhcp)"
+grep -qi 'cannot answer DHCPINFORM' <<<"$("$VTICTL" status 2>&1)" && fail "vtictl status shows a DHCP problem: $("$VTICTL" status 2>&1 | grep -i dhcp)"
 ok "vtid answers DHCPINFORM on vti02 under its sandbox: UDP port 67 bound to the device after $waited s"
 
 systemctl reload vtid.service || fail "systemctl reload vtid failed"

@@ -90,5 +90,5 @@ expect_route gw "$again" ipsec3
 ok "gw: pluto adopted the kept ipsec3 (same index $index)"
 expect_ping road2 "$again" 10.3.0.1 "road2 after pluto's restart"
 # Nothing of another protocol was touched: the LAN's own route is still there.
-ip -n gw route show 10.3.0.0/24 | grep -q 'proto kernel' || fail "gw: the LAN's kernel route is gone"
+grep -q 'proto kernel' <<<"$(ip -n gw route show 10.3.0.0/24)" || fail "gw: the LAN's kernel route is gone"
 ok "gw: the LAN's kernel route is untouched"
