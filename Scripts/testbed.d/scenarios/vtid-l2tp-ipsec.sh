@@ -6,46 +6,18 @@
 # the gateway through it; vtid on the gateway sees the ppp link, matches it to the client's SA and
 # shows it, and changes nothing of pppd's.
 [ -x "$UPDOWN" ] && [ "$UPDOWN" != /usr/libexec/ipsec/_updown ] || fail "this scenario tests vtid: set UPDOWN to vti-updown's path"
-for tool in /usr/sbin/xl2tpd /usr/sbin/pppd; do
-  [ -x "$tool" ] || fail "$tool is missing: apt-get install xl2tpd ppp (Scripts/install-packages)"
-done
-# The guest preloads only what every scenario needs; L2TP and PPP are this scenario's alone.
-modprobe -d /tmp/mods -a l2tp_ppp l2tp_core ppp_generic pppox 2>&1 | sed 's/^/    /'
-for module in l2tp_ppp ppp_generic; do
-  [ -d "/sys/module/$module" ] || fail "the kernel module $module did not load (user-mode-linux's /usr/lib/uml/modules)"
-done
-[ -c /dev/ppp ] || mknod /dev/ppp c 108 0
-# pppd reads CHAP secrets only from /etc/ppp/chap-secrets; the guest's root is the host's, read-only:
-# lay the scenario's own file over it for the guest alone (undone at the end).
-mkdir -p "$TB_RUN" /run/lock
-printf '%s\n' '# client  server  secret  addresses' 'road1 l2tp-gw "testbed-l2tp-chap-secret" *' >"$TB_RUN/chap-secrets"
-chmod 600 "$TB_RUN/chap-secrets"
-mount --bind "$TB_RUN/chap-secrets" /etc/ppp/chap-secrets || fail "could not lay the scenario's chap-secrets over /etc/ppp/chap-secrets"
-trap 'umount /etc/ppp/chap-secrets 2>/dev/null' EXIT
+. "$here/l2tp.sh"
+l2tp_prepare 'road1 l2tp-gw "testbed-l2tp-chap-secret" *'
 
 tb_switch
 tb_host gw 192.0.2.2/24
 tb_host road1 192.0.2.11/24
-ip netns add lan
-ip link add lan0 netns gw type veth peer name eth0 netns lan
-ip -n gw addr add 10.3.0.1/24 dev lan0
-ip -n gw link set lan0 up
-ip -n lan link set lo up
-ip -n lan addr add 10.3.0.5/24 dev eth0
-ip -n lan link set eth0 up
-ip -n lan route add default via 10.3.0.1
-ip netns exec gw sysctl -qw net.ipv4.ip_forward=1
+tb_lan_host lan gw 10.3.0.1/24 10.3.0.5/24
 
-# The gateway runs Profiles/l2tp-ipsec as shipped (ipsec.conf for 4.x, xl2tpd.conf,
-# options.xl2tpd, vtid.yaml), only its file paths and vtid's directories changed for the test
-# bed. Its conn takes %defaultroute for left= and runs libreswan's stock updown (nothing to route
-# in transport mode): the gateway needs a default route (a router that is not there, 192.0.2.254).
+# The gateway runs Profiles/l2tp-ipsec as shipped (l2tp.sh).
 profile="$here/../../Profiles/l2tp-ipsec"
-ip -n gw route add default via 192.0.2.254 dev eth0
-vtid_config gw "$(cat "$profile/vtid.yaml")" >/dev/null
 secret='PSK "testbed-l2tp-ipsec-psk"'
-tb_pluto gw "$(cat "$profile/ipsec.conf")" "192.0.2.2 %any : $secret"
-vtid_start gw
+l2tp_gateway "$profile" "$secret"
 # The client offers what Windows offers with NegotiateDH2048_AES256 set: IKEv1 main mode
 # AES256-SHA1 with MODP2048 (this libreswan has no MODP1024), ESP AES256-SHA1 in transport mode for
 # its UDP 1701.
@@ -63,15 +35,11 @@ conn l2tp-psk
     esp=aes256-sha1
     leftupdown=/bin/true
     rightupdown=/bin/true" "192.0.2.11 192.0.2.2 : $secret"
-tb_add gw l2tp-psk
 tb_add road1 l2tp-psk
 tb_up road1 l2tp-psk gw
 
 # xl2tpd: the gateway's LNS (the profile's: 10.20.0.10-250, itself 10.20.0.1, MS-CHAPv2) and the
 # client's LAC that dials it.
-sed "s|/etc/ppp/options.xl2tpd|$TB_RUN/gw/options.xl2tpd|" "$profile/xl2tpd.conf" >"$TB_RUN/gw/xl2tpd.conf"
-cp "$profile/options.xl2tpd" "$TB_RUN/gw/options.xl2tpd"
-grep -q "pppoptfile = $TB_RUN/gw/options.xl2tpd" "$TB_RUN/gw/xl2tpd.conf" || fail "the profile's xl2tpd.conf names no pppoptfile /etc/ppp/options.xl2tpd"
 cat >"$TB_RUN/road1/xl2tpd.conf" <<CONF
 [global]
 port = 1701
@@ -102,7 +70,7 @@ l2tpd_start() {  # l2tpd_start HOST
   disown
   wait_for 10 test -p "$dir/xl2tpd/l2tp-control" >/dev/null || fail "$1: xl2tpd made no control pipe: $(tail -n 5 "$dir/xl2tpd.log")"
 }
-l2tpd_start gw
+l2tp_lns "$profile"
 l2tpd_start road1
 # With TESTBED_RECORD=1, record the kernel's notifications of the gateway's ppp link for
 # Tests/NetlinkTests (the host kernel has no PPP).

@@ -6,47 +6,24 @@
 # generic netlink family, and shows each link with its own peer and its own SAs' bytes; when road1
 # hangs up only its row goes.
 [ -x "$UPDOWN" ] && [ "$UPDOWN" != /usr/libexec/ipsec/_updown ] || fail "this scenario tests vtid: set UPDOWN to vti-updown's path"
-for tool in /usr/sbin/xl2tpd /usr/sbin/pppd /usr/bin/unshare; do
-  [ -x "$tool" ] || fail "$tool is missing: apt-get install xl2tpd ppp util-linux (Scripts/install-packages)"
-done
+. "$here/l2tp.sh"
+[ -x /usr/bin/unshare ] || fail "/usr/bin/unshare is missing: apt-get install util-linux (Scripts/install-packages)"
+l2tp_prepare 'road1 l2tp-gw "testbed-l2tp-chap-secret-1" *' 'road2 l2tp-gw "testbed-l2tp-chap-secret-2" *'
 # The kernel's L2TP tunnels come from l2tp_netlink, which needs CONFIG_L2TP_V3: Debian's kernels
 # have it, user-mode-linux's does not (run with --kernel debian12). l2tp_ppp loads it there (it
 # registers its session operations with it).
-modules=${testbed_modules:-/tmp/mods}
-modprobe -d "$modules" -a l2tp_ppp l2tp_core ppp_generic pppox 2>&1 | sed 's/^/    /'
-for module in l2tp_ppp ppp_generic; do
-  [ -d "/sys/module/$module" ] || fail "the kernel module $module did not load (from $modules)"
-done
-modprobe -d "$modules" l2tp_netlink 2>/dev/null
+modprobe -d "$L2TP_MODULES" l2tp_netlink 2>/dev/null
 [ -d /sys/module/l2tp_netlink ] || fail "this kernel has no module l2tp_netlink (CONFIG_L2TP_V3; user-mode-linux's has none): run with --kernel debian12"
-[ -c /dev/ppp ] || mknod /dev/ppp c 108 0
-mkdir -p "$TB_RUN" /run/lock
-printf '%s\n' '# client  server  secret  addresses' 'road1 l2tp-gw "testbed-l2tp-chap-secret-1" *' \
-  'road2 l2tp-gw "testbed-l2tp-chap-secret-2" *' >"$TB_RUN/chap-secrets"
-chmod 600 "$TB_RUN/chap-secrets"
-mount --bind "$TB_RUN/chap-secrets" /etc/ppp/chap-secrets || fail "could not lay the scenario's chap-secrets over /etc/ppp/chap-secrets"
-trap 'umount /etc/ppp/chap-secrets 2>/dev/null' EXIT
 
 tb_switch
 tb_host gw 192.0.2.2/24
 tb_host road1 192.0.2.11/24
 tb_host road2 192.0.2.12/24
-ip netns exec gw sysctl -qw net.ipv4.ip_forward=1
 profile="$here/../../Profiles/l2tp-ipsec"
-ip -n gw route add default via 192.0.2.254 dev eth0
-vtid_config gw "$(cat "$profile/vtid.yaml")" >/dev/null
 secret='PSK "testbed-l2tp-ipsec-psk"'
-tb_pluto gw "$(cat "$profile/ipsec.conf")" "192.0.2.2 %any : $secret"
-vtid_start gw
-tb_add gw l2tp-psk
+l2tp_gateway "$profile" "$secret"
 
-sed "s|/etc/ppp/options.xl2tpd|$TB_RUN/gw/options.xl2tpd|" "$profile/xl2tpd.conf" >"$TB_RUN/gw/xl2tpd.conf"
-cp "$profile/options.xl2tpd" "$TB_RUN/gw/options.xl2tpd"
-mkdir -p "$TB_RUN/gw/xl2tpd"
-ip netns exec gw /usr/sbin/xl2tpd -D -c "$TB_RUN/gw/xl2tpd.conf" -p "$TB_RUN/gw/xl2tpd.pid" -C "$TB_RUN/gw/xl2tpd/l2tp-control" \
-  >>"$TB_RUN/gw/xl2tpd.log" 2>&1 &
-disown
-wait_for 10 test -p "$TB_RUN/gw/xl2tpd/l2tp-control" >/dev/null || fail "gw: xl2tpd made no control pipe: $(tail -n 5 "$TB_RUN/gw/xl2tpd.log")"
+l2tp_lns "$profile"
 
 # client NAME ADDRESS: pluto with the IKEv1 transport conn, then xl2tpd (LAC) with its own /run.
 # Each client is another machine: its pppd must not write /var/run/ppp0.pid into the gateway's
