@@ -52,3 +52,25 @@ l2tp_lns() {
   disown
   wait_for 10 test -p "$dir/xl2tpd/l2tp-control" >/dev/null || fail "gw: xl2tpd made no control pipe: $(tail -n 5 "$dir/xl2tpd.log")"
 }
+
+# l2tp_client_pluto NAME ADDRESS PSK: NAME's pluto with the client's IKEv1 transport conn
+# `l2tp-psk` to the gateway, offering what Windows offers with NegotiateDH2048_AES256 set: main mode
+# AES256-SHA1 with MODP2048 (Debian's 4.10 has no MODP1024), ESP AES256-SHA1 in transport mode for
+# its UDP 1701.
+l2tp_client_pluto() {
+  local name=$1 address=$2 secret=$3
+  tb_pluto "$name" "config setup
+    ikev1-policy=accept
+conn l2tp-psk
+    left=$address
+    leftprotoport=17/1701
+    right=192.0.2.2
+    rightprotoport=17/1701
+    type=transport
+    authby=secret
+    ikev2=no
+    ike=aes256-sha1;modp2048
+    esp=aes256-sha1
+    leftupdown=/bin/true
+    rightupdown=/bin/true" "$address 192.0.2.2 : $secret"
+}

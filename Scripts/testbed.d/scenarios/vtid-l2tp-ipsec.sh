@@ -18,23 +18,7 @@ tb_lan_host lan gw 10.3.0.1/24 10.3.0.5/24
 profile="$here/../../Profiles/l2tp-ipsec"
 secret='PSK "testbed-l2tp-ipsec-psk"'
 l2tp_gateway "$profile" "$secret"
-# The client offers what Windows offers with NegotiateDH2048_AES256 set: IKEv1 main mode
-# AES256-SHA1 with MODP2048 (this libreswan has no MODP1024), ESP AES256-SHA1 in transport mode for
-# its UDP 1701.
-tb_pluto road1 "config setup
-    ikev1-policy=accept
-conn l2tp-psk
-    left=192.0.2.11
-    leftprotoport=17/1701
-    right=192.0.2.2
-    rightprotoport=17/1701
-    type=transport
-    authby=secret
-    ikev2=no
-    ike=aes256-sha1;modp2048
-    esp=aes256-sha1
-    leftupdown=/bin/true
-    rightupdown=/bin/true" "192.0.2.11 192.0.2.2 : $secret"
+l2tp_client_pluto road1 192.0.2.11 "$secret"
 tb_add road1 l2tp-psk
 tb_up road1 l2tp-psk gw
 

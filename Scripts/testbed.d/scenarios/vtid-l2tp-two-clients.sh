@@ -31,20 +31,7 @@ l2tp_lns "$profile"
 # with a fresh /run, the test bed's directory bound back into it.
 client() {
   local name=$1 address=$2 dir="$TB_RUN/$1"
-  tb_pluto "$name" "config setup
-    ikev1-policy=accept
-conn l2tp-psk
-    left=$address
-    leftprotoport=17/1701
-    right=192.0.2.2
-    rightprotoport=17/1701
-    type=transport
-    authby=secret
-    ikev2=no
-    ike=aes256-sha1;modp2048
-    esp=aes256-sha1
-    leftupdown=/bin/true
-    rightupdown=/bin/true" "$address 192.0.2.2 : $secret"
+  l2tp_client_pluto "$name" "$address" "$secret"
   # Under TCG pluto may still be finding its interfaces when whack asks: an initiate then fails at once.
   wait_for 60 grep -q 'loading secrets' "$dir/pluto.log" >/dev/null || fail "$name: pluto did not finish starting: $(tail -n 5 "$dir/pluto.log")"
   tb_add "$name" l2tp-psk
