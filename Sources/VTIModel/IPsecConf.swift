@@ -370,7 +370,8 @@ public func parseAddressPools(_ pool: ConfigSetting, key: String) throws(IPsecCo
         // libreswan 5.4's prefix leases, `2001:db8::/56/64`: the pool is the /56, each
         // client leases a /64 (routed as that prefix, PLUTO_PEER_CLIENT says which).
         let slashes = text.split(separator: "/", omittingEmptySubsequences: false)
-        if slashes.count == 3, let lease = Int(slashes[2]), let pool = Int(slashes[1]), (pool...128).contains(lease) {
+        // Compared, not made a range: `pool...128` traps when the file says a pool length above 128.
+        if slashes.count == 3, let lease = Int(slashes[2]), let pool = Int(slashes[1]), pool <= lease, lease <= 128 {
             text = String(slashes[0]) + "/" + slashes[1]
         }
         if let prefix = IPPrefix(text) {

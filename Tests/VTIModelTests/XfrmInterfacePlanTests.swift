@@ -208,4 +208,15 @@ final class XfrmInterfacePlanTests: XCTestCase {
                                                                              "PLUTO_CLIENT_FAMILY": "ipv6"])
         XCTAssertEqual(planHook(event: up, settings: settings).last?.description, "add route 2001:db8:100:7::/64 dev ipsec2 proto 157")
     }
+
+    /// Found by `Scripts/fuzz 3600 ipsec-conf`: a pool length above 128 (`X::/506/64`) trapped
+    /// while the lease length was checked against it; it is now a broken pool, named by file and line.
+    func testAPrefixLeasePoolLongerThan128BitsIsAnErrorNotATrap() {
+        for pool in ["8225:db8::/506/64", "2001:db8::/64/56", "2001:db8::/56/129", "2001:db8::/-1/64"] {
+            let text = "conn rw6\n    left=192.0.2.2\n    right=%any\n    ipsec-interface=2\n    rightaddresspool=\(pool)\n"
+            XCTAssertThrowsError(try RouteBasedConn.all(in: try IPsecConfig(main: .init(file: "f", text: text))), pool) { error in
+                XCTAssertEqual((error as? IPsecConfigError)?.location.line, 5, pool)
+            }
+        }
+    }
 }
