@@ -130,6 +130,9 @@ extension DaemonConfiguration {
     /// Parses vtid.yaml. Errors name the file and line.
     public init(yaml text: String, file: String) throws(ConfigurationError) {
         self.init()
+        if let refusal = YAMLShapeGuard.check(text) {
+            throw ConfigurationError(file: file, line: refusal.line, problem: refusal.problem)
+        }
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)

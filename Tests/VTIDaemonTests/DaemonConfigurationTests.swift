@@ -82,6 +82,56 @@ final class DaemonConfigurationTests: XCTestCase {
         }
     }
 
+    /// Yams hashes and sorts every mapping's keys, recursively and twice per level, so these
+    /// short texts took Yams seconds to hours before vtid ever saw them (found by the vtid-yaml
+    /// fuzz target). They are refused by line, at once.
+    func testYAMLWhoseParsingCostIsUnboundedIsRefusedByLineNotAHang() {
+        // An alias key expanding ten-fold per anchor: 10^7 nodes hashed (about 7 s before, 70 s
+        // with one more line).
+        var laughs = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        for level in 1..<7 { laughs += "a\(level): &a\(level) [" + Array(repeating: "*a\(level - 1)", count: 10).joined(separator: ", ") + "]\n" }
+        laughs += "*a6 : 1\n"
+        let nestedKeys = "socket_group: 5\n" + String(repeating: "? ", count: 40) + "x\n"
+        let cases: [(String, String)] = [
+            (laughs, "vtid.yaml:1: anchors (&name) are not allowed"),
+            ("# ok\nconns: *c\n", "vtid.yaml:2: aliases (*name) are not allowed"),
+            (nestedKeys, "vtid.yaml:2: explicit keys (? key) are not allowed"),
+            ("routes: {table: [[[[1]]]]}\n", "vtid.yaml:1: lists and mappings in [ ] or { } nest more than 4 deep"),
+            ("conns: {? [a]: 1}\n", "vtid.yaml:1: explicit keys"),
+            ("manage: ['rw,\n  x']\n", "vtid.yaml:1: a quoted value must end on the line where it starts"),
+            ("manage:\n" + String(repeating: " ", count: 65) + "- rw\n", "vtid.yaml:2: indented more than 64 columns"),
+            ("manage:\n  - - - - - rw\n", "vtid.yaml:2: more than 4 list entries"),
+            ("--- &doc\n", "vtid.yaml:1: anchors"),
+            ("manage: [rw, !!str &x a]\n", "vtid.yaml:1: anchors"),
+        ]
+        for (text, expected) in cases {
+            let started = ContinuousClock.now
+            XCTAssertThrowsError(try DaemonConfiguration(yaml: text, file: "vtid.yaml"), text) { error in
+                XCTAssertTrue("\(error)".contains(expected), "\(text.prefix(80).debugDescription): got \(error), expected \(expected)")
+            }
+            print("refused \(text.count) bytes in \(ContinuousClock.now - started)")
+        }
+    }
+
+    /// What the guard must not refuse: &, *, ? and quotes inside values and comments.
+    func testIndicatorsInsideValuesAndCommentsAreNotRefused() throws {
+        let text = """
+            # routes & MTU: *not* an alias, ? not a key
+            ipsec_conf: "/etc/ipsec.d/*.conf" # quoted *
+            state_directory: /var/lib/vtid&x
+            run_directory: '/run/it''s'
+            manage: [rw, "s2s", 'x*y']
+            conns:
+              rw:
+                proxy_arp: eth1   # & here too
+            """
+        let configuration = try DaemonConfiguration(yaml: text, file: "vtid.yaml")
+        XCTAssertEqual(configuration.ipsecConf, "/etc/ipsec.d/*.conf")
+        XCTAssertEqual(configuration.stateDirectory, "/var/lib/vtid&x")
+        XCTAssertEqual(configuration.runDirectory, "/run/it's")
+        XCTAssertEqual(configuration.managedConnections, ["rw", "s2s", "x*y"])
+    }
+
     func testEmptyFileMeansDefaults() throws {
         XCTAssertEqual(try DaemonConfiguration(yaml: "# nothing\n", file: "vtid.yaml"), DaemonConfiguration())
         XCTAssertNil(DaemonConfiguration().metricsListen, "no metrics server unless asked for")
