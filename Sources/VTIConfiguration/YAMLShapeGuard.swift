@@ -30,16 +30,15 @@ struct YAMLShapeGuard {
 
     static func check(_ text: String) -> Refusal? {
         var lineNumber = 0
-        // While > 0, lines indented more than this are a block scalar's content.
+        // While set, lines indented more than this (and blank lines) are a block scalar's content.
         var blockScalarParentIndent: Int?
         var flowDepth = 0
         for lineText in text.split(separator: "\n", omittingEmptySubsequences: false) {
             lineNumber += 1
             let line = Array(lineText.utf8)
             let indent = line.prefix { $0 == UInt8(ascii: " ") }.count
-            let isBlank = line.allSatisfy { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }
             if let parent = blockScalarParentIndent {
-                if isBlank || indent > parent { continue }
+                if indent > parent || line.allSatisfy(isBlankByte) { continue }
                 blockScalarParentIndent = nil
             }
             if let refusal = scan(line, indent: indent, lineNumber: lineNumber, flowDepth: &flowDepth,
@@ -50,18 +49,24 @@ struct YAMLShapeGuard {
         return nil
     }
 
+    private static func isBlankByte(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\r")
+    }
+
     private static func scan(_ line: [UInt8], indent: Int, lineNumber: Int, flowDepth: inout Int,
                              blockScalarParentIndent: inout Int?) -> Refusal? {
         func refuse(_ problem: String) -> Refusal { Refusal(line: lineNumber, problem: problem) }
-        func isSpace(_ index: Int) -> Bool {
-            index >= line.count || line[index] == UInt8(ascii: " ") || line[index] == UInt8(ascii: "\t")
-                || line[index] == UInt8(ascii: "\r")
-        }
+        func isSpace(_ index: Int) -> Bool { index >= line.count || isBlankByte(line[index]) }
         func isFlowIndicator(_ byte: UInt8) -> Bool {
             byte == UInt8(ascii: ",") || byte == UInt8(ascii: "[") || byte == UInt8(ascii: "]")
                 || byte == UInt8(ascii: "{") || byte == UInt8(ascii: "}")
         }
         if indent > maximumIndent { return refuse("indented more than \(maximumIndent) columns") }
+        func openFlowCollection() -> Refusal? {
+            flowDepth += 1
+            return flowDepth > maximumFlowDepth
+                ? refuse("lists and mappings in [ ] or { } nest more than \(maximumFlowDepth) deep") : nil
+        }
         var index = indent
         var atNodeStart = true
         var entries = 0
@@ -74,7 +79,7 @@ struct YAMLShapeGuard {
         }
         while index < line.count {
             let byte = line[index]
-            if byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\r") {
+            if isBlankByte(byte) {
                 index += 1
                 continue
             }
@@ -102,10 +107,7 @@ struct YAMLShapeGuard {
                     while !isSpace(index) { index += 1 }
                     continue
                 case UInt8(ascii: "["), UInt8(ascii: "{"):
-                    flowDepth += 1
-                    if flowDepth > maximumFlowDepth {
-                        return refuse("lists and mappings in [ ] or { } nest more than \(maximumFlowDepth) deep")
-                    }
+                    if let refusal = openFlowCollection() { return refusal }
                     index += 1
                     continue
                 case UInt8(ascii: "|"), UInt8(ascii: ">"):
@@ -138,10 +140,7 @@ struct YAMLShapeGuard {
                     atNodeStart = true
                 } else {
                     // [ or { inside a plain scalar in flow context starts a collection.
-                    flowDepth += 1
-                    if flowDepth > maximumFlowDepth {
-                        return refuse("lists and mappings in [ ] or { } nest more than \(maximumFlowDepth) deep")
-                    }
+                    if let refusal = openFlowCollection() { return refusal }
                     atNodeStart = true
                 }
                 index += 1

@@ -105,11 +105,9 @@ final class DaemonConfigurationTests: XCTestCase {
             ("manage: [rw, !!str &x a]\n", "vtid.yaml:1: anchors"),
         ]
         for (text, expected) in cases {
-            let started = ContinuousClock.now
             XCTAssertThrowsError(try DaemonConfiguration(yaml: text, file: "vtid.yaml"), text) { error in
                 XCTAssertTrue("\(error)".contains(expected), "\(text.prefix(80).debugDescription): got \(error), expected \(expected)")
             }
-            print("refused \(text.count) bytes in \(ContinuousClock.now - started)")
         }
     }
 
